@@ -1,0 +1,322 @@
+//! Exact decimal arithmetic for money, prices and pricing quantities.
+//!
+//! The data contract stores money as `DECIMAL(38, 10)`; billrun keeps that very
+//! representation in memory ([`Dec`]: an `i128` count of 1e-10 units), so reading,
+//! computing and writing never converts through binary floating point.
+//!
+//! Pricing quantities are not always terminating decimals (`duration_s / 3600` for one
+//! second is 0.000277…), so they are kept as exact integers of a finer unit ([`Qty`]:
+//! 1/3.6e19 of a unit). Every pricing quantity the rules produce — node-hours from
+//! microsecond durations, GB-hours from 10-place GB, counts and GB — is an integer in
+//! that unit, so tier boundaries, package quotas and cumulative sums are compared
+//! exactly, and an amount is `price × quantity` rounded once, at the end, half away
+//! from zero to 8 places, through a 256-bit intermediate product.
+
+use arrow_buffer::i256;
+use std::fmt;
+
+/// Decimal places of [`Dec`].
+pub const SCALE: u32 = 10;
+const ONE: i128 = 10_000_000_000;
+
+/// Quantity units per whole unit: 1e10 (decimal places of the inputs) × 3.6e9
+/// (microseconds per hour).
+pub const QTY_PER_UNIT: i128 = 36_000_000_000_000_000_000;
+/// Quantity units per 1e-10 of a unit.
+const QTY_PER_DEC_UNIT: i128 = 3_600_000_000;
+
+/// A fixed-point decimal with 10 places: `Dec(15)` is 0.0000000015.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Dec(pub i128);
+
+impl Dec {
+    pub const ZERO: Dec = Dec(0);
+
+    pub fn from_int(v: i64) -> Dec {
+        Dec(v as i128 * ONE)
+    }
+
+    /// A value given as mantissa and scale, e.g. `(12345, 2)` = 123.45. `None` when it
+    /// does not fit or has more than 10 significant decimal places.
+    pub fn from_scaled(mantissa: i128, scale: i8) -> Option<Dec> {
+        let s = scale as i32;
+        if s <= SCALE as i32 {
+            let f = 10i128.checked_pow((SCALE as i32 - s) as u32)?;
+            mantissa.checked_mul(f).map(Dec)
+        } else {
+            let f = 10i128.checked_pow((s - SCALE as i32) as u32)?;
+            if mantissa % f != 0 {
+                return None;
+            }
+            Some(Dec(mantissa / f))
+        }
+    }
+
+    pub fn is_zero(self) -> bool {
+        self.0 == 0
+    }
+    pub fn is_negative(self) -> bool {
+        self.0 < 0
+    }
+    pub fn checked_add(self, o: Dec) -> Option<Dec> {
+        self.0.checked_add(o.0).map(Dec)
+    }
+    pub fn checked_sub(self, o: Dec) -> Option<Dec> {
+        self.0.checked_sub(o.0).map(Dec)
+    }
+    /// Saturating addition for running totals whose inputs were range-checked.
+    pub fn add(self, o: Dec) -> Dec {
+        Dec(self.0.saturating_add(o.0))
+    }
+    pub fn sub(self, o: Dec) -> Dec {
+        Dec(self.0.saturating_sub(o.0))
+    }
+    pub fn neg(self) -> Dec {
+        Dec(-self.0)
+    }
+    pub fn max(self, o: Dec) -> Dec {
+        if self >= o {
+            self
+        } else {
+            o
+        }
+    }
+    pub fn min(self, o: Dec) -> Dec {
+        if self <= o {
+            self
+        } else {
+            o
+        }
+    }
+
+    /// Rounded half away from zero to `places` (≤ 10) decimal places.
+    pub fn round_dp(self, places: u32) -> Dec {
+        let f = 10i128.pow(SCALE - places);
+        Dec(div_round_half_away(self.0, f) * f)
+    }
+
+    /// Truncated toward zero to `places` (≤ 10) decimal places.
+    pub fn trunc_dp(self, places: u32) -> Dec {
+        let f = 10i128.pow(SCALE - places);
+        Dec(self.0 / f * f)
+    }
+
+    /// Number of decimal places actually used (0..=10).
+    pub fn places_used(self) -> u32 {
+        let mut v = self.0;
+        let mut p = SCALE;
+        while p > 0 && v % 10 == 0 {
+            v /= 10;
+            p -= 1;
+        }
+        p
+    }
+
+    /// The mantissa at a smaller scale, for writing a `DECIMAL(p, places)` column.
+    /// Only exact when the value has no more than `places` places.
+    pub fn mantissa_at(self, places: u32) -> i128 {
+        self.0 / 10i128.pow(SCALE - places)
+    }
+
+    /// Parses `-12.345`; at most 10 decimal places.
+    pub fn parse(s: &str) -> Option<Dec> {
+        let s = s.trim();
+        let (neg, body) = match s.strip_prefix('-') {
+            Some(b) => (true, b),
+            None => (false, s.strip_prefix('+').unwrap_or(s)),
+        };
+        let (int, frac) = match body.split_once('.') {
+            Some((i, f)) => (i, f),
+            None => (body, ""),
+        };
+        if (int.is_empty() && frac.is_empty()) || frac.len() > SCALE as usize {
+            return None;
+        }
+        if !int.bytes().all(|b| b.is_ascii_digit()) || !frac.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        let mut v: i128 = 0;
+        for b in int.bytes().chain(frac.bytes()) {
+            v = v.checked_mul(10)?.checked_add((b - b'0') as i128)?;
+        }
+        v = v.checked_mul(10i128.pow(SCALE - frac.len() as u32))?;
+        Some(Dec(if neg { -v } else { v }))
+    }
+}
+
+impl fmt::Display for Dec {
+    /// Plain notation with trailing zeros removed (at least 2 places).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let places = self.places_used().max(2);
+        let abs = self.0.unsigned_abs();
+        let int = abs / ONE as u128;
+        let frac = abs % ONE as u128 / 10u128.pow(SCALE - places);
+        let sign = if self.0 < 0 { "-" } else { "" };
+        write!(f, "{sign}{int}.{frac:0width$}", width = places as usize)
+    }
+}
+
+/// An exact pricing quantity in units of 1/[`QTY_PER_UNIT`].
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Qty(pub i128);
+
+impl Qty {
+    pub const ZERO: Qty = Qty(0);
+
+    pub fn from_dec(d: Dec) -> Option<Qty> {
+        d.0.checked_mul(QTY_PER_DEC_UNIT).map(Qty)
+    }
+    /// `nodes × unit_count × duration_us / 3.6e9` node-hours.
+    pub fn node_hours(nodes: i64, unit_count: i64, duration_us: i64) -> Option<Qty> {
+        (nodes as i128)
+            .checked_mul(unit_count as i128)?
+            .checked_mul(duration_us as i128)?
+            .checked_mul(ONE)
+            .map(Qty)
+    }
+    /// `gb × duration_us / 3.6e9` GB-hours.
+    pub fn gb_hours(gb: Dec, duration_us: i64) -> Option<Qty> {
+        gb.0.checked_mul(duration_us as i128).map(Qty)
+    }
+    /// `a × b` where `b` is a plain decimal (for quotas: count × hours).
+    pub fn times_int(self, n: i64) -> Option<Qty> {
+        self.0.checked_mul(n as i128).map(Qty)
+    }
+    /// The quantity rounded half away from zero to 10 places, for display columns.
+    pub fn to_dec(self) -> Dec {
+        Dec(div_round_half_away(self.0, QTY_PER_DEC_UNIT))
+    }
+    pub fn is_zero(self) -> bool {
+        self.0 == 0
+    }
+    pub fn checked_add(self, o: Qty) -> Option<Qty> {
+        self.0.checked_add(o.0).map(Qty)
+    }
+    pub fn add(self, o: Qty) -> Qty {
+        Qty(self.0.saturating_add(o.0))
+    }
+    pub fn sub(self, o: Qty) -> Qty {
+        Qty(self.0.saturating_sub(o.0))
+    }
+    pub fn min(self, o: Qty) -> Qty {
+        if self <= o {
+            self
+        } else {
+            o
+        }
+    }
+}
+
+/// `a × b / c` rounded half away from zero, exact through a 256-bit product.
+/// `None` when `c` is 0 or the result does not fit in an `i128`.
+pub fn mul_div_round(a: i128, b: i128, c: i128) -> Option<i128> {
+    if c == 0 {
+        return None;
+    }
+    let p = i256::from_i128(a).checked_mul(i256::from_i128(b))?;
+    let c256 = i256::from_i128(c);
+    let (q, r) = p.checked_div_rem(c256)?;
+    // |r| * 2 >= |c| → round away from zero.
+    let twice_r = r.checked_mul(i256::from_i128(2))?.wrapping_abs();
+    let q = if twice_r >= c256.wrapping_abs() {
+        if p.is_negative() != c256.is_negative() {
+            q.checked_sub(i256::ONE)?
+        } else {
+            q.checked_add(i256::ONE)?
+        }
+    } else {
+        q
+    };
+    q.to_i128()
+}
+
+/// `a / b` rounded half away from zero (b > 0).
+fn div_round_half_away(a: i128, b: i128) -> i128 {
+    let q = a / b;
+    let r = a % b;
+    if r.unsigned_abs() * 2 >= b.unsigned_abs() {
+        if (a < 0) != (b < 0) {
+            q - 1
+        } else {
+            q + 1
+        }
+    } else {
+        q
+    }
+}
+
+/// `price × quantity` rounded half away from zero to 8 places: a line amount (§4).
+pub fn line_amount(unit_price: Dec, q: Qty) -> Option<Dec> {
+    // price.0 / 1e10 × q.0 / 3.6e19, in units of 1e-8: divide by 3.6e21.
+    let cents8 = mul_div_round(unit_price.0, q.0, 3_600 * 10i128.pow(18))?;
+    cents8.checked_mul(100).map(Dec)
+}
+
+/// `value × part / whole` rounded half away from zero to 8 places: amortization.
+pub fn prorate(value: Dec, part: i128, whole: i128) -> Option<Dec> {
+    let v8 = mul_div_round(value.0, part, whole.checked_mul(100)?)?;
+    v8.checked_mul(100).map(Dec)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(s: &str) -> Dec {
+        Dec::parse(s).unwrap()
+    }
+
+    #[test]
+    fn parse_and_display_round_trip() {
+        assert_eq!(d("12.5").to_string(), "12.50");
+        assert_eq!(d("-0.0000000001").to_string(), "-0.0000000001");
+        assert_eq!(d("3").to_string(), "3.00");
+        assert!(Dec::parse("1.00000000001").is_none());
+        assert!(Dec::parse("abc").is_none());
+        assert!(Dec::parse("").is_none());
+    }
+
+    #[test]
+    fn rounding_is_half_away_from_zero() {
+        assert_eq!(d("0.125").round_dp(2), d("0.13"));
+        assert_eq!(d("-0.125").round_dp(2), d("-0.13"));
+        assert_eq!(d("0.124999").round_dp(2), d("0.12"));
+        assert_eq!(d("1.999").trunc_dp(2), d("1.99"));
+        assert_eq!(d("-1.999").trunc_dp(2), d("-1.99"));
+    }
+
+    #[test]
+    fn one_second_of_a_node_hour_is_priced_exactly() {
+        // 3.6 per node-hour × 1 s = 0.001 exactly, although 1/3600 h does not terminate.
+        let q = Qty::node_hours(1, 1, 1_000_000).unwrap();
+        assert_eq!(line_amount(d("3.6"), q), Some(d("0.001")));
+        // 0.0000000036 × 1 s = 1e-12 → rounds to 0 at 8 places; × 5e3 s = 5e-9 → 0.00000001.
+        assert_eq!(line_amount(d("0.0000000036"), q), Some(Dec::ZERO));
+        let q5k = Qty::node_hours(1, 1, 5_000_000_000).unwrap();
+        assert_eq!(line_amount(d("0.0000000036"), q5k), Some(d("0.00000001")));
+    }
+
+    #[test]
+    fn ties_round_away_from_zero_in_line_amounts() {
+        // 0.000000005 exactly: a tie at 8 places.
+        let q = Qty::from_dec(d("0.5")).unwrap();
+        assert_eq!(line_amount(d("0.00000001"), q), Some(d("0.00000001")));
+    }
+
+    #[test]
+    fn mul_div_round_handles_products_beyond_i128() {
+        let big = 10i128.pow(30);
+        assert_eq!(mul_div_round(big, big, big), Some(big));
+        assert_eq!(mul_div_round(-7, 1, 2), Some(-4));
+        assert_eq!(mul_div_round(7, 1, 2), Some(4));
+        assert_eq!(mul_div_round(5, 1, 0), None);
+        assert_eq!(mul_div_round(i128::MAX, i128::MAX, 1), None);
+    }
+
+    #[test]
+    fn quantities_convert_exactly() {
+        let q = Qty::gb_hours(d("2"), 1_800_000_000).unwrap();
+        assert_eq!(q.to_dec(), d("1"));
+        assert_eq!(Qty::from_dec(d("1")).unwrap(), q);
+    }
+}

@@ -1,0 +1,359 @@
+//! The bill run of one period as a fold over its hours: the pure core, with no object
+//! store, clock or command line inside. The job feeds it each hour's decoded usage (in
+//! time order) and the period's duplicate verdicts; it returns what each hour produced
+//! and, at the close, the period's invoices, ledgers and the state the next period
+//! opens from. Accounts are rated in parallel within an hour; their results are
+//! concatenated in account order, so the output does not depend on the thread count.
+
+use crate::decimal::{Dec, Qty};
+use crate::lake::inputs::{Reference, UsageChunk};
+use crate::model::{Account, Package, Phase, Reason};
+use crate::rules::account::{AccountBook, AccountOpening, Ctx, HourOut};
+use crate::rules::checks::{check_row, Rejection, RowLoc, Usage};
+use crate::rules::dedup::FileRow;
+use crate::rules::packages::{self, PackageBook};
+use crate::rules::pricing::Catalog;
+use crate::rules::records::*;
+use crate::rules::subscriptions::{covered_length, Order, Subscriptions};
+use crate::time::{Micros, Period, HOUR};
+use rayon::prelude::*;
+use rustc_hash::FxHashMap;
+
+/// The state a period opens from: the previous period's close, by id.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Opening {
+    pub accounts: FxHashMap<String, AccountOpening>,
+    /// Closing quota and "alert fired" of each package.
+    pub packages: FxHashMap<String, (Qty, bool)>,
+}
+
+/// What one hour produced.
+#[derive(Debug, Default)]
+pub struct HourResult {
+    pub lines: Vec<Line>,
+    pub rejected: Vec<Rejected>,
+    pub settlements: Vec<Settlement>,
+    pub alerts: Vec<Alert>,
+    pub rows_in: u64,
+    pub rows_rated: u64,
+}
+
+/// One account's invoice (billing-rules §7).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Invoice {
+    pub account: u32,
+    pub usage_charges: Dec,
+    pub purchase_charges: Dec,
+    pub total_due: Dec,
+    pub truncated: Dec,
+    pub committed_list_value: Dec,
+    pub opening_balance: Dec,
+    pub payments: Dec,
+    pub closing_balance: Dec,
+    pub arrears_amount: Dec,
+    pub status: Phase,
+    pub line_count: u64,
+    /// Σ BilledCost of the invoice's lines, for the tie-out check.
+    pub billed_sum: Dec,
+}
+
+/// One package's quota movement in the period.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LedgerRow {
+    pub package: u32,
+    pub account: u32,
+    pub opening: Qty,
+    pub used: Qty,
+    pub lapsed: Qty,
+    pub closing: Qty,
+}
+
+/// A rejected subscription order of the period.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RejectedOrder {
+    pub subscription: u32,
+    pub why: Rejection,
+}
+
+/// What the close of the period produced.
+#[derive(Debug, Default)]
+pub struct PeriodResult {
+    pub lines: Vec<Line>,
+    pub invoices: Vec<Invoice>,
+    pub status: Vec<StatusInterval>,
+    pub ledger: Vec<LedgerRow>,
+    pub rejected_orders: Vec<RejectedOrder>,
+    pub closing: Opening,
+}
+
+pub struct Engine {
+    pub period: Period,
+    pub accounts: Vec<Account>,
+    pub packages: Vec<Package>,
+    pub catalog: Catalog,
+    pub subs: Subscriptions,
+    account_index: FxHashMap<String, u32>,
+    books: Vec<AccountBook>,
+    /// Per account: lines so far and Σ BilledCost.
+    tally: Vec<(u64, Dec)>,
+}
+
+impl Engine {
+    /// Prepares the period. Accounts are ordered by id; each opens from `opening`
+    /// where it has a closing state, else from its `opening_balance`.
+    pub fn new(reference: Reference, period: Period, opening: &Opening) -> Result<Engine, String> {
+        let Reference { prices, mut accounts, payments, packages, subscriptions } = reference;
+        accounts.sort_by(|a, b| a.account_id.cmp(&b.account_id));
+        let catalog = Catalog::new(prices)?;
+        let account_index: FxHashMap<String, u32> =
+            accounts.iter().enumerate().map(|(i, a)| (a.account_id.clone(), i as u32)).collect();
+        let subs = {
+            let by_id: FxHashMap<&str, &Account> = accounts.iter().map(|a| (a.account_id.as_str(), a)).collect();
+            Subscriptions::new(subscriptions, &by_id, &catalog)
+        };
+        let mut pay_by_acct: Vec<Vec<(Micros, String, Dec)>> = vec![Vec::new(); accounts.len()];
+        for p in payments {
+            if let Some(&i) = account_index.get(&p.account_id) {
+                pay_by_acct[i as usize].push((p.paid_at, p.payment_id, p.amount));
+            }
+        }
+        let mut pkg_by_acct: Vec<Vec<u32>> = vec![Vec::new(); accounts.len()];
+        for (i, p) in packages.iter().enumerate() {
+            if let Some(&a) = account_index.get(&p.account_id) {
+                pkg_by_acct[a as usize].push(i as u32);
+            }
+        }
+        let carried_pkg = |i: u32| opening.packages.get(&packages[i as usize].package_id).copied();
+        let books = accounts
+            .iter()
+            .enumerate()
+            .map(|(i, a)| {
+                let mut pays = std::mem::take(&mut pay_by_acct[i]);
+                pays.sort();
+                let pays: Vec<(Micros, Dec)> = pays.into_iter().map(|(t, _, a)| (t, a)).collect();
+                let book = PackageBook::open(&packages, &pkg_by_acct[i], period, &carried_pkg);
+                AccountBook::open(i as u32, a, period, opening.accounts.get(&a.account_id), &pays, book)
+            })
+            .collect();
+        let tally = vec![(0, Dec::ZERO); accounts.len()];
+        Ok(Engine { period, accounts, packages, catalog, subs, account_index, books, tally })
+    }
+
+    pub fn account_index(&self, id: &str) -> Option<u32> {
+        self.account_index.get(id).copied()
+    }
+
+    /// Rates and settles the hour that starts at `hour`. `chunks` hold the usage files
+    /// of that hour's partition; `verdicts` the period's duplicate rejections.
+    pub fn process_hour(
+        &mut self,
+        hour: Micros,
+        chunks: &[UsageChunk],
+        verdicts: &FxHashMap<FileRow, Rejection>,
+    ) -> HourResult {
+        let mut result = HourResult::default();
+        let mut rows: Vec<(u32, Usage<'_>)> = Vec::new();
+        for (ci, c) in chunks.iter().enumerate() {
+            for r in 0..c.len {
+                result.rows_in += 1;
+                let loc = RowLoc { chunk: ci as u32, row: r as u32 };
+                let u = match check_row(c, loc, self.period) {
+                    Ok(u) => u,
+                    Err(why) => {
+                        result.rejected.push(Rejected { loc, why });
+                        continue;
+                    }
+                };
+                if let Some(why) = verdicts.get(&(c.file, c.first_row + r as u32)) {
+                    result.rejected.push(Rejected { loc, why: why.clone() });
+                    continue;
+                }
+                let Some(&acct) = self.account_index.get(u.account_id) else {
+                    result.rejected.push(Rejected {
+                        loc,
+                        why: Rejection::new(Reason::UnknownAccount, format!("account '{}' is not in accounts", u.account_id)),
+                    });
+                    continue;
+                };
+                if !self.catalog.knows_sku(u.sku) {
+                    result.rejected.push(Rejected {
+                        loc,
+                        why: Rejection::new(Reason::UnknownSku, format!("SKU '{}' is nowhere in the catalog", u.sku)),
+                    });
+                    continue;
+                }
+                rows.push((acct, u));
+            }
+        }
+        rows.sort_unstable_by(|a, b| (a.0, a.1.start, a.1.record_id).cmp(&(b.0, b.1.start, b.1.record_id)));
+
+        // Pair each account that has rows with its slice, then rate accounts in parallel.
+        let mut work: Vec<(&mut AccountBook, &[(u32, Usage<'_>)])> = Vec::new();
+        {
+            let mut rest: &[(u32, Usage<'_>)] = &rows;
+            let mut books = self.books.iter_mut();
+            while let Some(&(acct, _)) = rest.first() {
+                let n = rest.iter().take_while(|(a, _)| *a == acct).count();
+                let (mine, tail) = rest.split_at(n);
+                let book = books.by_ref().find(|b| b.idx == acct).expect("books are in account order");
+                work.push((book, mine));
+                rest = tail;
+            }
+        }
+        let ctx = Ctx { catalog: &self.catalog, subs: &self.subs, packages: &self.packages, period: self.period };
+        let outs: Vec<HourOut> = work
+            .into_par_iter()
+            .with_min_len(64)
+            .map(|(book, mine)| {
+                let mut out = HourOut::default();
+                for (_, u) in mine {
+                    book.rate(u, &ctx, &mut out);
+                }
+                book.settle(hour, &mut out);
+                out
+            })
+            .collect();
+        let n_rows = rows.len() as u64;
+        drop(rows);
+        let mut rejected_later = 0u64;
+        for o in outs {
+            rejected_later += o.rejected.len() as u64;
+            result.lines.extend(o.lines);
+            result.rejected.extend(o.rejected);
+            result.alerts.extend(o.alerts);
+            result.settlements.extend(o.settlement);
+        }
+        result.rows_rated = n_rows - rejected_later;
+        self.count(&result.lines);
+        result
+    }
+
+    fn count(&mut self, lines: &[Line]) {
+        for l in lines {
+            let t = &mut self.tally[l.account as usize];
+            t.0 += 1;
+            t.1 = t.1.add(l.billed);
+        }
+    }
+
+    /// Closes the period: purchases, lapsed quota, unused subscription time, the
+    /// package ledger, invoices, the arrears timeline and the next period's opening.
+    pub fn finish(&mut self) -> PeriodResult {
+        let period = self.period;
+        let (ps, pe) = (period.start(), period.end());
+        let mut res = PeriodResult::default();
+        let mut purchases = vec![Dec::ZERO; self.accounts.len()];
+
+        // Package purchases, lapses and the ledger.
+        for (i, p) in self.packages.iter().enumerate() {
+            let Some(&acct) = self.account_index.get(&p.account_id) else { continue };
+            if period.contains(p.purchased_at) {
+                let mut l = Line::blank(acct, LineKind::Purchase, p.purchased_at, p.purchased_at.max(ps) + HOUR);
+                l.charge_end = crate::time::hour_floor(p.purchased_at) + HOUR;
+                l.billed = p.price;
+                l.commitment = Some(Commitment::Package(i as u32));
+                l.quantity = packages::quota(p).unwrap_or(Qty::ZERO);
+                l.unit = self.catalog_unit(&p.sku);
+                purchases[acct as usize] = purchases[acct as usize].add(p.price);
+                res.lines.push(l);
+            }
+        }
+        for b in &mut self.books {
+            for s in &mut b.packages.states {
+                let p = &self.packages[s.idx as usize];
+                let lapsed = if packages::lapses_at_close(p, period) { s.remaining } else { Qty::ZERO };
+                let closing = s.remaining.sub(lapsed);
+                res.ledger.push(LedgerRow {
+                    package: s.idx,
+                    account: b.idx,
+                    opening: s.opening,
+                    used: s.used,
+                    lapsed,
+                    closing,
+                });
+                if !lapsed.is_zero() {
+                    let mut l = Line::blank(b.idx, LineKind::Unused, p.effective_from.max(ps), p.expires_at.min(pe));
+                    l.quantity = lapsed;
+                    l.unit = self.catalog.rows.first().map(|_| self.catalog.usage_unit(&p.sku, crate::model::Module::Training));
+                    l.effective = packages::amortized(p, lapsed);
+                    l.commitment = Some(Commitment::Package(s.idx));
+                    res.lines.push(l);
+                }
+                s.remaining = closing;
+                res.closing.packages.insert(p.package_id.clone(), (closing, s.alerted));
+            }
+        }
+        // Packages not in force this period keep what they had.
+        // Subscriptions: purchases, rejected orders, unused time.
+        for (i, s) in self.subs.subs.iter().enumerate() {
+            let acct = self.account_index.get(&s.account_id).copied();
+            match (&self.subs.orders[i], acct) {
+                (Order::Rejected(why), _) => {
+                    if period.contains(s.ordered_at) {
+                        res.rejected_orders.push(RejectedOrder { subscription: i as u32, why: why.clone() });
+                    }
+                }
+                (Order::Valid { price, price_row }, Some(acct)) => {
+                    if period.contains(s.ordered_at) {
+                        let mut l = Line::blank(acct, LineKind::Purchase, s.ordered_at, crate::time::hour_floor(s.ordered_at) + HOUR);
+                        l.billed = *price;
+                        l.price_row = Some(*price_row);
+                        l.list_unit_price = self.catalog.row(*price_row).unit_price;
+                        l.list_cost = *price;
+                        l.commitment = Some(Commitment::Subscription(i as u32));
+                        l.quantity = Qty::from_dec(Dec::from_int(
+                            s.nodes as i64 * s.unit_count as i64 * s.term_count as i64,
+                        ))
+                        .unwrap_or(Qty::ZERO);
+                        l.unit = Some(self.catalog.row(*price_row).pricing_unit);
+                        purchases[acct as usize] = purchases[acct as usize].add(*price);
+                        res.lines.push(l);
+                    }
+                    let (lo, hi) = (s.start_at.max(ps), s.end_at.min(pe));
+                    if hi > lo {
+                        let book = &mut self.books[acct as usize];
+                        let mut iv = book.sub_covered.remove(&(i as u32)).unwrap_or_default();
+                        let unused = (hi - lo) - covered_length(&mut iv, lo, hi);
+                        if unused > 0 {
+                            let mut l = Line::blank(acct, LineKind::Unused, lo, hi);
+                            l.quantity = Qty::node_hours(s.nodes as i64, s.unit_count as i64, unused).unwrap_or(Qty::ZERO);
+                            l.unit = Some(crate::model::PricingUnit::NodeHour);
+                            l.effective = self.subs.amortized_len(i as u32, unused);
+                            l.commitment = Some(Commitment::Subscription(i as u32));
+                            res.lines.push(l);
+                        }
+                    }
+                }
+                (Order::Valid { .. }, None) => {}
+            }
+        }
+        self.count(&res.lines.clone());
+
+        for (i, b) in self.books.iter_mut().enumerate() {
+            res.status.extend(b.close(period));
+            let (line_count, billed_sum) = self.tally[i];
+            let total_due = b.usage_charges.add(purchases[i]);
+            res.invoices.push(Invoice {
+                account: i as u32,
+                usage_charges: b.usage_charges,
+                purchase_charges: purchases[i],
+                total_due,
+                truncated: b.truncated_total,
+                committed_list_value: b.committed_list_value,
+                opening_balance: b.opening_balance,
+                payments: b.payments_total,
+                closing_balance: b.balance,
+                arrears_amount: b.balance.neg().max(Dec::ZERO),
+                status: b.phase_at(pe),
+                line_count,
+                billed_sum,
+            });
+            res.closing.accounts.insert(self.accounts[i].account_id.clone(), b.opening_for_next());
+        }
+        res
+    }
+
+    fn catalog_unit(&self, sku: &str) -> Option<crate::model::PricingUnit> {
+        Some(self.catalog.usage_unit(sku, crate::model::Module::Training))
+    }
+}

@@ -1,0 +1,332 @@
+//! Closing a billing period: plan what to read, run the engine over the period's hours
+//! in order, check conservation, publish the tables, report.
+//!
+//! Nothing is published until every table is written and every conservation check
+//! has passed: each table's upload is completed only then, so a failed run leaves the
+//! previous outputs of the period as they were.
+
+use super::JobError;
+use crate::decimal::Dec;
+use crate::engine::{Engine, Opening};
+use crate::lake::inputs::{self, list_usage, read_usage_file, UsageChunk, UsageFile};
+use crate::lake::outputs::{self as out, Names, TableSink, Written};
+use crate::lake::state::{read_state, state_batch};
+use crate::lake::store::Lake;
+use crate::rules::checks::{check_row, RowLoc};
+use crate::rules::dedup::{self, FileRow};
+use crate::time::{Micros, Period};
+use rayon::prelude::*;
+use rustc_hash::FxHashMap;
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+/// A validated description of one period close.
+#[derive(Clone, Debug)]
+pub struct CloseJob {
+    pub input: String,
+    pub output: String,
+    pub period: Period,
+    /// Keep decoded usage in memory between the duplicate pass and rating when the
+    /// period's files are smaller than this (bytes).
+    pub cache_bytes: u64,
+}
+
+/// What a close did.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct CloseReport {
+    pub period: String,
+    pub accounts: usize,
+    pub usage_files: usize,
+    pub rows_in: u64,
+    pub rows_rated: u64,
+    pub rejected: BTreeMap<String, u64>,
+    pub rejected_orders: BTreeMap<String, u64>,
+    pub total_due: BTreeMap<String, String>,
+    pub accounts_in_arrears: usize,
+    pub alerts: u64,
+    pub lines: u64,
+    pub outputs: Vec<Written>,
+    pub seconds: f64,
+}
+
+impl CloseReport {
+    /// Exit status 1: done, with rejected rows or alerts worth a look.
+    pub fn worth_a_look(&self) -> bool {
+        self.rejected.values().sum::<u64>() > 0 || self.rejected_orders.values().sum::<u64>() > 0 || self.alerts > 0
+    }
+}
+
+pub const TABLES: &[&str] = &[
+    "bills/line_items",
+    "bills/invoices",
+    "bills/settlements",
+    "bills/account_status",
+    "bills/package_ledger",
+    "bills/alerts",
+    "bills/rejected",
+    "state",
+];
+
+pub fn table_path(table: &str, period: Period) -> String {
+    format!("{table}/billing_period={period}/part-0.parquet")
+}
+
+/// The opening state of `period`: the previous period's closing state, or — when no
+/// period before it was ever closed on this output lake — the accounts' opening
+/// balances and full quotas.
+pub fn opening_state(lake: &Lake, period: Period) -> Result<Opening, JobError> {
+    let prev = period.prev();
+    let rel = table_path("state", prev);
+    if let Some(bytes) = lake.get_opt(&rel)? {
+        return Ok(read_state(&rel, bytes)?);
+    }
+    let earlier: Vec<String> = lake
+        .list("state/")?
+        .into_iter()
+        .filter_map(|l| {
+            let p = l.path.strip_prefix("state/billing_period=")?.get(..7)?.to_string();
+            (Period::parse(&p)? < period).then_some(p)
+        })
+        .collect();
+    if let Some(last) = earlier.iter().max() {
+        return Err(JobError::Plan(format!(
+            "period {period} cannot open: the last closed period on {} is {last}, and {prev} is not closed \
+             (close the periods in between first, e.g. billrun backfill --from {} --to {period})",
+            lake.url(),
+            Period::parse(last).map(|p| p.next().to_string()).unwrap_or_default()
+        )));
+    }
+    Ok(Opening::default())
+}
+
+/// Decoded usage files, kept or re-read on demand.
+struct Usage<'a> {
+    lake: &'a Lake,
+    files: &'a [UsageFile],
+    cache: FxHashMap<u32, Vec<UsageChunk>>,
+    keep: bool,
+}
+
+impl Usage<'_> {
+    fn chunks(&mut self, file: u32) -> Result<Vec<UsageChunk>, JobError> {
+        if let Some(c) = if self.keep { self.cache.get(&file) } else { None } {
+            return Ok(c.clone());
+        }
+        let f = &self.files[file as usize];
+        let bytes = self.lake.get(&f.path)?;
+        Ok(read_usage_file(file, f, bytes)?)
+    }
+}
+
+/// Reads and decodes several files in parallel.
+fn decode_many(lake: &Lake, files: &[UsageFile], which: &[u32]) -> Result<Vec<(u32, Vec<UsageChunk>)>, JobError> {
+    which
+        .par_iter()
+        .map(|&i| {
+            let f = &files[i as usize];
+            let bytes = lake.get(&f.path)?;
+            Ok((i, read_usage_file(i, f, bytes)?))
+        })
+        .collect()
+}
+
+/// The duplicate verdicts of the period.
+fn duplicate_verdicts(
+    usage: &mut Usage<'_>,
+    period: Period,
+) -> Result<FxHashMap<FileRow, crate::rules::checks::Rejection>, JobError> {
+    let all: Vec<u32> = (0..usage.files.len() as u32).collect();
+    let mut seen: Vec<(u64, FileRow)> = Vec::new();
+    for batch in all.chunks(16) {
+        for (fi, chunks) in decode_many(usage.lake, usage.files, batch)? {
+            for c in &chunks {
+                for r in 0..c.len {
+                    if let Ok(u) = check_row(c, RowLoc { chunk: 0, row: r as u32 }, period) {
+                        seen.push((dedup::id_hash(u.record_id), (fi, c.first_row + r as u32)));
+                    }
+                }
+            }
+            if usage.keep {
+                usage.cache.insert(fi, chunks);
+            }
+        }
+    }
+    let suspects = dedup::suspects(seen);
+    if suspects.is_empty() {
+        return Ok(FxHashMap::default());
+    }
+    let mut by_file: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
+    for (f, r) in &suspects {
+        by_file.entry(*f).or_default().push(*r);
+    }
+    let mut rows = Vec::new();
+    for (f, want) in by_file {
+        let chunks = usage.chunks(f)?;
+        for c in &chunks {
+            for &r in &want {
+                if r < c.first_row || r >= c.first_row + c.len as u32 {
+                    continue;
+                }
+                let loc = RowLoc { chunk: 0, row: r - c.first_row };
+                if let Ok(u) = check_row(c, loc, period) {
+                    let content = crate::rules::checks::content_string(&u);
+                    rows.push(((f, r), u.record_id.to_string(), content));
+                }
+            }
+        }
+    }
+    Ok(dedup::verdicts(rows))
+}
+
+pub fn run(job: &CloseJob) -> Result<CloseReport, JobError> {
+    let started = Instant::now();
+    let input = Lake::open(&job.input, false)?;
+    let output = Lake::open(&job.output, true)?;
+    let period = job.period;
+    let reference = inputs::read_reference(&input)?;
+    let opening = opening_state(&output, period)?;
+    let files = list_usage(&input, period)?;
+    let total_bytes: u64 = files.iter().map(|f| f.size).sum();
+    tracing::info!(period = %period, files = files.len(), bytes = total_bytes, "plan");
+
+    let mut usage = Usage { lake: &input, files: &files, cache: FxHashMap::default(), keep: total_bytes <= job.cache_bytes };
+    let t = Instant::now();
+    let verdicts = duplicate_verdicts(&mut usage, period)?;
+    tracing::info!(duplicates = verdicts.len(), secs = t.elapsed().as_secs_f64(), "duplicate pass");
+
+    let mut engine = Engine::new(reference, period, &opening).map_err(|why| JobError::Input(inputs::InputError::Table {
+        file: inputs::PRICES.into(),
+        why,
+    }))?;
+
+    let mut sinks: BTreeMap<&str, TableSink> = BTreeMap::new();
+    let schemas = [
+        ("bills/line_items", out::line_items_schema()),
+        ("bills/settlements", out::settlements_schema()),
+        ("bills/alerts", out::alerts_schema()),
+        ("bills/rejected", out::rejected_schema()),
+    ];
+    for (t, s) in schemas {
+        sinks.insert(t, TableSink::create(&output, &table_path(t, period), s)?);
+    }
+
+    let mut report = CloseReport { period: period.to_string(), usage_files: files.len(), ..Default::default() };
+    let mut hours: BTreeMap<Micros, Vec<u32>> = BTreeMap::new();
+    for (i, f) in files.iter().enumerate() {
+        hours.entry(f.partition_hour).or_default().push(i as u32);
+    }
+    let t = Instant::now();
+    for (hour, which) in &hours {
+        let mut chunks = Vec::new();
+        if usage.keep {
+            for &f in which {
+                chunks.extend(usage.chunks(f)?);
+            }
+        } else {
+            for (_, c) in decode_many(&input, &files, which)? {
+                chunks.extend(c);
+            }
+        }
+        let res = engine.process_hour(*hour, &chunks, &verdicts);
+        report.rows_in += res.rows_in;
+        report.rows_rated += res.rows_rated;
+        report.lines += res.lines.len() as u64;
+        report.alerts += res.alerts.len() as u64;
+        for r in &res.rejected {
+            *report.rejected.entry(r.why.reason.as_str().to_string()).or_default() += 1;
+        }
+        let names = names(&engine, &files);
+        write(&output, &mut sinks, "bills/line_items", &out::line_items_batch(&res.lines, &chunks, &names))?;
+        write(&output, &mut sinks, "bills/settlements", &out::settlements_batch(&res.settlements, &names))?;
+        write(&output, &mut sinks, "bills/alerts", &out::alerts_batch(&res.alerts, &names))?;
+        write(&output, &mut sinks, "bills/rejected", &out::rejected_batch(&res.rejected, &chunks, &names))?;
+        if (res.rows_rated + res.rejected.len() as u64) != res.rows_in {
+            return Err(JobError::Conservation(format!(
+                "hour {}: {} rows in, {} rated, {} rejected",
+                crate::time::format_ts(*hour),
+                res.rows_in,
+                res.rows_rated,
+                res.rejected.len()
+            )));
+        }
+    }
+    tracing::info!(rows = report.rows_in, secs = t.elapsed().as_secs_f64(), "rated");
+    drop(usage);
+
+    // The close: what only the whole period determines.
+    let res = engine.finish();
+    let names = names(&engine, &files);
+    let accounts = &engine.accounts;
+    report.accounts = accounts.len();
+    report.lines += res.lines.len() as u64;
+    for r in &res.rejected_orders {
+        *report.rejected_orders.entry(r.why.reason.as_str().to_string()).or_default() += 1;
+    }
+    check_conservation(&res)?;
+    let mut due: BTreeMap<String, Dec> = BTreeMap::new();
+    for inv in &res.invoices {
+        let cur = accounts[inv.account as usize].currency.clone();
+        let e = due.entry(cur).or_default();
+        *e = e.add(inv.total_due);
+        if inv.status != crate::model::Phase::Active {
+            report.accounts_in_arrears += 1;
+        }
+    }
+    report.total_due = due.into_iter().map(|(k, v)| (k, v.to_string())).collect();
+
+    write(&output, &mut sinks, "bills/line_items", &out::line_items_batch(&res.lines, &[], &names))?;
+    write(&output, &mut sinks, "bills/rejected", &out::rejected_orders_batch(&res.rejected_orders, &names))?;
+    let whole = [
+        ("bills/invoices", out::invoices_batch(&res.invoices, &names)),
+        ("bills/account_status", out::account_status_batch(&res.status, &names)),
+        ("bills/package_ledger", out::package_ledger_batch(&res.ledger, &names)),
+        ("state", state_batch(&res.closing)),
+    ];
+    for (t, batch) in whole {
+        let mut sink = TableSink::create(&output, &table_path(t, period), batch.schema())?;
+        sink.write(&output, &batch)?;
+        sinks.insert(t, sink);
+    }
+    // Publish: complete every upload.
+    for (_, sink) in sinks {
+        report.outputs.push(sink.finish(&output)?);
+    }
+    report.seconds = started.elapsed().as_secs_f64();
+    let manifest = serde_json::to_vec_pretty(&report).unwrap_or_default();
+    output.put(&format!("_manifests/billing_period={period}/manifest.json"), manifest.into())?;
+    Ok(report)
+}
+
+fn names<'a>(e: &'a Engine, files: &'a [UsageFile]) -> Names<'a> {
+    Names { period: e.period, accounts: &e.accounts, catalog: &e.catalog, packages: &e.packages, subs: &e.subs, files }
+}
+
+fn write(lake: &Lake, sinks: &mut BTreeMap<&str, TableSink>, table: &str, batch: &arrow_array::RecordBatch) -> Result<(), JobError> {
+    let sink = sinks.get_mut(table).ok_or_else(|| JobError::Bug(format!("no sink for {table}")))?;
+    Ok(sink.write(lake, batch)?)
+}
+
+/// The identities every close must satisfy before anything is published.
+pub fn check_conservation(res: &crate::engine::PeriodResult) -> Result<(), JobError> {
+    for inv in &res.invoices {
+        if inv.billed_sum != inv.total_due {
+            return Err(JobError::Conservation(format!(
+                "invoice of account #{}: Σ BilledCost {} ≠ total_due {}",
+                inv.account, inv.billed_sum, inv.total_due
+            )));
+        }
+        let expect_close = inv.opening_balance.add(inv.payments).sub(inv.usage_charges);
+        if expect_close != inv.closing_balance {
+            return Err(JobError::Conservation(format!(
+                "account #{}: opening {} + payments {} − usage {} ≠ closing {}",
+                inv.account, inv.opening_balance, inv.payments, inv.usage_charges, inv.closing_balance
+            )));
+        }
+    }
+    for l in &res.ledger {
+        if l.opening.sub(l.used).sub(l.lapsed) != l.closing || l.closing.0 < 0 {
+            return Err(JobError::Conservation(format!("package #{}: ledger does not balance", l.package)));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,22 @@
+//! The jobs a scheduler starts: closing a period, backfilling a range. Each turns a
+//! validated description of the work into a run over the lakes and a report.
+
+pub mod close;
+
+use crate::lake::inputs::InputError;
+use crate::lake::store::LakeError;
+
+/// Why a job could not run. Every variant maps to exit status 2.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    #[error(transparent)]
+    Input(#[from] InputError),
+    #[error(transparent)]
+    Lake(#[from] LakeError),
+    #[error("{0}")]
+    Plan(String),
+    #[error("conservation check failed, nothing was published: {0} (this is likely a bug in billrun)")]
+    Conservation(String),
+    #[error("internal error: {0} (this is likely a bug in billrun)")]
+    Bug(String),
+}

@@ -1,0 +1,546 @@
+//! Reading the input lake: the reference tables (catalog, inventory, accounts,
+//! payments) into validated structs, and hourly usage files into column chunks.
+//!
+//! A reference table that breaks the contract refuses the whole run with a message
+//! naming the file, the row and the field: a bill computed from a guessed price or a
+//! half-read inventory is worse than no bill. A usage row that breaks the contract is
+//! not a refusal: it becomes a rejected row (see `rules::checks`).
+
+use super::columns::{ColumnProblem, DecCol, IntCol, StrCol, TsCol};
+use super::store::{Lake, LakeError};
+use crate::decimal::Dec;
+use crate::model::*;
+use crate::time::{add_months, Micros, Period, HOUR};
+use arrow_array::RecordBatch;
+use bytes::Bytes;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+
+pub const PRICES: &str = "catalog/prices.parquet";
+pub const PACKAGES: &str = "inventory/packages.parquet";
+pub const SUBSCRIPTIONS: &str = "inventory/subscriptions.parquet";
+pub const ACCOUNTS: &str = "accounts/accounts.parquet";
+pub const PAYMENTS: &str = "accounts/payments.parquet";
+
+#[derive(Debug, thiserror::Error)]
+pub enum InputError {
+    #[error("{file}: not a readable Parquet file: {why}")]
+    Corrupt { file: String, why: String },
+    #[error("{file}: column '{column}' is missing")]
+    MissingColumn { file: String, column: String },
+    #[error("{file}: column '{column}' is {found}, expected {expected}")]
+    WrongType { file: String, column: String, found: String, expected: &'static str },
+    #[error("{file} row {row}: field '{field}': {why}")]
+    Field { file: String, row: usize, field: &'static str, why: String },
+    #[error("{file}: {why}")]
+    Table { file: String, why: String },
+    #[error("{file}: required input file is missing")]
+    MissingFile { file: String },
+    #[error(transparent)]
+    Lake(#[from] LakeError),
+}
+
+pub type Result<T> = std::result::Result<T, InputError>;
+
+fn col_err(file: &str, column: &str, p: ColumnProblem) -> InputError {
+    match p {
+        ColumnProblem::Missing => InputError::MissingColumn { file: file.into(), column: column.into() },
+        ColumnProblem::WrongType { found, expected } => {
+            InputError::WrongType { file: file.into(), column: column.into(), found, expected }
+        }
+    }
+}
+
+/// Decodes a whole Parquet file.
+pub fn decode_parquet(file: &str, bytes: Bytes) -> Result<Vec<RecordBatch>> {
+    let corrupt = |e: &dyn std::fmt::Display| InputError::Corrupt { file: file.into(), why: e.to_string() };
+    let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
+        .map_err(|e| corrupt(&e))?
+        .with_batch_size(64 * 1024)
+        .build()
+        .map_err(|e| corrupt(&e))?;
+    reader.collect::<std::result::Result<Vec<_>, _>>().map_err(|e| corrupt(&e))
+}
+
+/// Field access for one row of a reference table, with errors that name it.
+struct Cells<'a> {
+    file: &'a str,
+    row: usize,
+}
+
+impl Cells<'_> {
+    fn bad(&self, field: &'static str, why: impl Into<String>) -> InputError {
+        InputError::Field { file: self.file.into(), row: self.row, field, why: why.into() }
+    }
+    fn str(&self, c: &StrCol, i: usize, field: &'static str) -> Result<String> {
+        match c.get(i) {
+            Some(s) if !s.is_empty() => Ok(s.to_string()),
+            Some(_) => Err(self.bad(field, "empty")),
+            None => Err(self.bad(field, "null")),
+        }
+    }
+    fn opt_str(&self, c: &StrCol, i: usize) -> Option<String> {
+        c.get(i).map(str::to_string)
+    }
+    fn dec(&self, c: &DecCol, i: usize, field: &'static str) -> Result<Dec> {
+        self.opt_dec(c, i, field)?.ok_or_else(|| self.bad(field, "null"))
+    }
+    fn opt_dec(&self, c: &DecCol, i: usize, field: &'static str) -> Result<Option<Dec>> {
+        match c.get(i) {
+            None => Ok(None),
+            Some(Ok(d)) => Ok(Some(d)),
+            Some(Err(_)) => Err(self.bad(field, "does not fit decimal(38,10)")),
+        }
+    }
+    fn int(&self, c: &IntCol, i: usize, field: &'static str) -> Result<i32> {
+        let v = c.get(i).ok_or_else(|| self.bad(field, "null"))?;
+        i32::try_from(v).map_err(|_| self.bad(field, format!("{v} does not fit int32")))
+    }
+    fn opt_int(&self, c: &IntCol, i: usize, field: &'static str) -> Result<Option<i32>> {
+        match c.get(i) {
+            None => Ok(None),
+            Some(v) => i32::try_from(v).map(Some).map_err(|_| self.bad(field, format!("{v} does not fit int32"))),
+        }
+    }
+    fn ts(&self, c: &TsCol, i: usize, field: &'static str) -> Result<Micros> {
+        self.opt_ts(c, i, field)?.ok_or_else(|| self.bad(field, "null"))
+    }
+    fn opt_ts(&self, c: &TsCol, i: usize, field: &'static str) -> Result<Option<Micros>> {
+        match c.get(i) {
+            None => Ok(None),
+            Some(Ok(t)) => Ok(Some(t)),
+            Some(Err(_)) => Err(self.bad(field, "timestamp out of range")),
+        }
+    }
+    fn coded<T>(&self, c: &StrCol, i: usize, field: &'static str, parse: fn(&str) -> Option<T>) -> Result<T> {
+        let s = self.str(c, i, field)?;
+        parse(&s).ok_or_else(|| self.bad(field, format!("unknown value '{s}'")))
+    }
+}
+
+macro_rules! cols {
+    ($file:expr, $batch:expr, $($name:ident : $ty:ident),+ $(,)?) => {
+        $(let $name = $ty::of($batch, stringify!($name)).map_err(|p| col_err($file, stringify!($name), p))?;)+
+    };
+}
+
+fn read_table(lake: &Lake, rel: &str, required: bool) -> Result<Option<Vec<RecordBatch>>> {
+    match lake.get_opt(rel)? {
+        Some(bytes) => Ok(Some(decode_parquet(rel, bytes)?)),
+        None if required => Err(InputError::MissingFile { file: rel.into() }),
+        None => Ok(None),
+    }
+}
+
+pub fn read_prices(lake: &Lake) -> Result<Vec<PriceRow>> {
+    let file = PRICES;
+    let mut out = Vec::new();
+    let mut row = 0usize;
+    for b in read_table(lake, file, true)?.unwrap_or_default() {
+        cols!(file, &b, sku: StrCol, region: StrCol, billing_mode: StrCol, pricing_unit: StrCol,
+            currency: StrCol, unit_price: DecCol, tier_start: DecCol, effective_from: TsCol,
+            effective_to: TsCol, billing_item: StrCol, description: StrCol);
+        for i in 0..b.num_rows() {
+            let c = Cells { file, row };
+            let p = PriceRow {
+                sku: c.str(&sku, i, "sku")?,
+                region: c.str(&region, i, "region")?,
+                billing_mode: c.coded(&billing_mode, i, "billing_mode", BillingMode::parse)?,
+                pricing_unit: c.coded(&pricing_unit, i, "pricing_unit", PricingUnit::parse)?,
+                currency: c.str(&currency, i, "currency")?,
+                unit_price: c.dec(&unit_price, i, "unit_price")?,
+                tier_start: c.dec(&tier_start, i, "tier_start")?,
+                effective_from: c.ts(&effective_from, i, "effective_from")?,
+                effective_to: c.opt_ts(&effective_to, i, "effective_to")?,
+                billing_item: c.coded(&billing_item, i, "billing_item", BillingItem::parse)?,
+                description: c.opt_str(&description, i),
+                row,
+            };
+            let ppu_unit = matches!(
+                p.pricing_unit,
+                PricingUnit::NodeHour | PricingUnit::GbHour | PricingUnit::Count | PricingUnit::Gb
+            );
+            if ppu_unit != (p.billing_mode == BillingMode::PayPerUse) {
+                return Err(c.bad("pricing_unit", format!("'{}' is not a unit of {}", p.pricing_unit, p.billing_mode)));
+            }
+            if p.unit_price.is_negative() {
+                return Err(c.bad("unit_price", format!("negative price {}", p.unit_price)));
+            }
+            if p.tier_start.is_negative() {
+                return Err(c.bad("tier_start", "negative"));
+            }
+            if p.effective_from.rem_euclid(HOUR) != 0 {
+                return Err(c.bad("effective_from", "not on an hour boundary"));
+            }
+            if let Some(to) = p.effective_to {
+                if to <= p.effective_from {
+                    return Err(c.bad("effective_to", "not after effective_from"));
+                }
+                if to.rem_euclid(HOUR) != 0 {
+                    return Err(c.bad("effective_to", "not on an hour boundary"));
+                }
+            }
+            out.push(p);
+            row += 1;
+        }
+    }
+    check_price_overlaps(&out)?;
+    Ok(out)
+}
+
+/// For one `(sku, region, billing_mode, pricing_unit, currency, tier_start)`, effective
+/// intervals must not overlap; the catalog is refused as a whole otherwise.
+fn check_price_overlaps(prices: &[PriceRow]) -> Result<()> {
+    let mut groups: BTreeMap<(&str, &str, BillingMode, PricingUnit, &str, Dec), Vec<&PriceRow>> = BTreeMap::new();
+    for p in prices {
+        groups
+            .entry((&p.sku, &p.region, p.billing_mode, p.pricing_unit, &p.currency, p.tier_start))
+            .or_default()
+            .push(p);
+    }
+    let mut clashes = Vec::new();
+    for rows in groups.values_mut() {
+        rows.sort_by_key(|p| (p.effective_from, p.row));
+        for w in rows.windows(2) {
+            if w[0].effective_to.is_none_or(|e| e > w[1].effective_from) {
+                clashes.push(format!(
+                    "rows {} and {} ({} {} {} tier {})",
+                    w[0].row, w[1].row, w[0].sku, w[0].region, w[0].currency, w[0].tier_start
+                ));
+            }
+        }
+    }
+    if clashes.is_empty() {
+        Ok(())
+    } else {
+        Err(InputError::Table {
+            file: PRICES.into(),
+            why: format!("overlapping effective intervals: {}", clashes.join("; ")),
+        })
+    }
+}
+
+pub fn read_accounts(lake: &Lake) -> Result<Vec<Account>> {
+    let file = ACCOUNTS;
+    let mut out = Vec::new();
+    let mut seen = HashSet::new();
+    let mut row = 0usize;
+    for b in read_table(lake, file, true)?.unwrap_or_default() {
+        cols!(file, &b, account_id: StrCol, account_name: StrCol, currency: StrCol,
+            opening_balance: DecCol, balance_as_of: TsCol, grace_days: IntCol,
+            retention_days: IntCol, balance_alert_threshold: DecCol);
+        for i in 0..b.num_rows() {
+            let c = Cells { file, row };
+            let a = Account {
+                account_id: c.str(&account_id, i, "account_id")?,
+                account_name: c.opt_str(&account_name, i).unwrap_or_default(),
+                currency: c.str(&currency, i, "currency")?,
+                opening_balance: c.dec(&opening_balance, i, "opening_balance")?,
+                balance_as_of: c.ts(&balance_as_of, i, "balance_as_of")?,
+                grace_days: c.opt_int(&grace_days, i, "grace_days")?.unwrap_or(15),
+                retention_days: c.opt_int(&retention_days, i, "retention_days")?.unwrap_or(15),
+                balance_alert_threshold: c.opt_dec(&balance_alert_threshold, i, "balance_alert_threshold")?,
+            };
+            if a.grace_days < 0 || a.grace_days > 3650 {
+                return Err(c.bad("grace_days", format!("{} is not 0..=3650", a.grace_days)));
+            }
+            if a.retention_days < 0 || a.retention_days > 3650 {
+                return Err(c.bad("retention_days", format!("{} is not 0..=3650", a.retention_days)));
+            }
+            if !seen.insert(a.account_id.clone()) {
+                return Err(c.bad("account_id", format!("'{}' appears twice", a.account_id)));
+            }
+            out.push(a);
+            row += 1;
+        }
+    }
+    Ok(out)
+}
+
+pub fn read_payments(lake: &Lake, accounts: &HashMap<&str, &Account>) -> Result<Vec<Payment>> {
+    let file = PAYMENTS;
+    let mut out = Vec::new();
+    let mut seen = HashSet::new();
+    let mut row = 0usize;
+    for b in read_table(lake, file, false)?.unwrap_or_default() {
+        cols!(file, &b, payment_id: StrCol, account_id: StrCol, paid_at: TsCol, amount: DecCol);
+        for i in 0..b.num_rows() {
+            let c = Cells { file, row };
+            let p = Payment {
+                payment_id: c.str(&payment_id, i, "payment_id")?,
+                account_id: c.str(&account_id, i, "account_id")?,
+                paid_at: c.ts(&paid_at, i, "paid_at")?,
+                amount: c.dec(&amount, i, "amount")?,
+            };
+            if p.amount <= Dec::ZERO {
+                return Err(c.bad("amount", format!("{} is not positive", p.amount)));
+            }
+            if !accounts.contains_key(p.account_id.as_str()) {
+                return Err(c.bad("account_id", format!("unknown account '{}'", p.account_id)));
+            }
+            if !seen.insert(p.payment_id.clone()) {
+                return Err(c.bad("payment_id", format!("'{}' appears twice", p.payment_id)));
+            }
+            out.push(p);
+            row += 1;
+        }
+    }
+    Ok(out)
+}
+
+pub fn read_packages(lake: &Lake, accounts: &HashMap<&str, &Account>) -> Result<Vec<Package>> {
+    let file = PACKAGES;
+    let mut out = Vec::new();
+    let mut seen = HashSet::new();
+    let mut row = 0usize;
+    for b in read_table(lake, file, false)?.unwrap_or_default() {
+        cols!(file, &b, package_id: StrCol, account_id: StrCol, region: StrCol, sku: StrCol,
+            package_count: IntCol, hours_per_package: DecCol, price: DecCol, purchased_at: TsCol,
+            effective_from: TsCol, expires_at: TsCol, reset_period: StrCol, alert_threshold_pct: DecCol);
+        for i in 0..b.num_rows() {
+            let c = Cells { file, row };
+            let p = Package {
+                package_id: c.str(&package_id, i, "package_id")?,
+                account_id: c.str(&account_id, i, "account_id")?,
+                region: c.str(&region, i, "region")?,
+                sku: c.str(&sku, i, "sku")?,
+                package_count: c.int(&package_count, i, "package_count")?,
+                hours_per_package: c.dec(&hours_per_package, i, "hours_per_package")?,
+                price: c.dec(&price, i, "price")?,
+                purchased_at: c.ts(&purchased_at, i, "purchased_at")?,
+                effective_from: c.ts(&effective_from, i, "effective_from")?,
+                expires_at: c.ts(&expires_at, i, "expires_at")?,
+                reset_period: c.coded(&reset_period, i, "reset_period", ResetPeriod::parse)?,
+                alert_threshold_pct: c.opt_dec(&alert_threshold_pct, i, "alert_threshold_pct")?,
+            };
+            if p.package_count < 1 {
+                return Err(c.bad("package_count", "must be at least 1"));
+            }
+            if p.hours_per_package <= Dec::ZERO {
+                return Err(c.bad("hours_per_package", "must be positive"));
+            }
+            if p.price.is_negative() || p.price.places_used() > 2 {
+                return Err(c.bad("price", format!("{} is not an amount payable in cents", p.price)));
+            }
+            if p.expires_at <= p.effective_from {
+                return Err(c.bad("expires_at", "not after effective_from"));
+            }
+            if let Some(pct) = p.alert_threshold_pct {
+                if pct.is_negative() || pct > Dec::from_int(100) {
+                    return Err(c.bad("alert_threshold_pct", format!("{pct} is not 0..=100")));
+                }
+            }
+            if !accounts.contains_key(p.account_id.as_str()) {
+                return Err(c.bad("account_id", format!("unknown account '{}'", p.account_id)));
+            }
+            if !seen.insert(p.package_id.clone()) {
+                return Err(c.bad("package_id", format!("'{}' appears twice", p.package_id)));
+            }
+            out.push(p);
+            row += 1;
+        }
+    }
+    Ok(out)
+}
+
+pub fn read_subscriptions(lake: &Lake) -> Result<Vec<Subscription>> {
+    let file = SUBSCRIPTIONS;
+    let mut out: Vec<Subscription> = Vec::new();
+    let mut seen = HashSet::new();
+    let mut row = 0usize;
+    for b in read_table(lake, file, false)?.unwrap_or_default() {
+        cols!(file, &b, subscription_id: StrCol, account_id: StrCol, region: StrCol,
+            resource_id: StrCol, sku: StrCol, nodes: IntCol, unit_count: IntCol, term_unit: StrCol,
+            term_count: IntCol, ordered_at: TsCol, start_at: TsCol, end_at: TsCol, renewal_of: StrCol);
+        for i in 0..b.num_rows() {
+            let c = Cells { file, row };
+            let s = Subscription {
+                subscription_id: c.str(&subscription_id, i, "subscription_id")?,
+                account_id: c.str(&account_id, i, "account_id")?,
+                region: c.str(&region, i, "region")?,
+                resource_id: c.str(&resource_id, i, "resource_id")?,
+                sku: c.str(&sku, i, "sku")?,
+                nodes: c.int(&nodes, i, "nodes")?,
+                unit_count: c.int(&unit_count, i, "unit_count")?,
+                term_unit: c.coded(&term_unit, i, "term_unit", TermUnit::parse)?,
+                term_count: c.int(&term_count, i, "term_count")?,
+                ordered_at: c.ts(&ordered_at, i, "ordered_at")?,
+                start_at: c.ts(&start_at, i, "start_at")?,
+                end_at: c.ts(&end_at, i, "end_at")?,
+                renewal_of: c.opt_str(&renewal_of, i).filter(|s| !s.is_empty()),
+            };
+            for (v, f) in [(s.nodes, "nodes"), (s.unit_count, "unit_count"), (s.term_count, "term_count")] {
+                if v < 1 {
+                    return Err(c.bad(f, "must be at least 1"));
+                }
+            }
+            let months = match s.term_unit {
+                TermUnit::Month => s.term_count,
+                TermUnit::Year => s.term_count.saturating_mul(12),
+            };
+            if add_months(s.start_at, months) != Some(s.end_at) {
+                return Err(c.bad("end_at", format!("is not start_at plus {} {}(s)", s.term_count, s.term_unit)));
+            }
+            if !seen.insert(s.subscription_id.clone()) {
+                return Err(c.bad("subscription_id", format!("'{}' appears twice", s.subscription_id)));
+            }
+            out.push(s);
+            row += 1;
+        }
+    }
+    // A renewal must name a subscription of the same resource and start where it ends.
+    let by_id: HashMap<&str, (usize, &Subscription)> =
+        out.iter().enumerate().map(|(i, s)| (s.subscription_id.as_str(), (i, s))).collect();
+    for (row, s) in out.iter().enumerate() {
+        if let Some(of) = &s.renewal_of {
+            let c = Cells { file, row };
+            let Some((_, base)) = by_id.get(of.as_str()) else {
+                return Err(c.bad("renewal_of", format!("unknown subscription '{of}'")));
+            };
+            if base.resource_id != s.resource_id || base.account_id != s.account_id || base.region != s.region {
+                return Err(c.bad("renewal_of", format!("'{of}' is for another resource")));
+            }
+            if s.start_at != base.end_at {
+                return Err(c.bad("start_at", format!("a renewal starts at the end_at of '{of}'")));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The reference data of a run: everything but usage.
+#[derive(Debug, Clone)]
+pub struct Reference {
+    pub prices: Vec<PriceRow>,
+    pub accounts: Vec<Account>,
+    pub payments: Vec<Payment>,
+    pub packages: Vec<Package>,
+    pub subscriptions: Vec<Subscription>,
+}
+
+pub fn read_reference(lake: &Lake) -> Result<Reference> {
+    let prices = read_prices(lake)?;
+    let accounts = read_accounts(lake)?;
+    let (payments, packages) = {
+        let by_id: HashMap<&str, &Account> = accounts.iter().map(|a| (a.account_id.as_str(), a)).collect();
+        (read_payments(lake, &by_id)?, read_packages(lake, &by_id)?)
+    };
+    let subscriptions = read_subscriptions(lake)?;
+    Ok(Reference { prices, accounts, payments, packages, subscriptions })
+}
+
+/// One decoded batch of a usage file, with the contract's columns resolved.
+#[derive(Clone, Debug)]
+pub struct UsageChunk {
+    /// Index of the file in the run's file list.
+    pub file: u32,
+    /// Row number (in the file) of this chunk's first row.
+    pub first_row: u32,
+    /// The partition hour of the file (start instant).
+    pub partition_hour: Micros,
+    pub len: usize,
+    pub record_id: StrCol,
+    pub account_id: StrCol,
+    pub region: StrCol,
+    pub resource_id: StrCol,
+    pub resource_name: StrCol,
+    pub module: StrCol,
+    pub sku: StrCol,
+    pub unit_count: IntCol,
+    pub pool_type: StrCol,
+    pub pool_id: StrCol,
+    pub nodes: IntCol,
+    pub quantity: DecCol,
+    pub start_time: TsCol,
+    pub end_time: TsCol,
+    pub enterprise_project: StrCol,
+    pub tags: StrCol,
+}
+
+/// A usage file of the lake, in the order the rules read files (by path).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UsageFile {
+    pub path: String,
+    pub size: u64,
+    pub e_tag: Option<String>,
+    pub partition_hour: Micros,
+}
+
+/// The usage files whose partitions lie in `period`, sorted by path (which sorts by
+/// hour). A file under `usage/` whose folder is not a valid `date=/hour=` partition
+/// refuses the run: its rows could not be placed in any period.
+pub fn list_usage(lake: &Lake, period: Period) -> Result<Vec<UsageFile>> {
+    let mut out = Vec::new();
+    for day in period.days() {
+        for l in lake.list(&format!("usage/date={day}/"))? {
+            if !l.path.ends_with(".parquet") {
+                continue;
+            }
+            let hour = parse_partition(&l.path).ok_or_else(|| InputError::Table {
+                file: l.path.clone(),
+                why: "not under a usage/date=YYYY-MM-DD/hour=HH/ partition".into(),
+            })?;
+            out.push(UsageFile { path: l.path, size: l.size, e_tag: l.e_tag, partition_hour: hour });
+        }
+    }
+    out.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(out)
+}
+
+/// `usage/date=2024-01-31/hour=07/x.parquet` → the start of that hour.
+pub fn parse_partition(path: &str) -> Option<Micros> {
+    let mut parts = path.split('/');
+    if parts.next()? != "usage" {
+        return None;
+    }
+    let date = parts.next()?.strip_prefix("date=")?;
+    let hour = parts.next()?.strip_prefix("hour=")?;
+    let _file = parts.next()?;
+    if parts.next().is_some() || hour.len() != 2 {
+        return None;
+    }
+    crate::time::parse_hour(&format!("{date}T{hour}"))
+}
+
+/// Decodes one usage file into chunks. A file that is not readable Parquet, or that
+/// lacks a contract column, refuses the run.
+pub fn read_usage_file(file_idx: u32, f: &UsageFile, bytes: Bytes) -> Result<Vec<UsageChunk>> {
+    let batches = decode_parquet(&f.path, bytes)?;
+    let file = f.path.as_str();
+    let mut out = Vec::with_capacity(batches.len());
+    let mut first_row = 0u32;
+    for b in &batches {
+        cols!(file, b, record_id: StrCol, account_id: StrCol, region: StrCol, resource_id: StrCol,
+            resource_name: StrCol, module: StrCol, sku: StrCol, unit_count: IntCol, pool_type: StrCol,
+            pool_id: StrCol, nodes: IntCol, quantity: DecCol, start_time: TsCol, end_time: TsCol,
+            enterprise_project: StrCol, tags: StrCol);
+        out.push(UsageChunk {
+            file: file_idx,
+            first_row,
+            partition_hour: f.partition_hour,
+            len: b.num_rows(),
+            record_id,
+            account_id,
+            region,
+            resource_id,
+            resource_name,
+            module,
+            sku,
+            unit_count,
+            pool_type,
+            pool_id,
+            nodes,
+            quantity,
+            start_time,
+            end_time,
+            enterprise_project,
+            tags,
+        });
+        first_row = first_row.saturating_add(b.num_rows() as u32);
+    }
+    Ok(out)
+}
+
+/// Shared handle to an hour's decoded usage.
+pub type Chunks = Arc<Vec<UsageChunk>>;

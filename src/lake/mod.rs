@@ -1,0 +1,7 @@
+//! The lake adapter: object-store URLs, the contract's layout, Parquet in and out.
+
+pub mod columns;
+pub mod inputs;
+pub mod outputs;
+pub mod state;
+pub mod store;

@@ -1,0 +1,727 @@
+//! The output tables of the data contract: their Arrow schemas, the conversion of the
+//! rules' records into columns, and the sink that streams a table to the lake.
+//!
+//! Each table of a period is one Parquet object, `<table>/billing_period=YYYY-MM/
+//! part-0.parquet`, uploaded in parts and made visible whole when the upload
+//! completes, so a reader never sees half a table. Files carry no timestamps or random
+//! ids: the same inputs give the same bytes.
+
+use super::store::{Lake, LakeWriter, Result as LakeResult};
+use crate::decimal::Dec;
+use crate::engine::{Invoice, LedgerRow, RejectedOrder};
+use crate::lake::inputs::{UsageChunk, UsageFile, SUBSCRIPTIONS};
+use crate::model::{Account, Module, Package, PricingUnit};
+use crate::rules::pricing::Catalog;
+use crate::rules::records::*;
+use crate::rules::subscriptions::Subscriptions;
+use crate::time::{Micros, Period};
+use arrow_array::builder::{ListBuilder, StringBuilder};
+use arrow_array::{
+    ArrayRef, BooleanArray, Decimal128Array, Int32Array, Int64Array, RecordBatch, StringArray,
+    TimestampMicrosecondArray,
+};
+use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use parquet::arrow::ArrowWriter;
+use parquet::basic::Compression;
+use parquet::file::properties::WriterProperties;
+use std::sync::Arc;
+
+pub const PROVIDER: &str = "AI Cloud Platform";
+
+// ---------------------------------------------------------------- column helpers
+
+pub fn ts_type() -> DataType {
+    DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
+}
+pub fn dec_type() -> DataType {
+    DataType::Decimal128(38, 10)
+}
+pub fn dec2_type() -> DataType {
+    DataType::Decimal128(38, 2)
+}
+fn f(name: &str, dt: DataType, nullable: bool) -> Field {
+    Field::new(name, dt, nullable)
+}
+fn s(name: &str) -> Field {
+    f(name, DataType::Utf8, true)
+}
+fn sn(name: &str) -> Field {
+    f(name, DataType::Utf8, false)
+}
+
+pub fn col_str<'a>(v: impl Iterator<Item = Option<&'a str>>) -> ArrayRef {
+    Arc::new(v.collect::<StringArray>())
+}
+pub fn col_string(v: impl Iterator<Item = Option<String>>) -> ArrayRef {
+    Arc::new(v.collect::<StringArray>())
+}
+pub fn col_dec(v: impl Iterator<Item = Option<Dec>>) -> ArrayRef {
+    let a: Decimal128Array = v.map(|d| d.map(|d| d.0)).collect();
+    Arc::new(a.with_precision_and_scale(38, 10).expect("valid decimal type"))
+}
+/// A 2-place column: values must already have at most 2 places.
+pub fn col_dec2(v: impl Iterator<Item = Option<Dec>>) -> ArrayRef {
+    let a: Decimal128Array = v.map(|d| d.map(|d| d.mantissa_at(2))).collect();
+    Arc::new(a.with_precision_and_scale(38, 2).expect("valid decimal type"))
+}
+pub fn col_ts(v: impl Iterator<Item = Option<Micros>>) -> ArrayRef {
+    let a: TimestampMicrosecondArray = v.collect();
+    Arc::new(a.with_timezone("UTC"))
+}
+pub fn col_i64(v: impl Iterator<Item = Option<i64>>) -> ArrayRef {
+    Arc::new(v.collect::<Int64Array>())
+}
+pub fn col_i32(v: impl Iterator<Item = Option<i32>>) -> ArrayRef {
+    Arc::new(v.collect::<Int32Array>())
+}
+pub fn col_bool(v: impl Iterator<Item = Option<bool>>) -> ArrayRef {
+    Arc::new(v.collect::<BooleanArray>())
+}
+
+// ---------------------------------------------------------------- the sink
+
+/// What was written: for the manifest.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Written {
+    pub path: String,
+    pub rows: u64,
+    pub bytes: u64,
+    pub sha256: String,
+}
+
+/// Streams one table of a period to one Parquet object.
+pub struct TableSink {
+    rel: String,
+    writer: ArrowWriter<LakeWriter>,
+    rows: u64,
+}
+
+impl TableSink {
+    pub fn create(lake: &Lake, rel: &str, schema: SchemaRef) -> LakeResult<TableSink> {
+        let props = WriterProperties::builder()
+            .set_compression(Compression::SNAPPY)
+            .set_max_row_group_row_count(Some(1 << 20))
+            .set_created_by(format!("billrun {}", env!("CARGO_PKG_VERSION")))
+            .build();
+        let out = lake.writer(rel)?;
+        let writer = ArrowWriter::try_new(out, schema, Some(props)).map_err(|e| io_err(lake, rel, e))?;
+        Ok(TableSink { rel: rel.to_string(), writer, rows: 0 })
+    }
+
+    pub fn write(&mut self, lake: &Lake, batch: &RecordBatch) -> LakeResult<()> {
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
+        self.rows += batch.num_rows() as u64;
+        self.writer.write(batch).map_err(|e| io_err(lake, &self.rel, e))
+    }
+
+    pub fn finish(self, lake: &Lake) -> LakeResult<Written> {
+        let rel = self.rel.clone();
+        let out = self.writer.into_inner().map_err(|e| io_err(lake, &rel, e))?;
+        let (bytes, sha256) = out.finish()?;
+        Ok(Written { path: rel, rows: self.rows, bytes, sha256 })
+    }
+}
+
+fn io_err(lake: &Lake, rel: &str, e: impl std::fmt::Display) -> super::store::LakeError {
+    super::store::LakeError::Url { url: lake.url().to_string(), why: format!("writing {rel}: {e}") }
+}
+
+// ---------------------------------------------------------------- context
+
+/// Everything the writers need to turn index-based records into columns.
+pub struct Names<'a> {
+    pub period: Period,
+    pub accounts: &'a [Account],
+    pub catalog: &'a Catalog,
+    pub packages: &'a [Package],
+    pub subs: &'a Subscriptions,
+    pub files: &'a [UsageFile],
+}
+
+impl Names<'_> {
+    pub fn account(&self, i: u32) -> &Account {
+        &self.accounts[i as usize]
+    }
+    pub fn invoice_id(&self, i: u32) -> String {
+        format!("INV-{}-{}", self.accounts[i as usize].account_id, self.period.compact())
+    }
+}
+
+// ---------------------------------------------------------------- line items (FOCUS)
+
+pub fn line_items_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        sn("BillingAccountId"),
+        s("BillingAccountName"),
+        sn("BillingAccountType"),
+        sn("BillingCurrency"),
+        f("BillingPeriodStart", ts_type(), false),
+        f("BillingPeriodEnd", ts_type(), false),
+        f("ChargePeriodStart", ts_type(), false),
+        f("ChargePeriodEnd", ts_type(), false),
+        sn("ChargeCategory"),
+        s("ChargeClass"),
+        s("ChargeDescription"),
+        s("ChargeFrequency"),
+        s("PricingCategory"),
+        f("PricingQuantity", dec_type(), true),
+        s("PricingUnit"),
+        f("ConsumedQuantity", dec_type(), true),
+        s("ConsumedUnit"),
+        f("ListUnitPrice", dec_type(), true),
+        f("ListCost", dec_type(), false),
+        f("ContractedUnitPrice", dec_type(), true),
+        f("ContractedCost", dec_type(), false),
+        f("BilledCost", dec_type(), false),
+        f("EffectiveCost", dec_type(), false),
+        s("CommitmentDiscountId"),
+        s("CommitmentDiscountName"),
+        s("CommitmentDiscountType"),
+        s("CommitmentDiscountCategory"),
+        s("CommitmentDiscountStatus"),
+        f("CommitmentDiscountQuantity", dec_type(), true),
+        s("CommitmentDiscountUnit"),
+        sn("InvoiceId"),
+        sn("InvoiceIssuerName"),
+        sn("ProviderName"),
+        sn("PublisherName"),
+        s("RegionId"),
+        s("RegionName"),
+        s("ResourceId"),
+        s("ResourceName"),
+        s("ResourceType"),
+        s("ServiceCategory"),
+        s("ServiceName"),
+        s("ServiceSubcategory"),
+        s("SkuId"),
+        s("SkuPriceId"),
+        s("SubAccountId"),
+        s("SubAccountName"),
+        s("Tags"),
+        s("x_UsageRecordId"),
+        s("x_Module"),
+        s("x_EnterpriseProject"),
+        sn("x_BillingMode"),
+        s("x_BillingItem"),
+        s("x_PoolType"),
+        s("x_PoolId"),
+        f("x_TierStart", dec_type(), true),
+        f("x_PricingQuantityExact", DataType::Utf8, true),
+    ]))
+}
+
+/// The FOCUS `ResourceType` of a module.
+fn resource_type(m: Module) -> &'static str {
+    match m {
+        Module::Notebook => "Notebook Instance",
+        Module::Training => "Training Job",
+        Module::InferenceRealtime => "Real-Time Service",
+        Module::InferenceBatch => "Batch Service",
+        Module::InferenceEdge => "Edge Service",
+        Module::Workflow => "Workflow",
+        Module::ExemlTraining => "ExeML Training Job",
+        Module::ExemlDeployment => "ExeML Deployment",
+        Module::DedicatedPool => "Dedicated Resource Pool",
+        Module::LiteCluster => "Lite Cluster",
+        Module::LiteServer => "Lite Server",
+        Module::Maas => "MaaS Service",
+        Module::Obs => "OBS Bucket",
+        Module::Sfs => "SFS File System",
+        Module::Evs => "EVS Disk",
+        Module::Smn => "SMN Topic",
+        Module::Lts => "LTS Log Group",
+    }
+}
+
+fn subcategory(m: Module) -> &'static str {
+    match m {
+        Module::Notebook | Module::Workflow => "AI Platforms",
+        Module::Training | Module::ExemlTraining => "Machine Learning",
+        Module::InferenceRealtime | Module::InferenceBatch | Module::InferenceEdge | Module::ExemlDeployment | Module::Maas => {
+            "Generative AI"
+        }
+        Module::DedicatedPool | Module::LiteCluster | Module::LiteServer => "Other (Compute)",
+        Module::Obs => "Object Storage",
+        Module::Sfs => "File Storage",
+        Module::Evs => "Block Storage",
+        Module::Smn => "Other (Management and Governance)",
+        Module::Lts => "Observability",
+    }
+}
+
+pub fn unit_name(u: PricingUnit) -> &'static str {
+    match u {
+        PricingUnit::NodeHour => "Node-Hours",
+        PricingUnit::GbHour => "GB-Hours",
+        PricingUnit::Count => "Requests",
+        PricingUnit::Gb => "GB",
+        PricingUnit::NodeMonth => "Node-Months",
+        PricingUnit::NodeYear => "Node-Years",
+    }
+}
+
+/// Per-line derived values, computed once.
+struct LineView<'a> {
+    account: &'a Account,
+    usage: Option<(&'a UsageChunk, usize)>,
+    sku: Option<&'a str>,
+    region: Option<&'a str>,
+    module: Option<Module>,
+    billing_mode: &'static str,
+    commitment: Option<(String, &'static str)>,
+}
+
+pub fn line_items_batch(lines: &[Line], chunks: &[UsageChunk], n: &Names<'_>) -> RecordBatch {
+    let views: Vec<LineView<'_>> = lines
+        .iter()
+        .map(|l| {
+            let usage = l.usage.map(|loc| (&chunks[loc.chunk as usize], loc.row as usize));
+            let (mut sku, mut region, mut module) = (None, None, None);
+            if let Some((c, r)) = usage {
+                sku = c.sku.get(r);
+                region = c.region.get(r);
+                module = c.module.get(r).and_then(Module::parse);
+            }
+            let commitment = l.commitment.map(|c| match c {
+                Commitment::Package(i) => {
+                    let p = &n.packages[i as usize];
+                    sku = sku.or(Some(p.sku.as_str()));
+                    region = region.or(Some(p.region.as_str()));
+                    (p.package_id.clone(), "Resource Package")
+                }
+                Commitment::Subscription(i) => {
+                    let s = n.subs.get(i);
+                    sku = sku.or(Some(s.sku.as_str()));
+                    region = region.or(Some(s.region.as_str()));
+                    (s.subscription_id.clone(), "Yearly/Monthly")
+                }
+            });
+            let billing_mode = match (l.kind, l.commitment) {
+                (LineKind::Adjustment, _) => "pay_per_use",
+                (LineKind::PoolJob, _) => "dedicated_pool",
+                (_, Some(Commitment::Package(_))) => "package",
+                (_, Some(Commitment::Subscription(_))) => "yearly_monthly",
+                _ => "pay_per_use",
+            };
+            LineView { account: n.account(l.account), usage, sku, region, module, billing_mode, commitment }
+        })
+        .collect();
+    let u = |v: &LineView<'_>, get: fn(&UsageChunk, usize) -> Option<&str>| -> Option<String> {
+        v.usage.and_then(|(c, r)| get(c, r).map(str::to_string))
+    };
+    let ps = n.period.start();
+    let pe = n.period.end();
+    let invoice: Vec<String> = lines.iter().map(|l| n.invoice_id(l.account)).collect();
+    let is_usage = |l: &Line| !matches!(l.kind, LineKind::Purchase | LineKind::Adjustment);
+    let columns: Vec<ArrayRef> = vec![
+        col_str(views.iter().map(|v| Some(v.account.account_id.as_str()))),
+        col_str(views.iter().map(|v| Some(v.account.account_name.as_str()))),
+        col_str(views.iter().map(|_| Some("Billing Account"))),
+        col_str(views.iter().map(|v| Some(v.account.currency.as_str()))),
+        col_ts(lines.iter().map(|_| Some(ps))),
+        col_ts(lines.iter().map(|_| Some(pe))),
+        col_ts(lines.iter().map(|l| Some(l.charge_start))),
+        col_ts(lines.iter().map(|l| Some(l.charge_end))),
+        col_str(lines.iter().map(|l| Some(l.kind.charge_category()))),
+        col_str(lines.iter().map(|_| None)),
+        col_string(lines.iter().zip(&views).map(|(l, v)| Some(describe(l, v, n)))),
+        col_str(lines.iter().map(|l| {
+            Some(match l.kind {
+                LineKind::Purchase => "One-Time",
+                LineKind::Unused => "Recurring",
+                _ => "Usage-Based",
+            })
+        })),
+        col_str(lines.iter().map(|l| match l.kind {
+            LineKind::Standard | LineKind::PoolJob => Some("Standard"),
+            LineKind::Committed | LineKind::Unused => Some("Committed"),
+            LineKind::Purchase => Some("Standard"),
+            LineKind::Adjustment => None,
+        })),
+        col_dec(lines.iter().map(|l| (l.kind != LineKind::Adjustment).then(|| l.quantity.to_dec()))),
+        col_str(lines.iter().map(|l| l.unit.map(unit_name))),
+        col_dec(lines.iter().map(|l| is_usage(l).then(|| l.quantity.to_dec()))),
+        col_str(lines.iter().map(|l| if is_usage(l) { l.unit.map(unit_name) } else { None })),
+        col_dec(lines.iter().map(|l| l.price_row.map(|_| l.list_unit_price))),
+        col_dec(lines.iter().map(|l| Some(l.list_cost))),
+        col_dec(lines.iter().map(|l| l.price_row.map(|_| l.list_unit_price))),
+        col_dec(lines.iter().map(|l| Some(l.list_cost))),
+        col_dec(lines.iter().map(|l| Some(l.billed))),
+        col_dec(lines.iter().map(|l| Some(l.effective))),
+        col_str(views.iter().map(|v| v.commitment.as_ref().map(|c| c.0.as_str()))),
+        col_str(views.iter().map(|v| v.commitment.as_ref().map(|c| c.0.as_str()))),
+        col_str(views.iter().map(|v| v.commitment.as_ref().map(|c| c.1))),
+        col_str(views.iter().map(|v| v.commitment.as_ref().map(|_| "Usage"))),
+        col_str(lines.iter().map(|l| match (l.kind, l.commitment) {
+            (LineKind::Committed, Some(_)) => Some("Used"),
+            (LineKind::Unused, Some(_)) => Some("Unused"),
+            _ => None,
+        })),
+        col_dec(lines.iter().map(|l| {
+            (l.commitment.is_some() && matches!(l.kind, LineKind::Committed | LineKind::Unused)).then(|| l.quantity.to_dec())
+        })),
+        col_str(lines.iter().map(|l| {
+            if l.commitment.is_some() && matches!(l.kind, LineKind::Committed | LineKind::Unused) {
+                l.unit.map(unit_name)
+            } else {
+                None
+            }
+        })),
+        col_str(invoice.iter().map(|s| Some(s.as_str()))),
+        col_str(lines.iter().map(|_| Some(PROVIDER))),
+        col_str(lines.iter().map(|_| Some(PROVIDER))),
+        col_str(lines.iter().map(|_| Some(PROVIDER))),
+        col_str(views.iter().map(|v| v.region)),
+        col_str(views.iter().map(|v| v.region)),
+        col_string(lines.iter().zip(&views).map(|(l, v)| {
+            u(v, |c, r| c.resource_id.get(r)).or_else(|| match l.commitment {
+                Some(Commitment::Subscription(i)) => Some(n.subs.get(i).resource_id.clone()),
+                _ => None,
+            })
+        })),
+        col_string(views.iter().map(|v| u(v, |c, r| c.resource_name.get(r)))),
+        col_str(views.iter().map(|v| v.module.map(resource_type))),
+        col_str(views.iter().map(|v| Some(v.module.map(|m| m.service().1).unwrap_or("AI and Machine Learning")))),
+        col_str(views.iter().map(|v| Some(v.module.map(|m| m.service().0).unwrap_or("ModelArts")))),
+        col_str(views.iter().map(|v| v.module.map(subcategory))),
+        col_str(views.iter().map(|v| v.sku)),
+        col_string(lines.iter().map(|l| l.price_row.map(|r| sku_price_id(n.catalog, r)))),
+        col_string(views.iter().map(|v| u(v, |c, r| c.enterprise_project.get(r)))),
+        col_string(views.iter().map(|v| u(v, |c, r| c.enterprise_project.get(r)))),
+        col_string(views.iter().map(|v| u(v, |c, r| c.tags.get(r)))),
+        col_string(views.iter().map(|v| u(v, |c, r| c.record_id.get(r)))),
+        col_str(views.iter().map(|v| v.module.map(Module::as_str))),
+        col_string(views.iter().map(|v| u(v, |c, r| c.enterprise_project.get(r)))),
+        col_str(views.iter().map(|v| Some(v.billing_mode))),
+        col_str(lines.iter().map(|l| l.price_row.map(|r| n.catalog.row(r).billing_item.as_str()))),
+        col_string(views.iter().map(|v| u(v, |c, r| c.pool_type.get(r)))),
+        col_string(views.iter().map(|v| u(v, |c, r| c.pool_id.get(r)))),
+        col_dec(lines.iter().map(|l| {
+            l.price_row.filter(|_| matches!(l.kind, LineKind::Standard)).map(|r| n.catalog.row(r).tier_start)
+        })),
+        col_string(lines.iter().map(|l| {
+            (l.kind != LineKind::Adjustment).then(|| exact_quantity(l.quantity))
+        })),
+    ];
+    RecordBatch::try_new(line_items_schema(), columns).expect("line item columns match the schema")
+}
+
+/// A stable id of a catalog price: SKU, region, currency, mode, tier, effective from.
+pub fn sku_price_id(c: &Catalog, row: u32) -> String {
+    let p = c.row(row);
+    format!(
+        "{}:{}:{}:{}:{}:{}",
+        p.sku,
+        p.region,
+        p.currency,
+        p.billing_mode,
+        p.tier_start,
+        crate::time::format_ts(p.effective_from)
+    )
+}
+
+/// The exact pricing quantity as a fraction `n/3.6e19` when it does not terminate in
+/// 10 places, else the decimal.
+fn exact_quantity(q: crate::decimal::Qty) -> String {
+    if q.0 % 3_600_000_000 == 0 {
+        q.to_dec().to_string()
+    } else {
+        format!("{}/{}", q.0, crate::decimal::QTY_PER_UNIT)
+    }
+}
+
+fn describe(l: &Line, v: &LineView<'_>, n: &Names<'_>) -> String {
+    let sku = v.sku.unwrap_or("");
+    match l.kind {
+        LineKind::Standard => {
+            let tier = l.price_row.map(|r| n.catalog.row(r).tier_start).unwrap_or_default();
+            format!("{sku} pay-per-use, tier from {tier}")
+        }
+        LineKind::PoolJob => format!("{sku} job on a pay-per-use dedicated pool (the pool is billed)"),
+        LineKind::Committed => match &v.commitment {
+            Some((id, kind)) => format!("{sku} covered by {kind} {id}"),
+            None => format!("{sku} covered"),
+        },
+        LineKind::Unused => match &v.commitment {
+            Some((id, kind)) => format!("unused {kind} {id}"),
+            None => "unused commitment".into(),
+        },
+        LineKind::Purchase => match &v.commitment {
+            Some((id, kind)) => format!("purchase of {kind} {id} ({sku})"),
+            None => "purchase".into(),
+        },
+        LineKind::Adjustment => "truncation of the hourly settlement to cents".into(),
+    }
+}
+
+// ---------------------------------------------------------------- invoices
+
+pub fn invoices_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        sn("invoice_id"),
+        sn("account_id"),
+        sn("billing_period"),
+        sn("currency"),
+        f("usage_charges", dec2_type(), false),
+        f("purchase_charges", dec2_type(), false),
+        f("total_due", dec2_type(), false),
+        f("truncated_amount", dec_type(), false),
+        f("committed_list_value", dec_type(), false),
+        f("opening_balance", dec_type(), false),
+        f("payments", dec_type(), false),
+        f("closing_balance", dec_type(), false),
+        f("arrears_amount", dec_type(), false),
+        sn("status_at_close"),
+        f("line_count", DataType::Int64, false),
+    ]))
+}
+
+pub fn invoices_batch(inv: &[Invoice], n: &Names<'_>) -> RecordBatch {
+    let period = n.period.to_string();
+    let cols: Vec<ArrayRef> = vec![
+        col_string(inv.iter().map(|i| Some(n.invoice_id(i.account)))),
+        col_str(inv.iter().map(|i| Some(n.account(i.account).account_id.as_str()))),
+        col_str(inv.iter().map(|_| Some(period.as_str()))),
+        col_str(inv.iter().map(|i| Some(n.account(i.account).currency.as_str()))),
+        col_dec2(inv.iter().map(|i| Some(i.usage_charges))),
+        col_dec2(inv.iter().map(|i| Some(i.purchase_charges))),
+        col_dec2(inv.iter().map(|i| Some(i.total_due))),
+        col_dec(inv.iter().map(|i| Some(i.truncated))),
+        col_dec(inv.iter().map(|i| Some(i.committed_list_value))),
+        col_dec(inv.iter().map(|i| Some(i.opening_balance))),
+        col_dec(inv.iter().map(|i| Some(i.payments))),
+        col_dec(inv.iter().map(|i| Some(i.closing_balance))),
+        col_dec(inv.iter().map(|i| Some(i.arrears_amount))),
+        col_str(inv.iter().map(|i| Some(i.status.as_str()))),
+        col_i64(inv.iter().map(|i| Some(i.line_count as i64))),
+    ];
+    RecordBatch::try_new(invoices_schema(), cols).expect("invoice columns match the schema")
+}
+
+// ---------------------------------------------------------------- settlements
+
+pub fn settlements_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        sn("account_id"),
+        f("hour_start", ts_type(), false),
+        f("line_amount", dec_type(), false),
+        f("deduction", dec2_type(), false),
+        f("truncated_amount", dec_type(), false),
+        f("balance_after", dec_type(), false),
+        sn("account_state"),
+    ]))
+}
+
+pub fn settlements_batch(st: &[Settlement], n: &Names<'_>) -> RecordBatch {
+    let cols: Vec<ArrayRef> = vec![
+        col_str(st.iter().map(|s| Some(n.account(s.account).account_id.as_str()))),
+        col_ts(st.iter().map(|s| Some(s.hour_start))),
+        col_dec(st.iter().map(|s| Some(s.line_amount))),
+        col_dec2(st.iter().map(|s| Some(s.deduction))),
+        col_dec(st.iter().map(|s| Some(s.truncated))),
+        col_dec(st.iter().map(|s| Some(s.balance_after))),
+        col_str(st.iter().map(|s| Some(s.state.as_str()))),
+    ];
+    RecordBatch::try_new(settlements_schema(), cols).expect("settlement columns match the schema")
+}
+
+// ---------------------------------------------------------------- account status
+
+pub fn account_status_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        sn("account_id"),
+        sn("state"),
+        f("state_from", ts_type(), false),
+        f("state_to", ts_type(), false),
+        f("arrears_since", ts_type(), true),
+        f(
+            "restricted_operations",
+            DataType::List(Arc::new(Field::new("item", DataType::Utf8, true))),
+            false,
+        ),
+    ]))
+}
+
+pub fn account_status_batch(st: &[StatusInterval], n: &Names<'_>) -> RecordBatch {
+    let mut ops = ListBuilder::new(StringBuilder::new());
+    for s in st {
+        if s.state != crate::model::Phase::Active {
+            for op in crate::model::RESTRICTED_OPERATIONS {
+                ops.values().append_value(op);
+            }
+        }
+        ops.append(true);
+    }
+    let cols: Vec<ArrayRef> = vec![
+        col_str(st.iter().map(|s| Some(n.account(s.account).account_id.as_str()))),
+        col_str(st.iter().map(|s| Some(s.state.as_str()))),
+        col_ts(st.iter().map(|s| Some(s.from))),
+        col_ts(st.iter().map(|s| Some(s.to))),
+        col_ts(st.iter().map(|s| s.arrears_since)),
+        Arc::new(ops.finish()),
+    ];
+    RecordBatch::try_new(account_status_schema(), cols).expect("status columns match the schema")
+}
+
+// ---------------------------------------------------------------- package ledger
+
+pub fn package_ledger_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        sn("package_id"),
+        sn("account_id"),
+        sn("billing_period"),
+        f("opening_quota", dec_type(), false),
+        f("used_quota", dec_type(), false),
+        f("lapsed_quota", dec_type(), false),
+        f("closing_quota", dec_type(), false),
+    ]))
+}
+
+pub fn package_ledger_batch(rows: &[LedgerRow], n: &Names<'_>) -> RecordBatch {
+    let period = n.period.to_string();
+    let cols: Vec<ArrayRef> = vec![
+        col_str(rows.iter().map(|r| Some(n.packages[r.package as usize].package_id.as_str()))),
+        col_str(rows.iter().map(|r| Some(n.account(r.account).account_id.as_str()))),
+        col_str(rows.iter().map(|_| Some(period.as_str()))),
+        col_dec(rows.iter().map(|r| Some(r.opening.to_dec()))),
+        col_dec(rows.iter().map(|r| Some(r.used.to_dec()))),
+        col_dec(rows.iter().map(|r| Some(r.lapsed.to_dec()))),
+        col_dec(rows.iter().map(|r| Some(r.closing.to_dec()))),
+    ];
+    RecordBatch::try_new(package_ledger_schema(), cols).expect("ledger columns match the schema")
+}
+
+// ---------------------------------------------------------------- alerts
+
+pub fn alerts_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        sn("alert_type"),
+        sn("account_id"),
+        s("package_id"),
+        f("alert_time", ts_type(), false),
+        f("value", dec_type(), false),
+    ]))
+}
+
+pub fn alerts_batch(al: &[Alert], n: &Names<'_>) -> RecordBatch {
+    let cols: Vec<ArrayRef> = vec![
+        col_str(al.iter().map(|a| Some(a.kind.as_str()))),
+        col_str(al.iter().map(|a| Some(n.account(a.account).account_id.as_str()))),
+        col_str(al.iter().map(|a| a.package.map(|p| n.packages[p as usize].package_id.as_str()))),
+        col_ts(al.iter().map(|a| Some(a.time))),
+        col_dec(al.iter().map(|a| Some(a.value))),
+    ];
+    RecordBatch::try_new(alerts_schema(), cols).expect("alert columns match the schema")
+}
+
+// ---------------------------------------------------------------- rejected
+
+pub fn rejected_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        s("record_id"),
+        s("account_id"),
+        s("region"),
+        s("resource_id"),
+        s("resource_name"),
+        s("module"),
+        s("sku"),
+        f("unit_count", DataType::Int32, true),
+        s("pool_type"),
+        s("pool_id"),
+        f("nodes", DataType::Int32, true),
+        f("quantity", dec_type(), true),
+        f("start_time", ts_type(), true),
+        f("end_time", ts_type(), true),
+        s("enterprise_project"),
+        s("tags"),
+        sn("reason"),
+        sn("detail"),
+        sn("source_file"),
+        f("source_row", DataType::Int64, false),
+    ]))
+}
+
+/// Rejected usage rows, with their input columns as read (unreadable values null).
+pub fn rejected_batch(rej: &[Rejected], chunks: &[UsageChunk], n: &Names<'_>) -> RecordBatch {
+    let at = |r: &Rejected| (&chunks[r.loc.chunk as usize], r.loc.row as usize);
+    let sv = |get: fn(&UsageChunk, usize) -> Option<&str>| -> ArrayRef {
+        col_string(rej.iter().map(|r| {
+            let (c, i) = at(r);
+            get(c, i).map(str::to_string)
+        }))
+    };
+    let i32v = |nodes: bool| -> ArrayRef {
+        col_i32(rej.iter().map(|r| {
+            let (c, i) = at(r);
+            let v = if nodes { c.nodes.get(i) } else { c.unit_count.get(i) };
+            v.and_then(|v| i32::try_from(v).ok())
+        }))
+    };
+    let tsv = |end: bool| -> ArrayRef {
+        col_ts(rej.iter().map(|r| {
+            let (c, i) = at(r);
+            let v = if end { c.end_time.get(i) } else { c.start_time.get(i) };
+            v.and_then(Result::ok)
+        }))
+    };
+    let cols: Vec<ArrayRef> = vec![
+        sv(|c, i| c.record_id.get(i)),
+        sv(|c, i| c.account_id.get(i)),
+        sv(|c, i| c.region.get(i)),
+        sv(|c, i| c.resource_id.get(i)),
+        sv(|c, i| c.resource_name.get(i)),
+        sv(|c, i| c.module.get(i)),
+        sv(|c, i| c.sku.get(i)),
+        i32v(false),
+        sv(|c, i| c.pool_type.get(i)),
+        sv(|c, i| c.pool_id.get(i)),
+        i32v(true),
+        col_dec(rej.iter().map(|r| {
+            let (c, i) = at(r);
+            c.quantity.get(i).and_then(Result::ok)
+        })),
+        tsv(false),
+        tsv(true),
+        sv(|c, i| c.enterprise_project.get(i)),
+        sv(|c, i| c.tags.get(i)),
+        col_str(rej.iter().map(|r| Some(r.why.reason.as_str()))),
+        col_str(rej.iter().map(|r| Some(r.why.detail.as_str()))),
+        col_str(rej.iter().map(|r| Some(n.files[at(r).0.file as usize].path.as_str()))),
+        col_i64(rej.iter().map(|r| {
+            let (c, i) = at(r);
+            Some(c.first_row as i64 + i as i64)
+        })),
+    ];
+    RecordBatch::try_new(rejected_schema(), cols).expect("rejected columns match the schema")
+}
+
+/// Rejected subscription orders, as rows of the rejected table: `record_id` is the
+/// `subscription_id`.
+pub fn rejected_orders_batch(rej: &[RejectedOrder], n: &Names<'_>) -> RecordBatch {
+    let sub = |r: &RejectedOrder| n.subs.get(r.subscription);
+    let cols: Vec<ArrayRef> = vec![
+        col_str(rej.iter().map(|r| Some(sub(r).subscription_id.as_str()))),
+        col_str(rej.iter().map(|r| Some(sub(r).account_id.as_str()))),
+        col_str(rej.iter().map(|r| Some(sub(r).region.as_str()))),
+        col_str(rej.iter().map(|r| Some(sub(r).resource_id.as_str()))),
+        col_str(rej.iter().map(|_| None)),
+        col_str(rej.iter().map(|_| None)),
+        col_str(rej.iter().map(|r| Some(sub(r).sku.as_str()))),
+        col_i32(rej.iter().map(|r| Some(sub(r).unit_count))),
+        col_str(rej.iter().map(|_| None)),
+        col_str(rej.iter().map(|_| None)),
+        col_i32(rej.iter().map(|r| Some(sub(r).nodes))),
+        col_dec(rej.iter().map(|_| None)),
+        col_ts(rej.iter().map(|r| Some(sub(r).start_at))),
+        col_ts(rej.iter().map(|r| Some(sub(r).end_at))),
+        col_str(rej.iter().map(|_| None)),
+        col_str(rej.iter().map(|_| None)),
+        col_str(rej.iter().map(|r| Some(r.why.reason.as_str()))),
+        col_str(rej.iter().map(|r| Some(r.why.detail.as_str()))),
+        col_str(rej.iter().map(|_| Some(SUBSCRIPTIONS))),
+        col_i64(rej.iter().map(|r| Some(r.subscription as i64))),
+    ];
+    RecordBatch::try_new(rejected_schema(), cols).expect("rejected columns match the schema")
+}

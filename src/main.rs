@@ -1,0 +1,104 @@
+//! `billrun`: parse the command line, run the job, map the outcome to an exit status
+//! (0 done; 1 done, with rejected rows or alerts worth a look; 2 could not run).
+
+mod cli;
+
+use billrun::jobs::close::{self, CloseReport};
+use billrun::lake::store::Lake;
+use clap::Parser;
+use cli::{Cli, Command};
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("BILLRUN_LOG").unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    if let Some(n) = cli.threads {
+        if let Err(e) = rayon::ThreadPoolBuilder::new().num_threads(n.max(1)).build_global() {
+            eprintln!("billrun: --threads: {e}");
+            return ExitCode::from(2);
+        }
+    }
+    match run(cli.command) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("billrun: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(cmd: Command) -> anyhow::Result<u8> {
+    match cmd {
+        Command::Run(args) => {
+            let job = args.job().map_err(anyhow::Error::msg)?;
+            let report = close::run(&job)?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print_summary(&report, &job.output);
+            }
+            Ok(if report.worth_a_look() { 1 } else { 0 })
+        }
+        Command::Backfill(args) => {
+            let mut code = 0;
+            for job in args.jobs().map_err(anyhow::Error::msg)? {
+                let report = close::run(&job)?;
+                print_summary(&report, &job.output);
+                if report.worth_a_look() {
+                    code = 1;
+                }
+            }
+            Ok(code)
+        }
+        Command::Generate(args) => {
+            let cfg = args.config().map_err(anyhow::Error::msg)?;
+            let lake = Lake::open(&args.out, true)?;
+            let r = billrun::generate::generate(&lake, &cfg)?;
+            println!(
+                "generated {} usage rows in {} files: {} accounts, {} resources, {} packages, {} subscriptions, {} payments → {}",
+                r.usage_rows, r.usage_files, r.accounts, r.resources, r.packages, r.subscriptions, r.payments, args.out
+            );
+            Ok(0)
+        }
+        Command::Demo(args) => {
+            let lake = Lake::open(&args.lake, true)?;
+            let cfg = billrun::generate::GenConfig::default();
+            if !lake.exists(billrun::lake::inputs::PRICES)? {
+                let r = billrun::generate::generate(&lake, &cfg)?;
+                println!("generated a sample lake: {} usage rows, {} accounts → {}", r.usage_rows, r.accounts, args.lake);
+            }
+            let job = close::CloseJob {
+                input: args.lake.clone(),
+                output: args.lake.clone(),
+                period: cfg.from,
+                cache_bytes: 1 << 30,
+            };
+            let report = close::run(&job)?;
+            print_summary(&report, &args.lake);
+            Ok(0)
+        }
+    }
+}
+
+fn print_summary(r: &CloseReport, output: &str) {
+    println!("billing period {}: {} accounts, {} usage files", r.period, r.accounts, r.usage_files);
+    let rejected: u64 = r.rejected.values().sum();
+    println!("  usage rows: {} read, {} rated, {} rejected", r.rows_in, r.rows_rated, rejected);
+    for (reason, n) in &r.rejected {
+        println!("    {reason:<24} {n}");
+    }
+    for (reason, n) in &r.rejected_orders {
+        println!("  rejected subscription orders: {reason} {n}");
+    }
+    for (cur, due) in &r.total_due {
+        println!("  total due: {due} {cur}");
+    }
+    println!("  accounts in arrears at close: {}", r.accounts_in_arrears);
+    println!("  alerts: {}   line items: {}", r.alerts, r.lines);
+    println!("  outputs: {output}/bills/*/billing_period={}/ and {output}/state/ ({:.2} s)", r.period, r.seconds);
+}

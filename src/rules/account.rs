@@ -1,0 +1,412 @@
+//! One account through one billing period: its prepaid balance, payments, arrears
+//! episodes and balance alert (billing-rules §5), and the rating of its usage rows in
+//! `(start_time, record_id)` order (§2–§4), which is where tier cumulatives and package
+//! quotas advance. Accounts never interact, so books are processed in parallel.
+
+use super::checks::{Rejection, Usage};
+use super::packages::{self, PackageBook};
+use super::pricing::{pricing_quantity, rate_tiered, tier_at, Catalog, PriceLookup};
+use super::records::*;
+use super::subscriptions::{Coverage, Subscriptions};
+use crate::decimal::{line_amount, Dec, Qty};
+use crate::model::{Account, Package, Phase, Reason};
+use crate::time::{format_ts, Micros, Period, DAY, HOUR};
+use rustc_hash::FxHashMap;
+
+/// What a period opens from, per account (the previous period's closing state).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AccountOpening {
+    pub balance: Dec,
+    pub arrears_since: Option<Micros>,
+    pub balance_alert_armed: bool,
+}
+
+/// The read-only context of rating.
+pub struct Ctx<'a> {
+    pub catalog: &'a Catalog,
+    pub subs: &'a Subscriptions,
+    pub packages: &'a [Package],
+    pub period: Period,
+}
+
+/// What one account's rows of one hour produced.
+#[derive(Debug, Default)]
+pub struct HourOut {
+    pub lines: Vec<Line>,
+    pub rejected: Vec<Rejected>,
+    pub alerts: Vec<Alert>,
+    pub settlement: Option<Settlement>,
+}
+
+#[derive(Debug)]
+pub struct AccountBook {
+    pub idx: u32,
+    pub currency: String,
+    grace: i64,
+    retention: i64,
+    alert_threshold: Option<Dec>,
+    pub opening_balance: Dec,
+    pub balance: Dec,
+    /// Start of the open arrears episode.
+    pub arrears_since: Option<Micros>,
+    pub balance_alert_armed: bool,
+    /// Payments of the period not yet applied, by `(paid_at, payment_id)`.
+    payments: Vec<(Micros, Dec)>,
+    next_payment: usize,
+    pub payments_total: Dec,
+    /// Arrears episodes that touch the period: `(start, end)`.
+    episodes: Vec<(Micros, Option<Micros>)>,
+    hour_sum: Dec,
+    hour_has_ppu: bool,
+    pub usage_charges: Dec,
+    pub truncated_total: Dec,
+    pub committed_list_value: Dec,
+    /// Cumulative pay-per-use quantity per SKU and region, this period.
+    tiers: FxHashMap<String, FxHashMap<String, Qty>>,
+    pub packages: PackageBook,
+    /// Usage intervals of each subscribed resource within its term, this period.
+    pub sub_covered: FxHashMap<u32, Vec<(Micros, Micros)>>,
+}
+
+impl AccountBook {
+    /// Opens an account for `period`. `payments` are the account's payments, sorted by
+    /// `(paid_at, payment_id)`. Without `carried` state this is the account's first
+    /// period: the balance is `opening_balance` plus the payments since `balance_as_of`.
+    pub fn open(
+        idx: u32,
+        account: &Account,
+        period: Period,
+        carried: Option<&AccountOpening>,
+        payments: &[(Micros, Dec)],
+        packages: PackageBook,
+    ) -> AccountBook {
+        let start = period.start();
+        let counts = |t: Micros| t >= account.balance_as_of;
+        let (balance, arrears_since, armed) = match carried {
+            Some(c) => (c.balance, c.arrears_since, c.balance_alert_armed),
+            None => {
+                let before: Dec = payments
+                    .iter()
+                    .filter(|(t, _)| counts(*t) && *t < start)
+                    .fold(account.opening_balance, |acc, (_, a)| acc.add(*a));
+                (before, None, true)
+            }
+        };
+        let in_period: Vec<(Micros, Dec)> =
+            payments.iter().copied().filter(|(t, _)| period.contains(*t) && counts(*t)).collect();
+        AccountBook {
+            idx,
+            currency: account.currency.clone(),
+            grace: account.grace_days as i64 * DAY,
+            retention: account.retention_days as i64 * DAY,
+            alert_threshold: account.balance_alert_threshold,
+            opening_balance: balance,
+            balance,
+            arrears_since,
+            balance_alert_armed: armed,
+            payments: in_period,
+            next_payment: 0,
+            payments_total: Dec::ZERO,
+            episodes: arrears_since.map(|s| vec![(s, None)]).unwrap_or_default(),
+            hour_sum: Dec::ZERO,
+            hour_has_ppu: false,
+            usage_charges: Dec::ZERO,
+            truncated_total: Dec::ZERO,
+            committed_list_value: Dec::ZERO,
+            tiers: FxHashMap::default(),
+            packages,
+            sub_covered: FxHashMap::default(),
+        }
+    }
+
+    /// The account's phase at `t`, given the open episode.
+    pub fn phase_at(&self, t: Micros) -> Phase {
+        match self.arrears_since {
+            None => Phase::Active,
+            Some(s) => phase_in_episode(s, self.grace, self.retention, t),
+        }
+    }
+
+    /// Applies the payments made at or before `t`. A payment that brings the balance
+    /// to zero or above ends the arrears episode; one that lifts it above the alert
+    /// threshold re-arms the balance alert.
+    pub fn apply_payments_until(&mut self, t: Micros) {
+        while let Some(&(at, amount)) = self.payments.get(self.next_payment) {
+            if at > t {
+                break;
+            }
+            self.next_payment += 1;
+            self.balance = self.balance.add(amount);
+            self.payments_total = self.payments_total.add(amount);
+            if self.arrears_since.is_some() && !self.balance.is_negative() {
+                self.arrears_since = None;
+                if let Some(e) = self.episodes.last_mut() {
+                    e.1 = Some(at);
+                }
+            }
+            if let Some(th) = self.alert_threshold {
+                if !self.balance_alert_armed && self.balance > th {
+                    self.balance_alert_armed = true;
+                }
+            }
+        }
+    }
+
+    /// Rates one usage row. Rows must come in `(start_time, record_id)` order.
+    pub fn rate(&mut self, u: &Usage<'_>, ctx: &Ctx<'_>, out: &mut HourOut) {
+        self.apply_payments_until(u.start);
+        if let Err(why) = self.rate_inner(u, ctx, out) {
+            out.rejected.push(Rejected { loc: u.loc, why });
+        }
+    }
+
+    fn rate_inner(&mut self, u: &Usage<'_>, ctx: &Ctx<'_>, out: &mut HourOut) -> Result<(), Rejection> {
+        let key = if u.is_pool_job() { u.pool_id.unwrap_or(u.resource_id) } else { u.resource_id };
+        let coverage = ctx.subs.coverage(u.account_id, u.region, key, u.start);
+        let unit = ctx.catalog.usage_unit(u.sku, u.module);
+        let q = pricing_quantity(unit, u.nodes, u.unit_count, u.quantity, u.duration_us())
+            .ok_or_else(|| Rejection::new(Reason::Schema, "pricing quantity is beyond the priceable range"))?;
+        let line = |kind: LineKind| Line {
+            usage: Some(u.loc),
+            quantity: q,
+            unit: Some(unit),
+            ..Line::blank(self.idx, kind, u.start, u.end)
+        };
+        match coverage {
+            Coverage::Term(s) | Coverage::Grace(s) => {
+                let sub = ctx.subs.get(s);
+                let own_row = u.resource_id == sub.resource_id;
+                if own_row && u.size() != sub.nodes as i64 * sub.unit_count as i64 {
+                    return Err(Rejection::new(
+                        Reason::ScalingNotSupported,
+                        format!(
+                            "{} × {} differs from subscription '{}' ({} × {}); a yearly/monthly resource cannot scale",
+                            u.nodes, u.unit_count, sub.subscription_id, sub.nodes, sub.unit_count
+                        ),
+                    ));
+                }
+                let mut l = line(LineKind::Committed);
+                l.commitment = Some(Commitment::Subscription(s));
+                if own_row {
+                    if let PriceLookup::Tiers(tiers) = ctx.catalog.ppu_tiers(u.sku, u.region, &self.currency, u.start) {
+                        let t = tier_at(&tiers, self.cumulative(u.sku, u.region));
+                        l.price_row = Some(t.row);
+                        l.list_unit_price = t.unit_price;
+                        l.list_cost = line_amount(t.unit_price, q).unwrap_or(Dec::ZERO);
+                    }
+                    l.effective = ctx.subs.amortized(s, u.start, u.end);
+                    self.sub_covered.entry(s).or_default().push((u.start, u.end));
+                }
+                self.committed_list_value = self.committed_list_value.add(l.list_cost);
+                out.lines.push(l);
+                return Ok(());
+            }
+            Coverage::Frozen(s) => {
+                return Err(Rejection::new(
+                    Reason::SubscriptionFrozen,
+                    format!("subscription '{}' expired and is in its retention period", ctx.subs.get(s).subscription_id),
+                ))
+            }
+            Coverage::Released(s) => {
+                return Err(Rejection::new(
+                    Reason::ResourceReleased,
+                    format!("subscription '{}' expired and its resource was released", ctx.subs.get(s).subscription_id),
+                ))
+            }
+            Coverage::None => {}
+        }
+        match self.phase_at(u.start) {
+            Phase::Frozen => {
+                return Err(Rejection::new(
+                    Reason::AccountFrozen,
+                    format!("account in arrears since {}: retention period", format_ts(self.arrears_since.unwrap_or(0))),
+                ))
+            }
+            Phase::Released => {
+                return Err(Rejection::new(
+                    Reason::ResourceReleased,
+                    format!(
+                        "account in arrears since {}: pay-per-use resources released",
+                        format_ts(self.arrears_since.unwrap_or(0))
+                    ),
+                ))
+            }
+            Phase::Active | Phase::Arrears => {}
+        }
+        if u.is_pool_job() {
+            out.lines.push(line(LineKind::PoolJob));
+            return Ok(());
+        }
+        let tiers = match ctx.catalog.ppu_tiers(u.sku, u.region, &self.currency, u.start) {
+            PriceLookup::Tiers(t) => t,
+            PriceLookup::OtherCurrencyOnly => {
+                return Err(Rejection::new(
+                    Reason::CurrencyMismatch,
+                    format!(
+                        "{} in {} is priced at {} only in currencies other than {}",
+                        u.sku,
+                        u.region,
+                        format_ts(u.start),
+                        self.currency
+                    ),
+                ))
+            }
+            PriceLookup::None => {
+                return Err(Rejection::new(
+                    Reason::NoPrice,
+                    format!("no pay-per-use price for {} in {} at {}", u.sku, u.region, format_ts(u.start)),
+                ))
+            }
+        };
+        let cumulative = self.cumulative(u.sku, u.region);
+        let plan = self.packages.plan(ctx.packages, u.region, u.sku, u.pool_type, u.start, q);
+        let overflow = q.sub(plan.iter().fold(Qty::ZERO, |a, d| a.add(d.quantity)));
+        let segments = if plan.is_empty() || !overflow.is_zero() {
+            Some(rate_tiered(&tiers, cumulative, overflow).ok_or_else(|| {
+                Rejection::new(
+                    Reason::NoPrice,
+                    format!("no price tier of {} in {} covers its cumulative quantity", u.sku, u.region),
+                )
+            })?)
+        } else {
+            None
+        };
+        // Covered parts: committed lines of the packages, listed at the current tier.
+        let list_tier = tier_at(&tiers, cumulative);
+        for d in self.packages.commit(ctx.packages, &plan) {
+            let p = &ctx.packages[d.package as usize];
+            let list_cost = line_amount(list_tier.unit_price, d.quantity)
+                .ok_or_else(|| Rejection::new(Reason::Schema, "list cost is beyond the priceable range"))?;
+            self.committed_list_value = self.committed_list_value.add(list_cost);
+            out.lines.push(Line {
+                quantity: d.quantity,
+                price_row: Some(list_tier.row),
+                list_unit_price: list_tier.unit_price,
+                list_cost,
+                effective: packages::amortized(p, d.quantity),
+                commitment: Some(Commitment::Package(d.package)),
+                ..line(LineKind::Committed)
+            });
+            if let Some(remaining) = d.alert {
+                out.alerts.push(Alert {
+                    kind: AlertKind::PackageUsage,
+                    account: self.idx,
+                    package: Some(d.package),
+                    time: u.end,
+                    value: remaining.to_dec(),
+                });
+            }
+        }
+        for s in segments.into_iter().flatten() {
+            self.hour_sum = self.hour_sum.add(s.amount);
+            self.hour_has_ppu = true;
+            out.lines.push(Line {
+                quantity: s.quantity,
+                price_row: Some(s.tier.row),
+                list_unit_price: s.tier.unit_price,
+                list_cost: s.amount,
+                billed: s.amount,
+                effective: s.amount,
+                ..line(LineKind::Standard)
+            });
+        }
+        if !overflow.is_zero() {
+            let c = self.tiers.entry(u.sku.to_string()).or_default().entry(u.region.to_string()).or_default();
+            *c = c.add(overflow);
+        }
+        Ok(())
+    }
+
+    fn cumulative(&self, sku: &str, region: &str) -> Qty {
+        self.tiers.get(sku).and_then(|m| m.get(region)).copied().unwrap_or(Qty::ZERO)
+    }
+
+    /// Settles the hour that starts at `hour_start`, if it had pay-per-use lines: the
+    /// deduction is their sum truncated to 2 places, at the end of the hour, after the
+    /// payments made up to that instant.
+    pub fn settle(&mut self, hour_start: Micros, out: &mut HourOut) {
+        let at = hour_start + HOUR;
+        self.apply_payments_until(at);
+        if !self.hour_has_ppu {
+            return;
+        }
+        let line_amount = self.hour_sum;
+        let deduction = line_amount.trunc_dp(2);
+        let truncated = line_amount.sub(deduction);
+        self.hour_sum = Dec::ZERO;
+        self.hour_has_ppu = false;
+        if self.arrears_since.is_none() && deduction > self.balance {
+            self.arrears_since = Some(at);
+            self.episodes.push((at, None));
+        }
+        self.balance = self.balance.sub(deduction);
+        self.usage_charges = self.usage_charges.add(deduction);
+        self.truncated_total = self.truncated_total.add(truncated);
+        if let Some(th) = self.alert_threshold {
+            if self.balance_alert_armed && self.balance <= th {
+                self.balance_alert_armed = false;
+                out.alerts.push(Alert { kind: AlertKind::Balance, account: self.idx, package: None, time: at, value: self.balance });
+            }
+        }
+        let mut adj = Line::blank(self.idx, LineKind::Adjustment, hour_start, at);
+        adj.billed = truncated.neg();
+        adj.effective = truncated.neg();
+        out.lines.push(adj);
+        out.settlement = Some(Settlement {
+            account: self.idx,
+            hour_start,
+            line_amount,
+            deduction,
+            truncated,
+            balance_after: self.balance,
+            state: self.phase_at(at),
+        });
+    }
+
+    /// Applies the period's remaining payments and returns the arrears timeline of the
+    /// period: consecutive intervals covering it.
+    pub fn close(&mut self, period: Period) -> Vec<StatusInterval> {
+        self.apply_payments_until(period.end() - 1);
+        let (start, end) = (period.start(), period.end());
+        let mut out = Vec::new();
+        let mut cursor = start;
+        let mut push = |state: Phase, from: Micros, to: Micros, since: Option<Micros>| {
+            if to > from {
+                out.push(StatusInterval { account: self.idx, state, from, to, arrears_since: since });
+            }
+        };
+        for &(s, e) in &self.episodes {
+            let e = e.unwrap_or(end).min(end);
+            push(Phase::Active, cursor, s.max(start), None);
+            let grace_end = s.saturating_add(self.grace);
+            let retention_end = grace_end.saturating_add(self.retention);
+            let from = s.max(start);
+            push(Phase::Arrears, from, e.min(grace_end), Some(s));
+            push(Phase::Frozen, from.max(grace_end), e.min(retention_end), Some(s));
+            push(Phase::Released, from.max(retention_end), e, Some(s));
+            cursor = e.max(cursor);
+        }
+        push(Phase::Active, cursor, end, None);
+        out
+    }
+
+    pub fn opening_for_next(&self) -> AccountOpening {
+        AccountOpening {
+            balance: self.balance,
+            arrears_since: self.arrears_since,
+            balance_alert_armed: self.balance_alert_armed,
+        }
+    }
+}
+
+/// The phase at `t` of an arrears episode that started at `since`.
+pub fn phase_in_episode(since: Micros, grace: i64, retention: i64, t: Micros) -> Phase {
+    let grace_end = since.saturating_add(grace);
+    if t < grace_end {
+        Phase::Arrears
+    } else if t < grace_end.saturating_add(retention) {
+        Phase::Frozen
+    } else {
+        Phase::Released
+    }
+}

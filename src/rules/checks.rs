@@ -1,0 +1,201 @@
+//! The row checks that need nothing but the row itself, in the order billing-rules §10
+//! fixes: `schema` (missing or out-of-domain value) → `out_of_period` → `schema` (row
+//! not in its file's partition hour) → `bad_interval` → `negative_quantity`. A row that
+//! passes becomes a [`Usage`]: typed, borrowed from its file's columns, no copies.
+
+use crate::decimal::Dec;
+use crate::lake::inputs::UsageChunk;
+use crate::model::{Module, PoolType, Reason};
+use crate::time::{format_ts, hour_floor, Micros, Period, HOUR};
+
+/// Where a usage row is: its chunk in the hour (or the run's chunk list) and its row.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RowLoc {
+    pub chunk: u32,
+    pub row: u32,
+}
+
+/// The largest quantity accepted: larger values could not be priced in 38 digits.
+pub const MAX_QUANTITY: Dec = Dec(1_000_000_000_000_000_000 * 10_000_000_000);
+
+/// A usage row that passed the row checks.
+#[derive(Clone, Debug)]
+pub struct Usage<'a> {
+    pub loc: RowLoc,
+    pub record_id: &'a str,
+    pub account_id: &'a str,
+    pub region: &'a str,
+    pub resource_id: &'a str,
+    pub resource_name: Option<&'a str>,
+    pub module: Module,
+    pub sku: &'a str,
+    pub unit_count: i32,
+    pub pool_type: PoolType,
+    pub pool_id: Option<&'a str>,
+    pub nodes: i32,
+    pub quantity: Dec,
+    pub start: Micros,
+    pub end: Micros,
+    pub enterprise_project: Option<&'a str>,
+    pub tags: Option<&'a str>,
+}
+
+impl Usage<'_> {
+    /// A job on a dedicated pool (`pool_type = dedicated` and `pool_id` set).
+    pub fn is_pool_job(&self) -> bool {
+        self.pool_type == PoolType::Dedicated && self.pool_id.is_some()
+    }
+    pub fn duration_us(&self) -> i64 {
+        self.end - self.start
+    }
+    /// `nodes × unit_count`.
+    pub fn size(&self) -> i64 {
+        self.nodes as i64 * self.unit_count as i64
+    }
+}
+
+/// A rejection: the reason code and a sentence for the `detail` column.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rejection {
+    pub reason: Reason,
+    pub detail: String,
+}
+
+impl Rejection {
+    pub fn new(reason: Reason, detail: impl Into<String>) -> Rejection {
+        Rejection { reason, detail: detail.into() }
+    }
+}
+
+fn schema(detail: impl Into<String>) -> Rejection {
+    Rejection::new(Reason::Schema, detail)
+}
+
+fn req<'a>(v: Option<&'a str>, field: &str) -> Result<&'a str, Rejection> {
+    match v {
+        Some(s) if !s.is_empty() => Ok(s),
+        Some(_) => Err(schema(format!("{field} is empty"))),
+        None => Err(schema(format!("{field} is null"))),
+    }
+}
+
+/// A string id whose characters cannot break a path or a log line.
+fn no_controls<'a>(v: &'a str, field: &str) -> Result<&'a str, Rejection> {
+    if v.chars().any(char::is_control) {
+        return Err(schema(format!("{field} contains control characters")));
+    }
+    Ok(v)
+}
+
+/// `tags` must be a JSON object of string keys to string values.
+pub fn tags_valid(s: &str) -> bool {
+    match serde_json::from_str::<serde_json::Value>(s) {
+        Ok(serde_json::Value::Object(m)) => m.values().all(|v| v.is_string()),
+        _ => false,
+    }
+}
+
+/// Applies the row checks to row `row` of `chunk`, for a run of `period`.
+pub fn check_row<'a>(chunk: &'a UsageChunk, loc: RowLoc, period: Period) -> Result<Usage<'a>, Rejection> {
+    let i = loc.row as usize;
+    let c = chunk;
+    let record_id = no_controls(req(c.record_id.get(i), "record_id")?, "record_id")?;
+    let account_id = no_controls(req(c.account_id.get(i), "account_id")?, "account_id")?;
+    let region = no_controls(req(c.region.get(i), "region")?, "region")?;
+    let resource_id = no_controls(req(c.resource_id.get(i), "resource_id")?, "resource_id")?;
+    let module_s = req(c.module.get(i), "module")?;
+    let module = Module::parse(module_s).ok_or_else(|| schema(format!("module '{module_s}' is not a known module")))?;
+    let sku = no_controls(req(c.sku.get(i), "sku")?, "sku")?;
+    let unit_count = c.unit_count.get(i).ok_or_else(|| schema("unit_count is null"))?;
+    if !(1..=i32::MAX as i64).contains(&unit_count) {
+        return Err(schema(format!("unit_count {unit_count} is not an int32 ≥ 1")));
+    }
+    let pool_s = req(c.pool_type.get(i), "pool_type")?;
+    let pool_type = PoolType::parse(pool_s).ok_or_else(|| schema(format!("pool_type '{pool_s}' is not public or dedicated")))?;
+    let pool_id = c.pool_id.get(i).filter(|s| !s.is_empty());
+    if pool_id.is_some() && pool_type != PoolType::Dedicated {
+        return Err(schema("pool_id is set on a public-pool row"));
+    }
+    let nodes = c.nodes.get(i).ok_or_else(|| schema("nodes is null"))?;
+    if !(1..=i32::MAX as i64).contains(&nodes) {
+        return Err(schema(format!("nodes {nodes} is not an int32 ≥ 1")));
+    }
+    let quantity = match c.quantity.get(i) {
+        None => return Err(schema("quantity is null")),
+        Some(Err(_)) => return Err(schema("quantity does not fit decimal(38,10)")),
+        Some(Ok(q)) => q,
+    };
+    if quantity > MAX_QUANTITY {
+        return Err(schema(format!("quantity {quantity} is beyond the priceable range (1e18)")));
+    }
+    let start = match c.start_time.get(i) {
+        None => return Err(schema("start_time is null")),
+        Some(Err(_)) => return Err(schema("start_time is out of range")),
+        Some(Ok(t)) => t,
+    };
+    let end = match c.end_time.get(i) {
+        None => return Err(schema("end_time is null")),
+        Some(Err(_)) => return Err(schema("end_time is out of range")),
+        Some(Ok(t)) => t,
+    };
+    let tags = c.tags.get(i);
+    if let Some(t) = tags {
+        if !tags_valid(t) {
+            return Err(schema("tags is not a JSON object of strings"));
+        }
+    }
+    if !period.contains(start) {
+        return Err(Rejection::new(
+            Reason::OutOfPeriod,
+            format!("start_time {} is outside period {period}", format_ts(start)),
+        ));
+    }
+    if hour_floor(start) != c.partition_hour {
+        return Err(schema(format!(
+            "start_time {} is not in the file's partition hour {}",
+            format_ts(start),
+            format_ts(c.partition_hour)
+        )));
+    }
+    if end <= start || end > hour_floor(start) + HOUR {
+        return Err(Rejection::new(
+            Reason::BadInterval,
+            format!("[{}, {}) is not a non-empty interval within one clock hour", format_ts(start), format_ts(end)),
+        ));
+    }
+    if quantity.is_negative() {
+        return Err(Rejection::new(Reason::NegativeQuantity, format!("quantity {quantity} is negative")));
+    }
+    Ok(Usage {
+        loc,
+        record_id,
+        account_id,
+        region,
+        resource_id,
+        resource_name: c.resource_name.get(i),
+        module,
+        sku,
+        unit_count: unit_count as i32,
+        pool_type,
+        pool_id,
+        nodes: nodes as i32,
+        quantity,
+        start,
+        end,
+        enterprise_project: c.enterprise_project.get(i),
+        tags,
+    })
+}
+
+/// The input columns of a row, as one canonical string: two copies of a `record_id`
+/// are duplicates when these are equal (billing-rules §10).
+pub fn content_string(u: &Usage<'_>) -> String {
+    format!(
+        "{:?}",
+        (
+            (u.record_id, u.account_id, u.region, u.resource_id, u.resource_name, u.module),
+            (u.sku, u.unit_count, u.pool_type, u.pool_id, u.nodes, u.quantity),
+            (u.start, u.end, u.enterprise_project, u.tags),
+        )
+    )
+}
