@@ -9,7 +9,7 @@
 //! subscriptions that renew, expire into grace and retention, or refuse scaling.
 
 mod rng;
-mod usage;
+pub mod usage;
 
 pub use rng::Rng;
 

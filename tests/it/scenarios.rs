@@ -1,0 +1,534 @@
+//! Hand-worked bills: each expected figure is derived from billing-rules in the
+//! comment beside it.
+
+use crate::harness::*;
+use billrun::model::PricingUnit::*;
+
+/// §4 rounding at 8 places, §5 truncation to cents with the cut-off recorded, §7 tie-out.
+#[test]
+fn truncation_is_recorded_and_the_invoice_ties_out() {
+    let mut s = Scenario::new();
+    s.price("cpu", NodeHour, "0.1024", "0");
+    s.account("A", "100");
+    // 2 nodes × 45 min = 1.5 node-hours × 0.1024 = 0.1536
+    s.usage("a1", "A", "cpu", "2026-01-05T10:00", "2026-01-05T10:45", 2);
+    // 5 min = 1/12 node-hour × 0.1024 = 0.008533333… → 0.00853333
+    s.usage("a2", "A", "cpu", "2026-01-05T10:15", "2026-01-05T10:20", 1);
+    // 1 node-hour = 0.1024
+    s.usage("a3", "A", "cpu", "2026-01-05T11:00", "2026-01-05T12:00", 1);
+    let o = s.close("2026-01").unwrap();
+    let st = o.settlements_of("A");
+    assert_eq!(st.len(), 2);
+    // Hour 10: 0.1536 + 0.00853333 = 0.16213333 → deduct 0.16, truncated 0.00213333.
+    assert_eq!(st[0]["hour_start"], hour_ts("2026-01-05T10:00"));
+    assert_eq!(st[0]["line_amount"], "0.16213333");
+    assert_eq!(st[0]["deduction"], "0.16");
+    assert_eq!(st[0]["truncated_amount"], "0.00213333");
+    assert_eq!(st[0]["balance_after"], "99.84");
+    // Hour 11: 0.1024 → 0.10, truncated 0.0024.
+    assert_eq!(st[1]["deduction"], "0.10");
+    assert_eq!(st[1]["truncated_amount"], "0.0024");
+    assert_eq!(st[1]["balance_after"], "99.74");
+    let inv = o.invoice("A");
+    assert_eq!(inv["invoice_id"], "INV-A-202601");
+    assert_eq!(inv["usage_charges"], "0.26");
+    assert_eq!(inv["purchase_charges"], "0.00");
+    assert_eq!(inv["total_due"], "0.26");
+    assert_eq!(inv["truncated_amount"], "0.00453333");
+    assert_eq!(inv["opening_balance"], "100.00");
+    assert_eq!(inv["closing_balance"], "99.74");
+    assert_eq!(inv["arrears_amount"], "0.00");
+    assert_eq!(inv["status_at_close"], "active");
+    // 3 usage lines + one Adjustment per settlement hour.
+    assert_eq!(inv["line_count"], "5");
+    let lines = o.lines_of("A");
+    let adj: Vec<&str> = lines.iter().filter(|l| l["ChargeCategory"] == "Adjustment").map(|l| l["BilledCost"].as_str()).collect();
+    assert_eq!(adj, vec!["-0.00213333", "-0.0024"]);
+    let a2 = lines.iter().find(|l| l["x_UsageRecordId"] == "a2").unwrap();
+    assert_eq!(a2["BilledCost"], "0.00853333");
+    assert_eq!(a2["PricingQuantity"], "0.0833333333");
+    assert_eq!(a2["PricingCategory"], "Standard");
+}
+
+/// §4 graduated tiers: a row that crosses a tier boundary is split in two lines.
+#[test]
+fn a_row_crossing_a_tier_boundary_is_split() {
+    let mut s = Scenario::new();
+    s.price("gpu", NodeHour, "2.00", "0").price("gpu", NodeHour, "1.50", "10");
+    s.account("B", "1000");
+    // 8 node-hours at tier 0: 16.00 (cumulative 8)
+    s.usage("b1", "B", "gpu", "2026-01-03T01:00", "2026-01-03T02:00", 8);
+    // 4 node-hours from cumulative 8: 2 at 2.00 = 4.00, 2 at 1.50 = 3.00
+    s.usage("b2", "B", "gpu", "2026-01-03T02:00", "2026-01-03T02:30", 8);
+    // 1 node-hour, all in tier 10: 1.50
+    s.usage("b3", "B", "gpu", "2026-01-03T03:00", "2026-01-03T03:15", 4);
+    let o = s.close("2026-01").unwrap();
+    let lines = o.lines_of("B");
+    let b2: Vec<(String, String, String)> = lines
+        .iter()
+        .filter(|l| l["x_UsageRecordId"] == "b2")
+        .map(|l| (l["PricingQuantity"].clone(), l["ListUnitPrice"].clone(), l["BilledCost"].clone()))
+        .collect();
+    assert_eq!(b2, vec![("2.00".into(), "2.00".into(), "4.00".into()), ("2.00".into(), "1.50".into(), "3.00".into())]);
+    let st: Vec<String> = o.settlements_of("B").iter().map(|r| r["deduction"].clone()).collect();
+    assert_eq!(st, vec!["16.00", "7.00", "1.50"]);
+    assert_eq!(o.invoice("B")["total_due"], "24.50");
+}
+
+/// §4 effective dating: prices change on an hour boundary.
+#[test]
+fn a_price_change_applies_from_its_hour() {
+    let mut s = Scenario::new();
+    s.price_in("cpu", R1, "USD", NodeHour, "1.00", "0", "2025-01-01T00:00", Some("2026-01-10T00:00"));
+    s.price_in("cpu", R1, "USD", NodeHour, "2.00", "0", "2026-01-10T00:00", None);
+    s.account("C", "100");
+    s.usage("c1", "C", "cpu", "2026-01-09T23:00", "2026-01-10T00:00", 1);
+    s.usage("c2", "C", "cpu", "2026-01-10T00:00", "2026-01-10T00:30", 1);
+    let o = s.close("2026-01").unwrap();
+    let lines = o.lines_of("C");
+    let price = |id: &str| lines.iter().find(|l| l["x_UsageRecordId"] == id).unwrap()["ListUnitPrice"].clone();
+    assert_eq!(price("c1"), "1.00");
+    assert_eq!(price("c2"), "2.00");
+    assert_eq!(o.invoice("C")["usage_charges"], "2.00");
+}
+
+/// §5: a payment at the settlement instant comes first; a shortfall after it starts a
+/// new arrears episode; the account is frozen at close (grace 15 days elapsed).
+#[test]
+fn payment_at_the_settlement_instant_and_arrears_episodes() {
+    let mut s = Scenario::new();
+    s.price("cpu", NodeHour, "3.00", "0");
+    s.account("D", "1.00");
+    s.payment("p1", "D", "2026-01-05T12:00", "2.50");
+    // Settled at 11:00: 3.00 > 1.00 → arrears from 11:00, balance −2.00.
+    s.usage("d1", "D", "cpu", "2026-01-05T10:00", "2026-01-05T11:00", 1);
+    // At 12:00 the payment comes first: −2.00 + 2.50 = 0.50 ≥ 0 ends the episode;
+    // then 3.00 > 0.50 starts a new one at 12:00, balance −2.50.
+    s.usage("d2", "D", "cpu", "2026-01-05T11:00", "2026-01-05T12:00", 1);
+    // Grace ends 2026-01-20T12:00: this row starts in retention.
+    s.usage("d3", "D", "cpu", "2026-01-25T00:00", "2026-01-25T01:00", 1);
+    let o = s.close("2026-01").unwrap();
+    let st = o.settlements_of("D");
+    assert_eq!(st.iter().map(|r| (r["balance_after"].as_str(), r["account_state"].as_str())).collect::<Vec<_>>(),
+        vec![("-2.00", "arrears"), ("-2.50", "arrears")]);
+    assert_eq!(o.reason_of("d3").as_deref(), Some("account_frozen"));
+    let inv = o.invoice("D");
+    assert_eq!(inv["usage_charges"], "6.00");
+    assert_eq!(inv["payments"], "2.50");
+    assert_eq!(inv["closing_balance"], "-2.50");
+    assert_eq!(inv["arrears_amount"], "2.50");
+    // Second episode from 2026-01-05T12:00: grace to the 20th 12:00, then retention.
+    assert_eq!(inv["status_at_close"], "frozen");
+    let tl: Vec<(String, String, String)> = Outputs::rows(&o.status)
+        .into_iter()
+        .filter(|r| r["account_id"] == "D")
+        .map(|r| (r["state"].clone(), r["state_from"].clone(), r["state_to"].clone()))
+        .collect();
+    assert_eq!(
+        tl,
+        vec![
+            ("active".into(), ts("2026-01-01T00:00"), ts("2026-01-05T11:00")),
+            ("arrears".into(), ts("2026-01-05T11:00"), ts("2026-01-05T12:00")),
+            ("arrears".into(), ts("2026-01-05T12:00"), ts("2026-01-20T12:00")),
+            ("frozen".into(), ts("2026-01-20T12:00"), ts("2026-02-01T00:00")),
+        ]
+    );
+}
+
+/// §5: grace → retention (frozen) → release, then a payment ends the episode.
+#[test]
+fn grace_retention_release_and_recovery() {
+    let mut s = Scenario::new();
+    s.price("cpu", NodeHour, "1.00", "0");
+    let a = s.account("E", "0");
+    a.grace_days = 1;
+    a.retention_days = 2;
+    s.payment("p", "E", "2026-01-07T00:00", "10");
+    s.usage("e1", "E", "cpu", "2026-01-03T00:00", "2026-01-03T01:00", 1); // 1.00 > 0 → arrears at 01:00
+    s.usage("e2", "E", "cpu", "2026-01-03T12:00", "2026-01-03T13:00", 1); // grace: billed
+    s.usage("e3", "E", "cpu", "2026-01-04T02:00", "2026-01-04T03:00", 1); // retention from 01-04T01:00
+    s.usage("e4", "E", "cpu", "2026-01-06T02:00", "2026-01-06T03:00", 1); // released from 01-06T01:00
+    s.usage("e5", "E", "cpu", "2026-01-07T00:00", "2026-01-07T01:00", 1); // −2 + 10 = 8 ≥ 0 at 00:00: accepted
+    let o = s.close("2026-01").unwrap();
+    assert_eq!(o.reason_of("e3").as_deref(), Some("account_frozen"));
+    assert_eq!(o.reason_of("e4").as_deref(), Some("resource_released"));
+    assert_eq!(o.reason_of("e5"), None);
+    let inv = o.invoice("E");
+    assert_eq!(inv["usage_charges"], "3.00");
+    assert_eq!(inv["closing_balance"], "7.00");
+    assert_eq!(inv["status_at_close"], "active");
+    let tl: Vec<(String, String)> = Outputs::rows(&o.status)
+        .into_iter()
+        .filter(|r| r["account_id"] == "E")
+        .map(|r| (r["state"].clone(), r["state_from"].clone()))
+        .collect();
+    assert_eq!(
+        tl,
+        vec![
+            ("active".into(), ts("2026-01-01T00:00")),
+            ("arrears".into(), ts("2026-01-03T01:00")),
+            ("frozen".into(), ts("2026-01-04T01:00")),
+            ("released".into(), ts("2026-01-06T01:00")),
+            ("active".into(), ts("2026-01-07T00:00")),
+        ]
+    );
+}
+
+/// §5 balance alert: fires at the first settlement at or below the threshold, re-arms
+/// once a payment lifts the balance above it.
+#[test]
+fn balance_alert_fires_once_until_rearmed() {
+    let mut s = Scenario::new();
+    s.price("cpu", NodeHour, "3.00", "0");
+    s.account("F", "10").balance_alert_threshold = Some(d("5"));
+    s.payment("p", "F", "2026-01-02T05:30", "10");
+    s.usage("f1", "F", "cpu", "2026-01-02T01:00", "2026-01-02T02:00", 1); // 7
+    s.usage("f2", "F", "cpu", "2026-01-02T02:00", "2026-01-02T03:00", 1); // 4 → alert
+    s.usage("f3", "F", "cpu", "2026-01-02T03:00", "2026-01-02T04:00", 1); // 1: disarmed
+    s.usage("f4", "F", "cpu", "2026-01-02T06:00", "2026-01-02T07:00", 2); // 11 − 6 = 5 → alert again
+    let o = s.close("2026-01").unwrap();
+    let al: Vec<(String, String, String)> = Outputs::rows(&o.alerts)
+        .into_iter()
+        .map(|r| (r["alert_type"].clone(), r["alert_time"].clone(), r["value"].clone()))
+        .collect();
+    assert_eq!(
+        al,
+        vec![
+            ("balance".into(), ts("2026-01-02T03:00"), "4.00".into()),
+            ("balance".into(), ts("2026-01-02T07:00"), "5.00".into()),
+        ]
+    );
+}
+
+/// §4 free tier: an hour whose lines sum to 0 is still a settlement hour.
+#[test]
+fn free_tier_hours_settle_at_zero() {
+    let mut s = Scenario::new();
+    s.price("lts", Gb, "0", "0").price("lts", Gb, "0.35", "0.5");
+    s.account("G", "10");
+    s.usage("g1", "G", "lts", "2026-01-02T01:00", "2026-01-02T02:00", 1).quantity = Some(d("0.3"));
+    // 0.2 GB free, 0.2 GB at 0.35 = 0.07
+    s.usage("g2", "G", "lts", "2026-01-02T02:00", "2026-01-02T03:00", 1).quantity = Some(d("0.4"));
+    let o = s.close("2026-01").unwrap();
+    let st: Vec<(String, String)> =
+        o.settlements_of("G").iter().map(|r| (r["line_amount"].clone(), r["deduction"].clone())).collect();
+    assert_eq!(st, vec![("0.00".into(), "0.00".into()), ("0.07".into(), "0.07".into())]);
+}
+
+/// §9/§10: every row check, each giving the first reason that applies.
+#[test]
+fn every_rejection_reason_in_check_order() {
+    let mut s = Scenario::new();
+    s.price("cpu", NodeHour, "1.00", "0");
+    s.price_in("eur-only", R1, "EUR", NodeHour, "1.00", "0", "2025-01-01T00:00", None);
+    s.price_in("other-region", "r9", "USD", NodeHour, "1.00", "0", "2025-01-01T00:00", None);
+    s.account("H", "1000");
+    s.usage("ok", "H", "cpu", "2026-01-02T01:00", "2026-01-02T02:00", 1);
+    s.usage("null-account", "H", "cpu", "2026-01-02T01:00", "2026-01-02T02:00", 1).account_id = None;
+    s.usage("bad-module", "H", "cpu", "2026-01-02T01:00", "2026-01-02T02:00", 1).module = Some("warp".into());
+    // Out of period although it sits in a January partition: out_of_period, not schema.
+    let mut r = s.files.values().next().unwrap()[0].clone();
+    r.record_id = Some("early".into());
+    r.start = Some(t("2025-12-31T23:00"));
+    r.end = Some(t("2025-12-31T23:30"));
+    s.row_in(&Scenario::partition_file(t("2026-01-02T01:00"), "part-0.parquet"), r.clone());
+    // In the period but not in its file's partition hour: schema.
+    r.record_id = Some("misplaced".into());
+    r.start = Some(t("2026-01-02T05:00"));
+    r.end = Some(t("2026-01-02T05:30"));
+    s.row_in(&Scenario::partition_file(t("2026-01-02T01:00"), "part-0.parquet"), r);
+    // Ends in the next hour and has a negative quantity: bad_interval comes first.
+    let b = s.usage("crosses", "H", "cpu", "2026-01-02T03:30", "2026-01-02T04:10", 1);
+    b.quantity = Some(d("-1"));
+    s.usage("backwards", "H", "cpu", "2026-01-02T03:30", "2026-01-02T03:10", 1);
+    s.usage("negative", "H", "cpu", "2026-01-02T03:00", "2026-01-02T03:10", 1).quantity = Some(d("-0.5"));
+    // An exact repeat (second file of the same hour): the first copy is rated.
+    let dup = s.usage("dup", "H", "cpu", "2026-01-02T06:00", "2026-01-02T06:30", 1).clone();
+    s.row_in(&Scenario::partition_file(t("2026-01-02T06:00"), "part-1.parquet"), dup);
+    // The same id a day later with other content: every copy rejected, the first too.
+    s.usage("conflict", "H", "cpu", "2026-01-02T07:00", "2026-01-02T07:30", 1);
+    s.usage("conflict", "H", "cpu", "2026-01-03T07:00", "2026-01-03T07:30", 2);
+    s.usage("stranger", "nobody", "cpu", "2026-01-02T08:00", "2026-01-02T08:30", 1);
+    s.usage("mystery-sku", "H", "quantum", "2026-01-02T08:00", "2026-01-02T08:30", 1);
+    s.usage("wrong-currency", "H", "eur-only", "2026-01-02T08:00", "2026-01-02T08:30", 1);
+    s.usage("wrong-region", "H", "other-region", "2026-01-02T08:00", "2026-01-02T08:30", 1);
+    let o = s.close("2026-01").unwrap();
+    let got = o.rejections();
+    let want: Vec<(String, String)> = [
+        ("backwards", "bad_interval"),
+        ("bad-module", "schema"),
+        ("conflict", "conflicting_duplicate"),
+        ("conflict", "conflicting_duplicate"),
+        ("crosses", "bad_interval"),
+        ("dup", "duplicate"),
+        ("early", "out_of_period"),
+        ("misplaced", "schema"),
+        ("mystery-sku", "unknown_sku"),
+        ("negative", "negative_quantity"),
+        ("null-account", "schema"),
+        ("stranger", "unknown_account"),
+        ("wrong-currency", "currency_mismatch"),
+        ("wrong-region", "no_price"),
+    ]
+    .iter()
+    .map(|(a, b)| (a.to_string(), b.to_string()))
+    .collect();
+    assert_eq!(got, want);
+    // Rated: "ok" (1.00) and the first "dup" copy (0.50).
+    assert_eq!(o.invoice("H")["usage_charges"], "1.50");
+    assert_eq!(o.report.rows_in, o.report.rows_rated + got.len() as u64);
+    let detail = Outputs::rows(&o.rejected).into_iter().find(|r| r["record_id"] == "misplaced").unwrap();
+    assert!(detail["source_file"].starts_with("usage/date=2026-01-02/hour=01/"), "{}", detail["source_file"]);
+    assert!(detail["detail"].contains("partition"), "{}", detail["detail"]);
+}
+
+/// §3: earliest expiry first; a row split across two packages and overflowing into a
+/// higher tier; covered lines listed at the current tier; amortized effective cost.
+#[test]
+fn packages_split_a_row_and_overflow_into_the_next_tier() {
+    let mut s = Scenario::new();
+    s.price("gpu", NodeHour, "2.00", "0").price("gpu", NodeHour, "1.00", "5");
+    s.account("P", "1000");
+    s.package("P1", "P", "gpu", "4", "40.00", "2026-01-05T00:00", "2026-02-10T00:00");
+    s.package("P2", "P", "gpu", "2", "10.00", "2026-01-05T00:00", "2026-01-20T00:00");
+    // Before the packages are in force: pay-per-use, 1 × 2.00; cumulative 1.
+    s.usage("g0", "P", "gpu", "2026-01-04T09:00", "2026-01-04T10:00", 1);
+    // 12 node-hours: P2 (expires first) 2, P1 4, overflow 6 from cumulative 1:
+    // 4 at 2.00 = 8.00 and 2 at 1.00 = 2.00.
+    s.usage("g1", "P", "gpu", "2026-01-05T10:00", "2026-01-05T11:00", 12);
+    let o = s.close("2026-01").unwrap();
+    let lines = o.lines_of("P");
+    let g1: Vec<(String, String, String, String, String)> = lines
+        .iter()
+        .filter(|l| l["x_UsageRecordId"] == "g1")
+        .map(|l| {
+            (
+                l["CommitmentDiscountId"].clone(),
+                l["PricingQuantity"].clone(),
+                l["ListCost"].clone(),
+                l["BilledCost"].clone(),
+                l["EffectiveCost"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        g1,
+        vec![
+            // Listed at the tier of cumulative 1 (2.00); effective = price/quota × qty.
+            ("P2".into(), "2.00".into(), "4.00".into(), "0.00".into(), "10.00".into()),
+            ("P1".into(), "4.00".into(), "8.00".into(), "0.00".into(), "40.00".into()),
+            ("∅".into(), "4.00".into(), "8.00".into(), "8.00".into(), "8.00".into()),
+            ("∅".into(), "2.00".into(), "2.00".into(), "2.00".into(), "2.00".into()),
+        ]
+    );
+    let inv = o.invoice("P");
+    assert_eq!(inv["usage_charges"], "12.00");
+    assert_eq!(inv["purchase_charges"], "50.00");
+    assert_eq!(inv["total_due"], "62.00");
+    assert_eq!(inv["committed_list_value"], "12.00");
+    let ledger: Vec<(String, String, String, String, String)> = Outputs::rows(&o.ledger)
+        .into_iter()
+        .map(|r| (r["package_id"].clone(), r["opening_quota"].clone(), r["used_quota"].clone(), r["lapsed_quota"].clone(), r["closing_quota"].clone()))
+        .collect();
+    assert!(ledger.contains(&("P1".into(), "4.00".into(), "4.00".into(), "0.00".into(), "0.00".into())));
+    assert!(ledger.contains(&("P2".into(), "2.00".into(), "2.00".into(), "0.00".into(), "0.00".into())));
+}
+
+/// §3 tie on expiry → earlier purchase → smaller id; wrong region and dedicated pools
+/// are never served by a package.
+#[test]
+fn package_ties_regions_and_pools() {
+    let mut s = Scenario::new();
+    s.price("gpu", NodeHour, "2.00", "0");
+    s.price_in("gpu", "r2", "USD", NodeHour, "2.00", "0", "2025-01-01T00:00", None);
+    s.account("T", "1000");
+    s.package("late-buy", "T", "gpu", "1", "1.00", "2026-01-02T00:00", "2026-03-01T00:00");
+    s.package("early-buy", "T", "gpu", "1", "1.00", "2026-01-02T00:00", "2026-03-01T00:00").purchased_at = t("2026-01-01T00:00");
+    s.package("b-same", "T", "gpu", "1", "1.00", "2026-01-02T00:00", "2026-03-01T00:00");
+    s.package("a-same", "T", "gpu", "1", "1.00", "2026-01-02T00:00", "2026-03-01T00:00");
+    s.package("elsewhere", "T", "gpu", "100", "1.00", "2026-01-02T00:00", "2026-03-01T00:00").region = "r2".into();
+    for (i, id) in ["t1", "t2", "t3", "t4"].iter().enumerate() {
+        let h = format!("2026-01-03T0{i}:00");
+        let e = format!("2026-01-03T0{i}:30");
+        s.usage(id, "T", "gpu", &h, &e, 2); // 1 node-hour each
+    }
+    // A pool's own row (dedicated) is pay-per-use, not package-covered.
+    let pool = s.usage("pool-row", "T", "gpu", "2026-01-03T05:00", "2026-01-03T05:30", 2);
+    pool.pool_type = Some("dedicated".into());
+    pool.module = Some("dedicated_pool".into());
+    let o = s.close("2026-01").unwrap();
+    let lines = o.lines_of("T");
+    let by = |id: &str| lines.iter().find(|l| l["x_UsageRecordId"] == id).unwrap()["CommitmentDiscountId"].clone();
+    assert_eq!(by("t1"), "early-buy");
+    assert_eq!(by("t2"), "a-same");
+    assert_eq!(by("t3"), "b-same");
+    assert_eq!(by("t4"), "late-buy");
+    assert_eq!(by("pool-row"), "∅");
+    assert_eq!(o.invoice("T")["usage_charges"], "2.00");
+}
+
+/// §3 monthly reset: lapse with an `Unused` line each month; the usage alert fires once.
+#[test]
+fn monthly_package_lapses_and_alerts_once_across_periods() {
+    let mut s = Scenario::new();
+    s.price("cpu", NodeHour, "1.00", "0");
+    s.account("M", "1000");
+    let p = s.package("PM", "M", "cpu", "10", "30.00", "2026-01-15T00:00", "2026-03-15T00:00");
+    p.reset_period = billrun::model::ResetPeriod::Month;
+    p.alert_threshold_pct = Some(d("25"));
+    // 3 months in force (Jan, Feb, Mar) → total quota 30 → 1.00 per node-hour.
+    s.usage("m1", "M", "cpu", "2026-01-20T10:00", "2026-01-20T11:00", 8); // remaining 2 ≤ 2.5 → alert
+    s.usage("m2", "M", "cpu", "2026-02-03T10:00", "2026-02-03T11:00", 9); // remaining 1: no second alert
+    let jan = s.close("2026-01").unwrap();
+    let al = Outputs::rows(&jan.alerts);
+    assert_eq!(al.len(), 1);
+    assert_eq!((al[0]["alert_type"].as_str(), al[0]["package_id"].as_str(), al[0]["value"].as_str()), ("package_usage", "PM", "2.00"));
+    assert_eq!(al[0]["alert_time"], ts("2026-01-20T11:00"));
+    let unused: Vec<(String, String)> = jan
+        .lines_of("M")
+        .iter()
+        .filter(|l| l["CommitmentDiscountStatus"] == "Unused")
+        .map(|l| (l["PricingQuantity"].clone(), l["EffectiveCost"].clone()))
+        .collect();
+    assert_eq!(unused, vec![("2.00".into(), "2.00".into())]);
+    let l = &Outputs::rows(&jan.ledger)[0];
+    assert_eq!((l["opening_quota"].as_str(), l["used_quota"].as_str(), l["lapsed_quota"].as_str(), l["closing_quota"].as_str()), ("10.00", "8.00", "2.00", "0.00"));
+    assert_eq!(jan.invoice("M")["purchase_charges"], "30.00");
+
+    let feb = s.close("2026-02").unwrap();
+    assert!(Outputs::rows(&feb.alerts).is_empty());
+    let l = &Outputs::rows(&feb.ledger)[0];
+    assert_eq!((l["opening_quota"].as_str(), l["used_quota"].as_str(), l["lapsed_quota"].as_str(), l["closing_quota"].as_str()), ("10.00", "9.00", "1.00", "0.00"));
+    assert_eq!(feb.invoice("M")["purchase_charges"], "0.00");
+    assert_eq!(feb.invoice("M")["usage_charges"], "0.00");
+}
+
+/// §6: purchase priced from the catalog, amortized usage, a job on the pool, scaling
+/// refused, and the period's uncovered time as one Unused line.
+#[test]
+fn subscription_purchase_amortization_and_scaling() {
+    let mut s = Scenario::new();
+    s.price("pgpu", NodeHour, "1.50", "0").price("pgpu", NodeMonth, "720.00", "0");
+    s.account("S", "100");
+    s.subscription("S1", "S", "pool-1", "pgpu", 2, 1, "2026-01-01T00:00");
+    for h in ["00", "01"] {
+        let r = s.usage(&format!("own-{h}"), "S", "pgpu", &format!("2026-01-02T{h}:00"), &format!("2026-01-02T{h}:59:59"), 2);
+        r.resource_id = Some("pool-1".into());
+        r.pool_type = Some("dedicated".into());
+        r.module = Some("dedicated_pool".into());
+        r.end = Some(t(&format!("2026-01-02T{h}:00")) + H);
+    }
+    let j = s.usage("job", "S", "pgpu", "2026-01-02T00:00", "2026-01-02T01:00", 1);
+    j.pool_type = Some("dedicated".into());
+    j.pool_id = Some("pool-1".into());
+    let sc = s.usage("scaled", "S", "pgpu", "2026-01-03T00:00", "2026-01-03T01:00", 3);
+    sc.resource_id = Some("pool-1".into());
+    sc.pool_type = Some("dedicated".into());
+    let o = s.close("2026-01").unwrap();
+    assert_eq!(o.reason_of("scaled").as_deref(), Some("scaling_not_supported"));
+    let lines = o.lines_of("S");
+    let get = |id: &str, col: &str| lines.iter().find(|l| l["x_UsageRecordId"] == id).unwrap()[col].clone();
+    // 720.00 × 2 nodes × 1 month = 1440.00 over 744 hours: 1 h = 1.935483870… → 1.93548387.
+    assert_eq!(get("own-00", "EffectiveCost"), "1.93548387");
+    assert_eq!(get("own-00", "ListCost"), "3.00");
+    assert_eq!(get("own-00", "BilledCost"), "0.00");
+    assert_eq!(get("own-00", "CommitmentDiscountId"), "S1");
+    assert_eq!(get("job", "EffectiveCost"), "0.00");
+    assert_eq!(get("job", "ListCost"), "0.00");
+    assert_eq!(get("job", "PricingCategory"), "Committed");
+    // Unused: 742 of 744 hours → 1440 × 742/744 = 1436.129032258… → 1436.12903226.
+    let unused = lines.iter().find(|l| l["CommitmentDiscountStatus"] == "Unused").unwrap();
+    assert_eq!(unused["EffectiveCost"], "1436.12903226");
+    let purchase = lines.iter().find(|l| l["ChargeCategory"] == "Purchase").unwrap();
+    assert_eq!(purchase["BilledCost"], "1440.00");
+    assert_eq!(purchase["ChargeFrequency"], "One-Time");
+    let inv = o.invoice("S");
+    assert_eq!(inv["purchase_charges"], "1440.00");
+    assert_eq!(inv["usage_charges"], "0.00");
+    assert_eq!(inv["total_due"], "1440.00");
+    assert_eq!(inv["committed_list_value"], "6.00");
+    // Σ EffectiveCost of the subscription's lines = its price (within line rounding).
+    let ec: billrun::decimal::Dec = lines
+        .iter()
+        .filter(|l| l["CommitmentDiscountId"] == "S1" && l["ChargeCategory"] == "Usage")
+        .map(|l| d(&l["EffectiveCost"]))
+        .fold(billrun::decimal::Dec::ZERO, |a, b| a.add(b));
+    assert_eq!(ec, d("1440"));
+}
+
+/// §6/§10: expiry → grace (covered, no charge) → retention (frozen) → release; a
+/// renewal ordered during grace covers from the original end; a renewal ordered after
+/// retention is too late; an order without a yearly/monthly price is rejected.
+#[test]
+fn subscription_expiry_renewal_and_rejected_orders() {
+    let mut s = Scenario::new();
+    s.price("cpu", NodeHour, "1.00", "0").price("cpu", NodeMonth, "310.00", "0");
+    s.price("nopm", NodeHour, "1.00", "0");
+    let a = s.account("X", "100");
+    a.grace_days = 2;
+    a.retention_days = 3;
+    s.subscription("old", "X", "srv", "cpu", 1, 1, "2025-12-06T00:00"); // ends 2026-01-06
+    s.subscription("base", "X", "srv2", "cpu", 1, 1, "2025-12-06T00:00");
+    let r = s.subscription("renewal", "X", "srv2", "cpu", 1, 1, "2026-01-06T00:00");
+    r.renewal_of = Some("base".into());
+    r.ordered_at = t("2026-01-07T09:00"); // during grace
+    let r = s.subscription("too-late", "X", "srv", "cpu", 1, 1, "2026-01-06T00:00");
+    r.renewal_of = Some("old".into());
+    r.ordered_at = t("2026-01-11T00:00"); // = end + grace + retention
+    s.subscription("unpriced", "X", "srv3", "nopm", 1, 1, "2026-01-04T00:00");
+    for (id, res, at) in [
+        ("in-grace", "srv", "2026-01-07T00:00"),
+        ("in-retention", "srv", "2026-01-09T00:00"),
+        ("released", "srv", "2026-01-12T00:00"),
+        ("renewed", "srv2", "2026-01-09T00:00"),
+    ] {
+        let end = t(at) + H;
+        let r = s.usage(id, "X", "cpu", at, at, 1);
+        r.end = Some(end);
+        r.resource_id = Some(res.into());
+        r.module = Some("lite_server".into());
+    }
+    let o = s.close("2026-01").unwrap();
+    assert_eq!(o.reason_of("in-grace"), None);
+    assert_eq!(o.reason_of("in-retention").as_deref(), Some("subscription_frozen"));
+    assert_eq!(o.reason_of("released").as_deref(), Some("resource_released"));
+    assert_eq!(o.reason_of("renewed"), None);
+    assert_eq!(o.reason_of("too-late").as_deref(), Some("renewal_too_late"));
+    assert_eq!(o.reason_of("unpriced").as_deref(), Some("no_price"));
+    let lines = o.lines_of("X");
+    let get = |id: &str, col: &str| lines.iter().find(|l| l["x_UsageRecordId"] == id).unwrap()[col].clone();
+    assert_eq!(get("in-grace", "CommitmentDiscountId"), "old");
+    assert_eq!(get("in-grace", "EffectiveCost"), "0.00");
+    assert_eq!(get("renewed", "CommitmentDiscountId"), "renewal");
+    // The renewal's purchase (ordered in January): 310.00 × 1 node × 1 month.
+    assert_eq!(o.invoice("X")["purchase_charges"], "310.00");
+    assert_eq!(o.invoice("X")["usage_charges"], "0.00");
+}
+
+/// Periods chain: February opens from January's closing balance and arrears.
+#[test]
+fn periods_chain_through_state() {
+    let mut s = Scenario::new();
+    s.price("cpu", NodeHour, "5.00", "0");
+    s.account("Q", "3.00");
+    s.usage("q1", "Q", "cpu", "2026-01-31T23:00", "2026-02-01T00:00", 1); // settles at Feb 1 00:00, in January
+    s.usage("q2", "Q", "cpu", "2026-02-01T00:00", "2026-02-01T01:00", 1);
+    s.payment("p", "Q", "2026-02-01T00:30", "4.00");
+    let jan = s.close("2026-01").unwrap();
+    let inv = jan.invoice("Q");
+    assert_eq!((inv["closing_balance"].as_str(), inv["status_at_close"].as_str()), ("-2.00", "arrears"));
+    let feb = s.close("2026-02").unwrap();
+    let inv = feb.invoice("Q");
+    assert_eq!(inv["opening_balance"], "-2.00");
+    assert_eq!(inv["payments"], "4.00");
+    // At 01:00: balance 2.00, deduction 5.00 > 2.00: a new episode.
+    assert_eq!(inv["closing_balance"], "-3.00");
+    // Grace of the new episode ends 2026-02-16T01:00; February has 28 days, so at the
+    // close (03-01T00:00) the account is in retention.
+    assert_eq!(inv["status_at_close"], "frozen");
+    let tl: Vec<String> = Outputs::rows(&feb.status).iter().filter(|r| r["account_id"] == "Q").map(|r| r["state"].clone()).collect();
+    assert_eq!(tl, vec!["arrears", "active", "arrears", "frozen"]);
+    // Closing March without February's successor state is fine; skipping a month is not.
+    let err = s.close("2026-04").err().expect("a gap in the chain is refused");
+    assert!(err.to_string().contains("2026-03 is not closed"), "{err}");
+}
