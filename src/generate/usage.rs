@@ -279,6 +279,7 @@ impl World {
         let start = self.cfg.from.start();
         let months = self.cfg.months as i32;
         let month_end = |m: i32| add_months(start, m).unwrap_or(start);
+        let _ = &month_end;
         let other_region = if region == REGIONS[0] { REGIONS[1] } else { REGIONS[0] };
         if a % 4 == 0 {
             // Two GPU packages: the one that expires first is drawn first.
@@ -381,9 +382,9 @@ impl World {
             // Lite Server that once reports a scaled node count (refused).
             let pool = format!("pool-{a:05}-sub");
             let mut prev: Option<String> = None;
+            let mut s_at = start - 3 * DAY;
             for m in 0..=months {
                 let sid = format!("sub-{a:05}-pool-{m}");
-                let s_at = month_end(m) - 3 * DAY;
                 self.subscriptions.push(Subscription {
                     subscription_id: sid.clone(),
                     account_id: id.clone(),
@@ -400,6 +401,7 @@ impl World {
                     renewal_of: prev.clone(),
                 });
                 prev = Some(sid);
+                s_at = add_months(s_at, 1).unwrap_or(s_at);
             }
             self.resources.push(Resource {
                 id: pool.clone(),

@@ -72,8 +72,9 @@ impl Lake {
             if bucket.is_empty() {
                 return Err(bad("no bucket name".into()));
             }
+            let max_retries = std::env::var("BILLRUN_S3_MAX_RETRIES").ok().and_then(|v| v.parse().ok()).unwrap_or(8);
             let retry = RetryConfig {
-                max_retries: 8,
+                max_retries,
                 retry_timeout: Duration::from_secs(120),
                 ..RetryConfig::default()
             };

@@ -1,4 +1,6 @@
 //! The integration tests: one binary.
 
 mod harness;
+mod lakes;
+mod s3_server;
 mod scenarios;

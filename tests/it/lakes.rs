@@ -1,0 +1,223 @@
+//! The binary over real lakes: a sample month, its read-back by DuckDB, determinism
+//! across thread counts and re-runs, S3 with faults, exit codes and bad input.
+
+use crate::s3_server::{FaultKind, S3Server};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub fn billrun() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_billrun"))
+}
+
+fn run_ok(cmd: &mut Command) -> Output {
+    let out = cmd.output().expect("billrun runs");
+    assert!(
+        matches!(out.status.code(), Some(0) | Some(1)),
+        "billrun failed: {:?}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn generate(lake: &Path, extra: &[&str]) {
+    let mut c = billrun();
+    c.args(["generate", "--out", lake.to_str().unwrap(), "--accounts", "12", "--resources", "3"]).args(extra);
+    run_ok(&mut c);
+}
+
+/// All files under `dir`, relative path → bytes (the manifest excluded: it has timings).
+fn files(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    if !dir.exists() {
+        return out;
+    }
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                let rel = p.strip_prefix(dir).unwrap().to_string_lossy().to_string();
+                if !rel.starts_with("_manifests") {
+                    out.push((rel, std::fs::read(&p).unwrap()));
+                }
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+fn outputs(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    files(dir).into_iter().filter(|(p, _)| p.starts_with("bills") || p.starts_with("state")).collect()
+}
+
+#[test]
+fn parallel_equals_sequential_and_reruns_are_byte_identical() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("in");
+    generate(&input, &["--months", "2"]);
+    let mut results: Vec<Vec<(String, Vec<u8>)>> = Vec::new();
+    for (threads, name) in [("1", "seq"), ("2", "par"), ("2", "par")] {
+        let out: PathBuf = tmp.path().join(name);
+        for p in ["2026-01", "2026-02"] {
+            run_ok(billrun().args(["--threads", threads, "run", "--period", p, "--input"]).arg(&input).arg("--output").arg(&out));
+        }
+        results.push(outputs(&out));
+    }
+    assert!(results[0].len() >= 16, "{} files", results[0].len());
+    assert_eq!(results[0].iter().map(|f| &f.0).collect::<Vec<_>>(), results[1].iter().map(|f| &f.0).collect::<Vec<_>>());
+    for (a, b) in results[0].iter().zip(&results[1]) {
+        assert!(a.1 == b.1, "{} differs between 1 and 2 threads", a.0);
+    }
+    assert_eq!(results[1], results[2], "a re-run changed bytes");
+}
+
+#[test]
+fn duckdb_reads_back_what_billrun_reports() {
+    let tmp = tempfile::tempdir().unwrap();
+    let lake = tmp.path().join("lake");
+    generate(&lake, &["--months", "2"]);
+    let mut reports = Vec::new();
+    for p in ["2026-01", "2026-02"] {
+        let out = run_ok(billrun().args(["run", "--json", "--period", p, "--input"]).arg(&lake));
+        reports.push(serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap());
+    }
+    let py = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = Command::new(py)
+        .arg(root.join("tests/duckdb_check.py"))
+        .arg(&lake)
+        .arg(root.join("sql"))
+        .output()
+        .expect("python3 with duckdb (pip install duckdb)");
+    assert!(out.status.success(), "duckdb check failed: {}", String::from_utf8_lossy(&out.stderr));
+    let got: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(got["reconciliation_mismatches"], 0, "{got}");
+    assert_eq!(got["truncation_mismatches"], 0, "{got}");
+    assert_eq!(got["periods"], serde_json::json!(["2026-01", "2026-02"]));
+    let rated: u64 = reports.iter().map(|r| r["rows_rated"].as_u64().unwrap()).sum();
+    let rejected: u64 = reports.iter().map(|r| r["rejected"].as_object().unwrap().values().map(|v| v.as_u64().unwrap()).sum::<u64>()).sum();
+    let in_rows: u64 = reports.iter().map(|r| r["rows_in"].as_u64().unwrap()).sum();
+    assert_eq!(got["rated_rows"].as_u64().unwrap(), rated);
+    assert_eq!(got["rejected_rows"].as_u64().unwrap(), rejected);
+    assert_eq!(rated + rejected, in_rows);
+    // Total due: billrun's per-currency totals, summed, equal DuckDB's sum of invoices.
+    let mut ours = billrun::decimal::Dec::ZERO;
+    for r in &reports {
+        for v in r["total_due"].as_object().unwrap().values() {
+            ours = ours.add(billrun::decimal::Dec::parse(v.as_str().unwrap()).unwrap());
+        }
+    }
+    let theirs = billrun::decimal::Dec::parse(got["total_due"].as_str().unwrap()).unwrap();
+    assert_eq!(ours, theirs);
+}
+
+#[test]
+fn a_month_closes_on_s3_with_transient_faults_and_matches_local() {
+    let s3 = S3Server::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let local = tmp.path().join("lake");
+    generate(&local, &[]);
+    // Input on S3: generated there by the same seed.
+    let mut c = billrun();
+    s3.apply_env(&mut c).args(["generate", "--out", &s3.url("in"), "--accounts", "12", "--resources", "3"]);
+    run_ok(&mut c);
+    // Transient errors on reads and on the upload of parts are retried.
+    s3.faults.fail_next_op("GetObject", 3, FaultKind::SlowDown);
+    s3.faults.fail_next_op("UploadPart", 1, FaultKind::ServiceUnavailable);
+    let mut c = billrun();
+    s3.apply_env(&mut c).args(["run", "--period", "2026-01", "--input", &s3.url("in"), "--output", &s3.url("out")]);
+    run_ok(&mut c);
+    assert!(s3.faults.injected().len() >= 3, "faults were injected: {:?}", s3.faults.injected());
+    run_ok(billrun().args(["run", "--period", "2026-01", "--input"]).arg(&local));
+    let remote = outputs(&s3.bucket_dir().join("out"));
+    let here = outputs(&local);
+    assert_eq!(remote.len(), here.len());
+    for (a, b) in remote.iter().zip(&here) {
+        assert_eq!(a.0, b.0);
+        assert!(a.1 == b.1, "{} differs between S3 and local", a.0);
+    }
+}
+
+#[test]
+fn a_permanent_s3_error_fails_the_run_and_publishes_nothing() {
+    let s3 = S3Server::start();
+    let mut c = billrun();
+    s3.apply_env(&mut c).args(["generate", "--out", &s3.url("in"), "--accounts", "3", "--resources", "2"]);
+    run_ok(&mut c);
+    s3.faults.fail_next_op("CompleteMultipartUpload", usize::MAX, FaultKind::InternalError);
+    let mut c = billrun();
+    s3.apply_env(&mut c)
+        .env("BILLRUN_S3_MAX_RETRIES", "1")
+        .args(["run", "--period", "2026-01", "--input", &s3.url("in"), "--output", &s3.url("out")]);
+    let out = c.output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("bills/") || err.contains("state/"), "the error names the object: {err}");
+    let published = outputs(&s3.bucket_dir().join("out"));
+    assert!(published.is_empty(), "nothing is published: {:?}", published.iter().map(|f| &f.0).collect::<Vec<_>>());
+}
+
+#[test]
+fn exit_codes_follow_the_contract() {
+    let tmp = tempfile::tempdir().unwrap();
+    let lake = tmp.path().join("lake");
+    // Bad arguments: 2.
+    let out = billrun().args(["run", "--period", "2026-13"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--period"));
+    // A lake with rejected rows: 1.
+    generate(&lake, &[]);
+    let out = billrun().args(["run", "--period", "2026-01", "--input"]).arg(&lake).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    // A missing input lake: 2, naming it.
+    let out = billrun().args(["run", "--period", "2026-01", "--input"]).arg(tmp.path().join("nope")).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nope"));
+}
+
+#[test]
+fn a_clean_month_exits_zero() {
+    use crate::harness::*;
+    let mut s = Scenario::new();
+    s.price("cpu", billrun::model::PricingUnit::NodeHour, "1.00", "0");
+    s.account("A", "100");
+    s.usage("a", "A", "cpu", "2026-01-02T00:00", "2026-01-02T01:00", 1);
+    s.write();
+    let out = billrun().args(["run", "--period", "2026-01", "--input"]).arg(s.lake()).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn corrupt_and_incomplete_files_refuse_the_run_naming_the_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let lake = tmp.path().join("lake");
+    generate(&lake, &["--no-anomalies"]);
+    let victim = lake.join("usage/date=2026-01-03/hour=04/part-0.parquet");
+    let good = std::fs::read(&victim).unwrap();
+    // Truncated Parquet.
+    std::fs::write(&victim, &good[..good.len() / 2]).unwrap();
+    let out = billrun().args(["run", "--period", "2026-01", "--input"]).arg(&lake).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("usage/date=2026-01-03/hour=04/part-0.parquet"), "{err}");
+    // A file lacking a contract column.
+    let batch = {
+        let b = billrun::lake::inputs::decode_parquet("x", good.clone().into()).unwrap().remove(0);
+        let i = b.schema().index_of("nodes").unwrap();
+        let mut b = b;
+        b.remove_column(i);
+        b
+    };
+    let l = billrun::lake::store::Lake::open(lake.to_str().unwrap(), false).unwrap();
+    billrun::generate::put_parquet(&l, "usage/date=2026-01-03/hour=04/part-0.parquet", batch).unwrap();
+    let out = billrun().args(["run", "--period", "2026-01", "--input"]).arg(&lake).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("column 'nodes' is missing") && err.contains("hour=04"), "{err}");
+    // Nothing was published by the refused runs.
+    assert!(!lake.join("bills").exists());
+}
