@@ -199,6 +199,7 @@ pub fn run(job: &CloseJob) -> Result<CloseReport, JobError> {
         why,
     }))?;
 
+    let ids = out::Ids::new(period, &engine.accounts, &engine.catalog);
     let mut sinks: BTreeMap<&str, TableSink> = BTreeMap::new();
     let schemas = [
         ("bills/line_items", out::line_items_schema()),
@@ -235,8 +236,9 @@ pub fn run(job: &CloseJob) -> Result<CloseReport, JobError> {
         for r in &res.rejected {
             *report.rejected.entry(r.why.reason.as_str().to_string()).or_default() += 1;
         }
-        let names = names(&engine, &files);
-        write(&output, &mut sinks, "bills/line_items", &out::line_items_batch(&res.lines, &chunks, &names))?;
+        let names = names(&engine, &files, &ids);
+        let names = &names;
+        write(&output, &mut sinks, "bills/line_items", &out::line_items_batch(&res.lines, &chunks, names))?;
         write(&output, &mut sinks, "bills/settlements", &out::settlements_batch(&res.settlements, &names))?;
         write(&output, &mut sinks, "bills/alerts", &out::alerts_batch(&res.alerts, &names))?;
         write(&output, &mut sinks, "bills/rejected", &out::rejected_batch(&res.rejected, &chunks, &names))?;
@@ -255,7 +257,7 @@ pub fn run(job: &CloseJob) -> Result<CloseReport, JobError> {
 
     // The close: what only the whole period determines.
     let res = engine.finish();
-    let names = names(&engine, &files);
+    let names = names(&engine, &files, &ids);
     let accounts = &engine.accounts;
     report.accounts = accounts.len();
     report.lines += res.lines.len() as u64;
@@ -297,8 +299,8 @@ pub fn run(job: &CloseJob) -> Result<CloseReport, JobError> {
     Ok(report)
 }
 
-fn names<'a>(e: &'a Engine, files: &'a [UsageFile]) -> Names<'a> {
-    Names { period: e.period, accounts: &e.accounts, catalog: &e.catalog, packages: &e.packages, subs: &e.subs, files }
+fn names<'a>(e: &'a Engine, files: &'a [UsageFile], ids: &'a out::Ids) -> Names<'a> {
+    Names::new(e.period, &e.accounts, &e.catalog, &e.packages, &e.subs, files, ids)
 }
 
 fn write(lake: &Lake, sinks: &mut BTreeMap<&str, TableSink>, table: &str, batch: &arrow_array::RecordBatch) -> Result<(), JobError> {

@@ -130,9 +130,27 @@ fn io_err(lake: &Lake, rel: &str, e: impl std::fmt::Display) -> super::store::La
 
 // ---------------------------------------------------------------- context
 
+/// Strings derived once per run: each catalog row's `SkuPriceId`, each account's
+/// `InvoiceId`.
+pub struct Ids {
+    pub price: Vec<String>,
+    pub invoice: Vec<String>,
+}
+
+impl Ids {
+    pub fn new(period: Period, accounts: &[Account], catalog: &Catalog) -> Ids {
+        Ids {
+            price: (0..catalog.rows.len() as u32).map(|r| sku_price_id(catalog, r)).collect(),
+            invoice: accounts.iter().map(|a| format!("INV-{}-{}", a.account_id, period.compact())).collect(),
+        }
+    }
+}
+
 /// Everything the writers need to turn index-based records into columns.
 pub struct Names<'a> {
     pub period: Period,
+    /// `SkuPriceId` of each catalog row, and `InvoiceId` of each account.
+    pub ids: &'a Ids,
     pub accounts: &'a [Account],
     pub catalog: &'a Catalog,
     pub packages: &'a [Package],
@@ -140,12 +158,24 @@ pub struct Names<'a> {
     pub files: &'a [UsageFile],
 }
 
-impl Names<'_> {
+impl<'a> Names<'a> {
+    pub fn new(
+        period: Period,
+        accounts: &'a [Account],
+        catalog: &'a Catalog,
+        packages: &'a [Package],
+        subs: &'a Subscriptions,
+        files: &'a [UsageFile],
+        ids: &'a Ids,
+    ) -> Names<'a> {
+        Names { period, ids, accounts, catalog, packages, subs, files }
+    }
+
     pub fn account(&self, i: u32) -> &Account {
         &self.accounts[i as usize]
     }
-    pub fn invoice_id(&self, i: u32) -> String {
-        format!("INV-{}-{}", self.accounts[i as usize].account_id, self.period.compact())
+    pub fn invoice_id(&self, i: u32) -> &str {
+        &self.ids.invoice[i as usize]
     }
 }
 
@@ -313,7 +343,6 @@ pub fn line_items_batch(lines: &[Line], chunks: &[UsageChunk], n: &Names<'_>) ->
     };
     let ps = n.period.start();
     let pe = n.period.end();
-    let invoice: Vec<String> = lines.iter().map(|l| n.invoice_id(l.account)).collect();
     let is_usage = |l: &Line| !matches!(l.kind, LineKind::Purchase | LineKind::Adjustment);
     let columns: Vec<ArrayRef> = vec![
         col_str(views.iter().map(|v| Some(v.account.account_id.as_str()))),
@@ -369,7 +398,7 @@ pub fn line_items_batch(lines: &[Line], chunks: &[UsageChunk], n: &Names<'_>) ->
                 None
             }
         })),
-        col_str(invoice.iter().map(|s| Some(s.as_str()))),
+        col_str(lines.iter().map(|l| Some(n.invoice_id(l.account)))),
         col_str(lines.iter().map(|_| Some(PROVIDER))),
         col_str(lines.iter().map(|_| Some(PROVIDER))),
         col_str(lines.iter().map(|_| Some(PROVIDER))),
@@ -387,7 +416,7 @@ pub fn line_items_batch(lines: &[Line], chunks: &[UsageChunk], n: &Names<'_>) ->
         col_str(views.iter().map(|v| Some(v.module.map(|m| m.service().0).unwrap_or("ModelArts")))),
         col_str(views.iter().map(|v| v.module.map(subcategory))),
         col_str(views.iter().map(|v| v.sku)),
-        col_string(lines.iter().map(|l| l.price_row.map(|r| sku_price_id(n.catalog, r)))),
+        col_str(lines.iter().map(|l| l.price_row.map(|r| n.ids.price[r as usize].as_str()))),
         col_string(views.iter().map(|v| u(v, |c, r| c.enterprise_project.get(r)))),
         col_string(views.iter().map(|v| u(v, |c, r| c.enterprise_project.get(r)))),
         col_string(views.iter().map(|v| u(v, |c, r| c.tags.get(r)))),
@@ -481,7 +510,7 @@ pub fn invoices_schema() -> SchemaRef {
 pub fn invoices_batch(inv: &[Invoice], n: &Names<'_>) -> RecordBatch {
     let period = n.period.to_string();
     let cols: Vec<ArrayRef> = vec![
-        col_string(inv.iter().map(|i| Some(n.invoice_id(i.account)))),
+        col_str(inv.iter().map(|i| Some(n.invoice_id(i.account)))),
         col_str(inv.iter().map(|i| Some(n.account(i.account).account_id.as_str()))),
         col_str(inv.iter().map(|_| Some(period.as_str()))),
         col_str(inv.iter().map(|i| Some(n.account(i.account).currency.as_str()))),

@@ -2,5 +2,6 @@
 
 mod harness;
 mod lakes;
+mod properties;
 mod s3_server;
 mod scenarios;

@@ -1,0 +1,166 @@
+//! Invariants over random scenarios: every row ends in exactly one place, money is
+//! conserved, settlements are the truncation of their hour, quotas never go negative,
+//! and one thread gives the same bytes as two.
+
+use crate::harness::*;
+use billrun::decimal::Dec;
+use billrun::jobs::close::{self, CloseJob};
+use billrun::model::PricingUnit::*;
+use billrun::time::Period;
+use proptest::prelude::*;
+use std::collections::BTreeMap;
+
+#[derive(Debug, Clone)]
+struct RowSpec {
+    account: usize,
+    sku: usize,
+    hour: i64,
+    start_s: i64,
+    dur_s: i64,
+    nodes: i32,
+    dedicated_job: bool,
+}
+
+fn row_spec() -> impl Strategy<Value = RowSpec> {
+    (0..3usize, 0..2usize, 0..72i64, 0..3599i64, 1..3600i64, 1..5i32, prop::bool::weighted(0.1)).prop_map(
+        |(account, sku, hour, start_s, dur_s, nodes, dedicated_job)| RowSpec { account, sku, hour, start_s, dur_s, nodes, dedicated_job },
+    )
+}
+
+#[derive(Debug, Clone)]
+struct Spec {
+    balances: Vec<u32>,
+    rows: Vec<RowSpec>,
+    packages: Vec<(usize, usize, u32, i64)>,
+    payments: Vec<(usize, i64, u32)>,
+}
+
+fn spec() -> impl Strategy<Value = Spec> {
+    (
+        prop::collection::vec(0..40u32, 3),
+        prop::collection::vec(row_spec(), 1..60),
+        prop::collection::vec((0..3usize, 0..2usize, 1..20u32, 0..72i64), 0..4),
+        prop::collection::vec((0..3usize, 0..72i64, 1..30u32), 0..4),
+    )
+        .prop_map(|(balances, rows, packages, payments)| Spec { balances, rows, packages, payments })
+}
+
+const SKUS: [&str; 2] = ["cpu", "gpu"];
+
+fn build(spec: &Spec) -> Scenario {
+    let mut s = Scenario::new();
+    s.price("cpu", NodeHour, "0.1337", "0").price("cpu", NodeHour, "0.0999", "7.5");
+    s.price("gpu", NodeHour, "2.7183", "0").price("gpu", NodeHour, "0", "40").price("gpu", NodeHour, "1.4142", "55");
+    for (i, b) in spec.balances.iter().enumerate() {
+        let a = s.account(&format!("A{i}"), &b.to_string());
+        a.grace_days = 1;
+        a.retention_days = 1;
+        a.balance_alert_threshold = Some(Dec::from_int(5));
+    }
+    let base = t("2026-01-01T00:00");
+    for (k, (a, sku, hours, at)) in spec.packages.iter().enumerate() {
+        let from = billrun::time::format_ts(base + at * H);
+        let from = &from[..16];
+        let p = s.package(&format!("P{k}"), &format!("A{a}"), SKUS[*sku], &hours.to_string(), "12.00", from, "2026-01-04T00:00");
+        p.alert_threshold_pct = Some(d("30"));
+    }
+    for (k, (a, at, amt)) in spec.payments.iter().enumerate() {
+        let at = billrun::time::format_ts(base + at * H + 1_800_000_000);
+        s.payment(&format!("pay{k}"), &format!("A{a}"), &at[..16], &amt.to_string());
+    }
+    for (k, r) in spec.rows.iter().enumerate() {
+        let start = base + r.hour * H + r.start_s * 1_000_000;
+        let end = (start + r.dur_s * 1_000_000).min(base + (r.hour + 1) * H);
+        let ts = |v: i64| billrun::time::format_ts(v)[..19].to_string();
+        let row = s.usage(&format!("r{k:03}"), &format!("A{}", r.account), SKUS[r.sku], &ts(start), &ts(start), r.nodes);
+        row.start = Some(start);
+        row.end = Some(end.max(start + 1));
+        if r.dedicated_job {
+            row.pool_type = Some("dedicated".into());
+            row.pool_id = Some("pool-x".into());
+        }
+    }
+    s
+}
+
+fn close_into(s: &Scenario, out: &std::path::Path, threads: usize) -> close::CloseReport {
+    s.write();
+    let job = CloseJob {
+        input: s.lake().to_str().unwrap().into(),
+        output: out.to_str().unwrap().into(),
+        period: Period::parse("2026-01").unwrap(),
+        cache_bytes: 1 << 30,
+    };
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+    pool.install(|| close::run(&job)).unwrap()
+}
+
+fn tables(dir: &std::path::Path) -> BTreeMap<String, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    for t in close::TABLES {
+        let p = dir.join(close::table_path(t, Period::parse("2026-01").unwrap()));
+        out.insert(t.to_string(), std::fs::read(p).unwrap());
+    }
+    out
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, .. ProptestConfig::default() })]
+
+    #[test]
+    fn bills_conserve_rows_money_and_quota(spec in spec()) {
+        let s = build(&spec);
+        let out1 = s.dir.path().join("out1");
+        let out2 = s.dir.path().join("out2");
+        let report = close_into(&s, &out1, 1);
+        let report2 = close_into(&s, &out2, 2);
+        // Parallel = sequential, to the byte.
+        prop_assert_eq!(tables(&out1), tables(&out2));
+        prop_assert_eq!(report.rows_rated, report2.rows_rated);
+
+        let o = Outputs::read(&out1, "2026-01", report);
+        // Every input row ends in exactly one place.
+        let rejected = o.rejections();
+        let rated: std::collections::BTreeSet<String> = Outputs::rows(&o.line_items)
+            .into_iter()
+            .map(|l| l["x_UsageRecordId"].clone())
+            .filter(|r| r != "∅")
+            .collect();
+        prop_assert_eq!(rated.len() + rejected.len(), spec.rows.len());
+        for (id, _) in &rejected {
+            prop_assert!(!rated.contains(id), "{} both rated and rejected", id);
+        }
+        prop_assert_eq!(o.report.rows_in as usize, spec.rows.len());
+
+        // Σ BilledCost per invoice = total_due; Σ line amounts per hour truncate to
+        // the hour's deduction.
+        let mut billed: BTreeMap<String, Dec> = BTreeMap::new();
+        let mut hourly: BTreeMap<(String, String), Dec> = BTreeMap::new();
+        for l in Outputs::rows(&o.line_items) {
+            let e = billed.entry(l["InvoiceId"].clone()).or_default();
+            *e = e.add(d(&l["BilledCost"]));
+            if l["PricingCategory"] == "Standard" && l["x_BillingMode"] == "pay_per_use" {
+                let hour = billrun::time::format_ts(billrun::time::hour_floor(t(&l["ChargePeriodStart"][..19])));
+                let e = hourly.entry((l["BillingAccountId"].clone(), hour)).or_default();
+                *e = e.add(d(&l["BilledCost"]));
+            }
+        }
+        for inv in Outputs::rows(&o.invoices) {
+            prop_assert_eq!(billed.get(&inv["invoice_id"]).copied().unwrap_or_default(), d(&inv["total_due"]));
+        }
+        let st = Outputs::rows(&o.settlements);
+        prop_assert_eq!(st.len(), hourly.len());
+        for s in st {
+            let sum = hourly[&(s["account_id"].clone(), s["hour_start"].clone())];
+            prop_assert_eq!(d(&s["line_amount"]), sum);
+            prop_assert_eq!(d(&s["deduction"]), sum.trunc_dp(2));
+            prop_assert_eq!(d(&s["truncated_amount"]), sum.sub(sum.trunc_dp(2)));
+        }
+        // Quotas: never negative; the ledger balances.
+        for l in Outputs::rows(&o.ledger) {
+            let (op, used, lapsed, close) = (d(&l["opening_quota"]), d(&l["used_quota"]), d(&l["lapsed_quota"]), d(&l["closing_quota"]));
+            prop_assert!(!close.is_negative() && !used.is_negative() && !lapsed.is_negative());
+            prop_assert!(op.sub(used).sub(lapsed).sub(close).0.abs() <= 2, "ledger {:?}", l);
+        }
+    }
+}
