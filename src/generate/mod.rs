@@ -72,7 +72,7 @@ fn d(s: &str) -> Dec {
 /// graduated tiers and a free tier), yearly/monthly prices for subscribable flavors, a
 /// mid-period price change, a SKU priced in one region only and a currency gap.
 pub fn catalog(from: Period, months: u32) -> Vec<PriceRow> {
-    let start = from.prev().start();
+    let start = add_months(from.start(), -24).unwrap_or(from.start());
     let change = from.start() + 14 * DAY; // the 15th of the first month, 00:00
     let mut rows = Vec::new();
     let mut push = |sku: &str, region: &str, mode: BillingMode, unit: PricingUnit, cur: &str, price: &str, tier: &str, f: Micros, t: Option<Micros>, item: BillingItem| {

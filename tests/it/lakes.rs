@@ -221,3 +221,17 @@ fn corrupt_and_incomplete_files_refuse_the_run_naming_the_file() {
     // Nothing was published by the refused runs.
     assert!(!lake.join("bills").exists());
 }
+
+#[test]
+fn the_sample_lake_exercises_every_rejection_reason() {
+    let tmp = tempfile::tempdir().unwrap();
+    let lake = tmp.path().join("lake");
+    run_ok(billrun().args(["generate", "--out"]).arg(&lake));
+    let out = run_ok(billrun().args(["run", "--json", "--period", "2026-01", "--input"]).arg(&lake));
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut seen: Vec<String> = r["rejected"].as_object().unwrap().keys().cloned().collect();
+    seen.extend(r["rejected_orders"].as_object().unwrap().keys().cloned());
+    for reason in billrun::model::Reason::ALL {
+        assert!(seen.iter().any(|s| s == reason.as_str()), "no row rejected {}: {seen:?}", reason.as_str());
+    }
+}
