@@ -51,6 +51,9 @@ pub struct RunArgs {
     /// Print the report as JSON instead of a summary.
     #[arg(long)]
     pub json: bool,
+    /// Also re-close, in order, the periods after this one that are already closed.
+    #[arg(long)]
+    pub cascade: bool,
 }
 
 #[derive(Args, Debug)]
@@ -61,6 +64,12 @@ pub struct BackfillArgs {
     pub to: String,
     #[command(flatten)]
     pub lakes: Lakes,
+    /// Also re-close, in order, the periods after --to that are already closed.
+    #[arg(long)]
+    pub cascade: bool,
+    /// Print the reports as JSON lines instead of summaries.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug)]
@@ -98,33 +107,39 @@ fn period(s: &str, flag: &str) -> Result<Period, String> {
 /// Default cache budget for decoded usage: 1 GiB of Parquet.
 const CACHE_BYTES: u64 = 1 << 30;
 
-impl RunArgs {
-    pub fn job(&self) -> Result<CloseJob, String> {
-        Ok(CloseJob {
-            input: self.lakes.input.clone(),
-            output: self.lakes.output.clone().unwrap_or_else(|| self.lakes.input.clone()),
-            period: period(&self.period, "period")?,
+impl Lakes {
+    fn template(&self, p: Period) -> CloseJob {
+        CloseJob {
+            input: self.input.clone(),
+            output: self.output.clone().unwrap_or_else(|| self.input.clone()),
+            period: p,
             cache_bytes: CACHE_BYTES,
-        })
+        }
+    }
+}
+
+/// A range of closes, before the output lake has been consulted.
+pub struct Range {
+    pub template: CloseJob,
+    pub from: Period,
+    pub to: Period,
+    pub cascade: bool,
+}
+
+impl RunArgs {
+    pub fn range(&self) -> Result<Range, String> {
+        let p = period(&self.period, "period")?;
+        Ok(Range { template: self.lakes.template(p), from: p, to: p, cascade: self.cascade })
     }
 }
 
 impl BackfillArgs {
-    pub fn jobs(&self) -> Result<Vec<CloseJob>, String> {
+    pub fn range(&self) -> Result<Range, String> {
         let (from, to) = (period(&self.from, "from")?, period(&self.to, "to")?);
         if from > to {
             return Err(format!("--from {from} is after --to {to}"));
         }
-        Ok(from
-            .range_to(to)
-            .into_iter()
-            .map(|p| CloseJob {
-                input: self.lakes.input.clone(),
-                output: self.lakes.output.clone().unwrap_or_else(|| self.lakes.input.clone()),
-                period: p,
-                cache_bytes: CACHE_BYTES,
-            })
-            .collect())
+        Ok(Range { template: self.lakes.template(from), from, to, cascade: self.cascade })
     }
 }
 

@@ -34,6 +34,7 @@ pub struct HourResult {
     pub rejected: Vec<Rejected>,
     pub settlements: Vec<Settlement>,
     pub alerts: Vec<Alert>,
+    pub deductions: Vec<Deduction>,
     pub rows_in: u64,
     pub rows_rated: u64,
 }
@@ -221,6 +222,7 @@ impl Engine {
             result.lines.extend(o.lines);
             result.rejected.extend(o.rejected);
             result.alerts.extend(o.alerts);
+            result.deductions.extend(o.deductions);
             result.settlements.extend(o.settlement);
         }
         result.rows_rated = n_rows - rejected_later;

@@ -34,27 +34,8 @@ fn main() -> ExitCode {
 
 fn run(cmd: Command) -> anyhow::Result<u8> {
     match cmd {
-        Command::Run(args) => {
-            let job = args.job().map_err(anyhow::Error::msg)?;
-            let report = close::run(&job)?;
-            if args.json {
-                println!("{}", serde_json::to_string_pretty(&report)?);
-            } else {
-                print_summary(&report, &job.output);
-            }
-            Ok(if report.worth_a_look() { 1 } else { 0 })
-        }
-        Command::Backfill(args) => {
-            let mut code = 0;
-            for job in args.jobs().map_err(anyhow::Error::msg)? {
-                let report = close::run(&job)?;
-                print_summary(&report, &job.output);
-                if report.worth_a_look() {
-                    code = 1;
-                }
-            }
-            Ok(code)
-        }
+        Command::Run(args) => closes(args.range().map_err(anyhow::Error::msg)?, args.json, true),
+        Command::Backfill(args) => closes(args.range().map_err(anyhow::Error::msg)?, args.json, false),
         Command::Generate(args) => {
             let cfg = args.config().map_err(anyhow::Error::msg)?;
             let lake = Lake::open(&args.out, true)?;
@@ -83,6 +64,26 @@ fn run(cmd: Command) -> anyhow::Result<u8> {
             Ok(0)
         }
     }
+}
+
+/// Runs a planned range of closes in order; stops at the first that cannot run.
+fn closes(range: cli::Range, json: bool, pretty: bool) -> anyhow::Result<u8> {
+    let jobs = billrun::jobs::backfill::plan(&range.template, range.from, range.to, range.cascade)?;
+    let mut code = 0;
+    for job in jobs {
+        let report = close::run(&job)?;
+        if json && pretty {
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        } else if json {
+            println!("{}", serde_json::to_string(&report)?);
+        } else {
+            print_summary(&report, &job.output);
+        }
+        if report.worth_a_look() {
+            code = 1;
+        }
+    }
+    Ok(code)
 }
 
 fn print_summary(r: &CloseReport, output: &str) {

@@ -62,6 +62,7 @@ pub const TABLES: &[&str] = &[
     "bills/settlements",
     "bills/account_status",
     "bills/package_ledger",
+    "bills/package_deductions",
     "bills/alerts",
     "bills/rejected",
     "state",
@@ -205,6 +206,7 @@ pub fn run(job: &CloseJob) -> Result<CloseReport, JobError> {
         ("bills/line_items", out::line_items_schema()),
         ("bills/settlements", out::settlements_schema()),
         ("bills/alerts", out::alerts_schema()),
+        ("bills/package_deductions", out::package_deductions_schema()),
         ("bills/rejected", out::rejected_schema()),
     ];
     for (t, s) in schemas {
@@ -241,6 +243,7 @@ pub fn run(job: &CloseJob) -> Result<CloseReport, JobError> {
         write(&output, &mut sinks, "bills/line_items", &out::line_items_batch(&res.lines, &chunks, names))?;
         write(&output, &mut sinks, "bills/settlements", &out::settlements_batch(&res.settlements, &names))?;
         write(&output, &mut sinks, "bills/alerts", &out::alerts_batch(&res.alerts, &names))?;
+        write(&output, &mut sinks, "bills/package_deductions", &out::package_deductions_batch(&res.deductions, &chunks, names))?;
         write(&output, &mut sinks, "bills/rejected", &out::rejected_batch(&res.rejected, &chunks, &names))?;
         if (res.rows_rated + res.rejected.len() as u64) != res.rows_in {
             return Err(JobError::Conservation(format!(

@@ -1,6 +1,7 @@
 //! The jobs a scheduler starts: closing a period, backfilling a range. Each turns a
 //! validated description of the work into a run over the lakes and a report.
 
+pub mod backfill;
 pub mod close;
 
 use crate::lake::inputs::InputError;

@@ -35,8 +35,8 @@ pub enum InputError {
     Field { file: String, row: usize, field: &'static str, why: String },
     #[error("{file}: {why}")]
     Table { file: String, why: String },
-    #[error("{file}: required input file is missing")]
-    MissingFile { file: String },
+    #[error("{file}: required input file is missing from lake {lake}")]
+    MissingFile { file: String, lake: String },
     #[error(transparent)]
     Lake(#[from] LakeError),
 }
@@ -128,7 +128,7 @@ macro_rules! cols {
 fn read_table(lake: &Lake, rel: &str, required: bool) -> Result<Option<Vec<RecordBatch>>> {
     match lake.get_opt(rel)? {
         Some(bytes) => Ok(Some(decode_parquet(rel, bytes)?)),
-        None if required => Err(InputError::MissingFile { file: rel.into() }),
+        None if required => Err(InputError::MissingFile { file: rel.into(), lake: lake.url().into() }),
         None => Ok(None),
     }
 }

@@ -754,3 +754,56 @@ pub fn rejected_orders_batch(rej: &[RejectedOrder], n: &Names<'_>) -> RecordBatc
     ];
     RecordBatch::try_new(rejected_schema(), cols).expect("rejected columns match the schema")
 }
+
+// ---------------------------------------------------------------- package deductions
+
+pub fn package_deductions_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        sn("package_id"),
+        sn("account_id"),
+        sn("record_id"),
+        s("resource_id"),
+        f("hour_start", ts_type(), false),
+        f("usage_start", ts_type(), false),
+        f("draw_order", DataType::Int32, false),
+        f("applicable_packages", DataType::Int32, false),
+        f("quantity", dec_type(), false),
+        f("remaining_after", dec_type(), false),
+        f("package_expires_at", ts_type(), false),
+        f("package_purchased_at", ts_type(), false),
+        sn("why"),
+    ]))
+}
+
+/// The deduction ledger of an hour: which package paid for which row, and why that
+/// one (earliest expiry, then earlier purchase, then smaller id).
+pub fn package_deductions_batch(ds: &[Deduction], chunks: &[UsageChunk], n: &Names<'_>) -> RecordBatch {
+    let pkg = |d: &Deduction| &n.packages[d.package as usize];
+    let at = |d: &Deduction| (&chunks[d.usage.chunk as usize], d.usage.row as usize);
+    let why = |d: &Deduction| {
+        let p = pkg(d);
+        format!(
+            "draw {} of the row; {} package(s) could serve it, drawn by earliest expiry, then earlier purchase, then smaller id; this one expires {} (bought {})",
+            d.draw_order,
+            d.applicable,
+            crate::time::format_ts(p.expires_at),
+            crate::time::format_ts(p.purchased_at)
+        )
+    };
+    let cols: Vec<ArrayRef> = vec![
+        col_str(ds.iter().map(|d| Some(pkg(d).package_id.as_str()))),
+        col_str(ds.iter().map(|d| Some(n.account(d.account).account_id.as_str()))),
+        col_str(ds.iter().map(|d| at(d).0.record_id.get(at(d).1))),
+        col_str(ds.iter().map(|d| at(d).0.resource_id.get(at(d).1))),
+        col_ts(ds.iter().map(|d| Some(crate::time::hour_floor(d.usage_start)))),
+        col_ts(ds.iter().map(|d| Some(d.usage_start))),
+        col_i32(ds.iter().map(|d| Some(d.draw_order as i32))),
+        col_i32(ds.iter().map(|d| Some(d.applicable as i32))),
+        col_dec(ds.iter().map(|d| Some(d.quantity.to_dec()))),
+        col_dec(ds.iter().map(|d| Some(d.remaining_after.to_dec()))),
+        col_ts(ds.iter().map(|d| Some(pkg(d).expires_at))),
+        col_ts(ds.iter().map(|d| Some(pkg(d).purchased_at))),
+        col_string(ds.iter().map(|d| Some(why(d)))),
+    ];
+    RecordBatch::try_new(package_deductions_schema(), cols).expect("deduction columns match the schema")
+}

@@ -35,6 +35,7 @@ pub struct HourOut {
     pub lines: Vec<Line>,
     pub rejected: Vec<Rejected>,
     pub alerts: Vec<Alert>,
+    pub deductions: Vec<Deduction>,
     pub settlement: Option<Settlement>,
 }
 
@@ -273,7 +274,17 @@ impl AccountBook {
         };
         // Covered parts: committed lines of the packages, listed at the current tier.
         let list_tier = tier_at(&tiers, cumulative);
-        for d in self.packages.commit(ctx.packages, &plan) {
+        for (k, d) in self.packages.commit(ctx.packages, &plan).into_iter().enumerate() {
+            out.deductions.push(Deduction {
+                account: self.idx,
+                package: d.package,
+                usage: u.loc,
+                usage_start: u.start,
+                draw_order: k as u32 + 1,
+                applicable: d.applicable,
+                quantity: d.quantity,
+                remaining_after: d.remaining_after,
+            });
             let p = &ctx.packages[d.package as usize];
             let list_cost = line_amount(list_tier.unit_price, d.quantity)
                 .ok_or_else(|| Rejection::new(Reason::Schema, "list cost is beyond the priceable range"))?;

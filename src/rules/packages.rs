@@ -66,6 +66,10 @@ pub struct PackageState {
 pub struct Draw {
     pub package: u32,
     pub quantity: Qty,
+    /// The package's remaining quota (this reset period) after the draw.
+    pub remaining_after: Qty,
+    /// How many packages could serve the row when it was deducted.
+    pub applicable: u32,
     /// The remaining quota after the draw, when this draw crossed the alert threshold.
     pub alert: Option<Qty>,
 }
@@ -125,17 +129,22 @@ impl PackageBook {
         if pool_type != PoolType::Public || left.is_zero() {
             return draws;
         }
+        let mut applicable = 0u32;
         for s in &self.states {
-            if left.is_zero() {
-                break;
-            }
             let p = &packages[s.idx as usize];
             if s.remaining.is_zero() || p.sku != sku || p.region != region || !in_force(p, t) {
                 continue;
             }
+            applicable += 1;
+            if left.is_zero() {
+                continue;
+            }
             let take = left.min(s.remaining);
             left = left.sub(take);
-            draws.push(Draw { package: s.idx, quantity: take, alert: None });
+            draws.push(Draw { package: s.idx, quantity: take, remaining_after: s.remaining.sub(take), applicable: 0, alert: None });
+        }
+        for d in &mut draws {
+            d.applicable = applicable;
         }
         draws
     }

@@ -137,3 +137,19 @@ pub struct StatusInterval {
     /// When the arrears episode this interval belongs to started.
     pub arrears_since: Option<Micros>,
 }
+
+/// One draw of a package for part of a usage row: the operator's audit trail of which
+/// package paid for which row, and in which order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Deduction {
+    pub account: u32,
+    pub package: u32,
+    pub usage: RowLoc,
+    pub usage_start: Micros,
+    /// 1 for the package drawn first for this row, 2 for the next, …
+    pub draw_order: u32,
+    /// Packages with quota left that could serve the row.
+    pub applicable: u32,
+    pub quantity: crate::decimal::Qty,
+    pub remaining_after: crate::decimal::Qty,
+}

@@ -216,6 +216,7 @@ pub struct Outputs {
     pub rejected: Vec<RecordBatch>,
     pub ledger: Vec<RecordBatch>,
     pub status: Vec<RecordBatch>,
+    pub deductions: Vec<RecordBatch>,
 }
 
 pub fn read_table(lake: &Path, table: &str, period: &str) -> Vec<RecordBatch> {
@@ -235,6 +236,7 @@ impl Outputs {
             rejected: read_table(lake, "bills/rejected", period),
             ledger: read_table(lake, "bills/package_ledger", period),
             status: read_table(lake, "bills/account_status", period),
+            deductions: read_table(lake, "bills/package_deductions", period),
         }
     }
 

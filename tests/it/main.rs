@@ -1,5 +1,6 @@
 //! The integration tests: one binary.
 
+mod commitments;
 mod harness;
 mod lakes;
 mod properties;

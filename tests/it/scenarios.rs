@@ -532,3 +532,34 @@ fn periods_chain_through_state() {
     let err = s.close("2026-04").err().expect("a gap in the chain is refused");
     assert!(err.to_string().contains("2026-03 is not closed"), "{err}");
 }
+
+/// §2: a pay-per-use dedicated pool is billed on its node count hour by hour (it may
+/// scale); jobs on it are not priced themselves; packages do not serve it.
+#[test]
+fn a_pay_per_use_pool_scales_and_its_jobs_cost_nothing() {
+    let mut s = Scenario::new();
+    s.price("gpu", NodeHour, "2.00", "0");
+    s.account("K", "1000");
+    s.package("pk", "K", "gpu", "100", "10.00", "2025-12-01T00:00", "2026-06-01T00:00");
+    for (h, nodes) in [("00", 2), ("01", 3)] {
+        let r = s.usage(&format!("pool-{h}"), "K", "gpu", &format!("2026-01-02T{h}:00"), &format!("2026-01-02T{h}:30"), nodes);
+        r.resource_id = Some("pool-k".into());
+        r.module = Some("dedicated_pool".into());
+        r.pool_type = Some("dedicated".into());
+    }
+    let j = s.usage("job", "K", "gpu", "2026-01-02T00:00", "2026-01-02T00:30", 2);
+    j.pool_type = Some("dedicated".into());
+    j.pool_id = Some("pool-k".into());
+    let o = s.close("2026-01").unwrap();
+    let lines = o.lines_of("K");
+    let get = |id: &str, col: &str| lines.iter().find(|l| l["x_UsageRecordId"] == id).unwrap()[col].clone();
+    // 2 nodes × 0.5 h × 2.00 = 2.00; after scaling, 3 nodes × 0.5 h × 2.00 = 3.00.
+    assert_eq!(get("pool-00", "BilledCost"), "2.00");
+    assert_eq!(get("pool-01", "BilledCost"), "3.00");
+    assert_eq!(get("pool-00", "CommitmentDiscountId"), "∅");
+    assert_eq!(get("job", "BilledCost"), "0.00");
+    assert_eq!(get("job", "ListCost"), "0.00");
+    assert_eq!(get("job", "x_BillingMode"), "dedicated_pool");
+    assert_eq!(o.invoice("K")["usage_charges"], "5.00");
+    assert_eq!(o.invoice("K")["committed_list_value"], "0.00");
+}
