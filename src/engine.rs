@@ -15,7 +15,7 @@ use crate::rules::packages::{self, PackageBook};
 use crate::rules::pricing::Catalog;
 use crate::rules::records::*;
 use crate::rules::subscriptions::{covered_length, Order, Subscriptions};
-use crate::time::{Micros, Period, HOUR};
+use crate::time::{hour_floor, Micros, Period, HOUR};
 use rayon::prelude::*;
 use rustc_hash::FxHashMap;
 
@@ -250,12 +250,11 @@ impl Engine {
         for (i, p) in self.packages.iter().enumerate() {
             let Some(&acct) = self.account_index.get(&p.account_id) else { continue };
             if period.contains(p.purchased_at) {
-                let mut l = Line::blank(acct, LineKind::Purchase, p.purchased_at, p.purchased_at.max(ps) + HOUR);
-                l.charge_end = crate::time::hour_floor(p.purchased_at) + HOUR;
+                let mut l = Line::blank(acct, LineKind::Purchase, p.purchased_at, hour_floor(p.purchased_at) + HOUR);
                 l.billed = p.price;
                 l.commitment = Some(Commitment::Package(i as u32));
                 l.quantity = packages::quota(p).unwrap_or(Qty::ZERO);
-                l.unit = self.catalog_unit(&p.sku);
+                l.unit = Some(package_unit(&self.catalog, p));
                 purchases[acct as usize] = purchases[acct as usize].add(p.price);
                 res.lines.push(l);
             }
@@ -276,7 +275,7 @@ impl Engine {
                 if !lapsed.is_zero() {
                     let mut l = Line::blank(b.idx, LineKind::Unused, p.effective_from.max(ps), p.expires_at.min(pe));
                     l.quantity = lapsed;
-                    l.unit = self.catalog.rows.first().map(|_| self.catalog.usage_unit(&p.sku, crate::model::Module::Training));
+                    l.unit = Some(package_unit(&self.catalog, p));
                     l.effective = packages::amortized(p, lapsed);
                     l.commitment = Some(Commitment::Package(s.idx));
                     res.lines.push(l);
@@ -285,7 +284,6 @@ impl Engine {
                 res.closing.packages.insert(p.package_id.clone(), (closing, s.alerted));
             }
         }
-        // Packages not in force this period keep what they had.
         // Subscriptions: purchases, rejected orders, unused time.
         for (i, s) in self.subs.subs.iter().enumerate() {
             let acct = self.account_index.get(&s.account_id).copied();
@@ -297,7 +295,7 @@ impl Engine {
                 }
                 (Order::Valid { price, price_row }, Some(acct)) => {
                     if period.contains(s.ordered_at) {
-                        let mut l = Line::blank(acct, LineKind::Purchase, s.ordered_at, crate::time::hour_floor(s.ordered_at) + HOUR);
+                        let mut l = Line::blank(acct, LineKind::Purchase, s.ordered_at, hour_floor(s.ordered_at) + HOUR);
                         l.billed = *price;
                         l.price_row = Some(*price_row);
                         l.list_unit_price = self.catalog.row(*price_row).unit_price;
@@ -329,7 +327,9 @@ impl Engine {
                 (Order::Valid { .. }, None) => {}
             }
         }
-        self.count(&res.lines.clone());
+        let period_lines = std::mem::take(&mut res.lines);
+        self.count(&period_lines);
+        res.lines = period_lines;
 
         for (i, b) in self.books.iter_mut().enumerate() {
             res.status.extend(b.close(period));
@@ -355,7 +355,9 @@ impl Engine {
         res
     }
 
-    fn catalog_unit(&self, sku: &str) -> Option<crate::model::PricingUnit> {
-        Some(self.catalog.usage_unit(sku, crate::model::Module::Training))
-    }
+}
+
+/// Package quotas are in the pricing unit of their SKU (billing-rules §3).
+fn package_unit(catalog: &Catalog, p: &Package) -> crate::model::PricingUnit {
+    catalog.usage_unit(&p.sku, crate::model::Module::Training)
 }
