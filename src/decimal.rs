@@ -245,11 +245,17 @@ fn div_round_half_away(a: i128, b: i128) -> i128 {
     }
 }
 
+/// The largest line amount billrun accepts (1e20). Larger amounts are refused as out
+/// of range, so that sums of up to 1e8 lines can never overflow 38 digits.
+pub const MAX_LINE_AMOUNT: Dec = Dec(100_000_000_000_000_000_000 * 10_000_000_000);
+
 /// `price × quantity` rounded half away from zero to 8 places: a line amount (§4).
+/// `None` beyond [`MAX_LINE_AMOUNT`].
 pub fn line_amount(unit_price: Dec, q: Qty) -> Option<Dec> {
     // price.0 / 1e10 × q.0 / 3.6e19, in units of 1e-8: divide by 3.6e21.
     let cents8 = mul_div_round(unit_price.0, q.0, 3_600 * 10i128.pow(18))?;
-    cents8.checked_mul(100).map(Dec)
+    let d = cents8.checked_mul(100).map(Dec)?;
+    (d.0.abs() <= MAX_LINE_AMOUNT.0).then_some(d)
 }
 
 /// `value × part / whole` rounded half away from zero to 8 places: amortization.

@@ -5,7 +5,7 @@
 
 use super::checks::{Rejection, Usage};
 use super::packages::{self, PackageBook};
-use super::pricing::{pricing_quantity, rate_tiered, tier_at, Catalog, PriceLookup};
+use super::pricing::{pricing_quantity, rate_tiered, tier_at, Catalog, PriceLookup, RateError};
 use super::records::*;
 use super::subscriptions::{Coverage, Subscriptions};
 use crate::decimal::{line_amount, Dec, Qty};
@@ -263,11 +263,12 @@ impl AccountBook {
         let plan = self.packages.plan(ctx.packages, u.region, u.sku, u.pool_type, u.start, q);
         let overflow = q.sub(plan.iter().fold(Qty::ZERO, |a, d| a.add(d.quantity)));
         let segments = if plan.is_empty() || !overflow.is_zero() {
-            Some(rate_tiered(&tiers, cumulative, overflow).ok_or_else(|| {
-                Rejection::new(
+            Some(rate_tiered(&tiers, cumulative, overflow).map_err(|e| match e {
+                RateError::BelowFirstTier => Rejection::new(
                     Reason::NoPrice,
                     format!("no price tier of {} in {} covers its cumulative quantity", u.sku, u.region),
-                )
+                ),
+                RateError::Overflow => Rejection::new(Reason::Schema, "the amount is beyond the priceable range (38 digits)"),
             })?)
         } else {
             None

@@ -159,21 +159,28 @@ pub fn tier_at(tiers: &[Tier], cumulative: Qty) -> Tier {
     chosen
 }
 
+/// Why a quantity could not be rated.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum RateError {
+    /// Part of the quantity lies below the first tier: no price there.
+    BelowFirstTier,
+    /// An amount does not fit 38 digits.
+    Overflow,
+}
+
 /// Splits `quantity`, starting at `cumulative`, into one segment per tier it crosses.
-/// `None` when part of it lies below the first tier (no price there) or an amount
-/// overflows.
-pub fn rate_tiered(tiers: &[Tier], cumulative: Qty, quantity: Qty) -> Option<Vec<Segment>> {
+pub fn rate_tiered(tiers: &[Tier], cumulative: Qty, quantity: Qty) -> Result<Vec<Segment>, RateError> {
     let mut out = Vec::with_capacity(1);
-    let end = cumulative.checked_add(quantity)?;
+    let end = cumulative.checked_add(quantity).ok_or(RateError::Overflow)?;
     if quantity.is_zero() {
         let t = tier_at(tiers, cumulative);
         if cumulative < t.start {
-            return None;
+            return Err(RateError::BelowFirstTier);
         }
-        return Some(vec![Segment { tier: t, quantity, amount: Dec::ZERO }]);
+        return Ok(vec![Segment { tier: t, quantity, amount: Dec::ZERO }]);
     }
     if cumulative < tiers[0].start {
-        return None;
+        return Err(RateError::BelowFirstTier);
     }
     for (k, t) in tiers.iter().enumerate() {
         let t_end = tiers.get(k + 1).map(|n| n.start);
@@ -184,10 +191,11 @@ pub fn rate_tiered(tiers: &[Tier], cumulative: Qty, quantity: Qty) -> Option<Vec
         };
         if hi > lo {
             let q = hi.sub(lo);
-            out.push(Segment { tier: *t, quantity: q, amount: line_amount(t.unit_price, q)? });
+            let amount = line_amount(t.unit_price, q).ok_or(RateError::Overflow)?;
+            out.push(Segment { tier: *t, quantity: q, amount });
         }
     }
-    Some(out)
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -218,8 +226,14 @@ mod tests {
     #[test]
     fn quantity_below_the_first_tier_has_no_price() {
         let t = vec![Tier { start: q("1"), row: 0, unit_price: d("1") }];
-        assert!(rate_tiered(&t, q("0"), q("2")).is_none());
+        assert_eq!(rate_tiered(&t, q("0"), q("2")), Err(RateError::BelowFirstTier));
         assert_eq!(rate_tiered(&t, q("1"), q("2")).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn an_amount_beyond_38_digits_is_an_overflow_not_a_missing_price() {
+        let t = vec![Tier { start: q("0"), row: 0, unit_price: d("100000000000000000") }];
+        assert_eq!(rate_tiered(&t, q("0"), q("1000000000000000000")), Err(RateError::Overflow));
     }
 
     #[test]
