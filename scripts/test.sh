@@ -1,9 +1,29 @@
 #!/usr/bin/env bash
-# Runs the whole test suite: installs the Python tools the tests use (DuckDB reads the
-# outputs back as an independent engine), then the Rust tests in release mode.
+# Runs the whole test suite. Installs the Python tools the tests use, then the Rust
+# tests in release mode:
+#   - DuckDB, an engine independent of billrun, reads the outputs back;
+#   - the FinOps Foundation's focus-validator checks the FOCUS line items. It needs
+#     Python >= 3.12 and pyarrow < 21, so it gets a virtualenv of its own.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python3}"
 "$PYTHON" -m pip install --quiet --disable-pip-version-check 'duckdb>=1.1,<3'
 export PYTHON
+
+py312=""
+for c in python3.13 python3.12 "$HOME"/.pyenv/versions/3.13*/bin/python "$HOME"/.pyenv/versions/3.12*/bin/python; do
+  if command -v "$c" >/dev/null 2>&1 && "$c" -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null; then
+    py312="$c"; break
+  fi
+done
+if [ -n "$py312" ]; then
+  venv="${BILLRUN_FOCUS_VENV:-$HOME/.cache/billrun-focus-venv}"
+  if [ ! -x "$venv/bin/focus-validator" ]; then
+    "$py312" -m venv "$venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check 'focus-validator==2.2.1' 'pyarrow<21'
+  fi
+  export FOCUS_VALIDATOR="$venv/bin/focus-validator"
+else
+  echo "scripts/test.sh: no Python >= 3.12 found; the FOCUS conformance test will fail under CI" >&2
+fi
 exec cargo test --release "$@"

@@ -51,15 +51,16 @@ coded!(
 );
 
 impl Module {
-    /// The FOCUS ServiceName and ServiceCategory of the module.
-    pub fn service(self) -> (&'static str, &'static str) {
+    /// The FOCUS `ServiceName`, `ServiceCategory` and `ServiceSubcategory` of the
+    /// module: one subcategory per service, as FOCUS asks.
+    pub fn service(self) -> Service {
         match self {
-            Module::Obs => ("Object Storage Service", "Storage"),
-            Module::Sfs => ("Scalable File Service", "Storage"),
-            Module::Evs => ("Elastic Volume Service", "Storage"),
-            Module::Smn => ("Simple Message Notification", "Management and Governance"),
-            Module::Lts => ("Log Tank Service", "Management and Governance"),
-            _ => ("ModelArts", "AI and Machine Learning"),
+            Module::Obs => ("Object Storage Service", "Storage", "Object Storage"),
+            Module::Sfs => ("Scalable File Service", "Storage", "File Storage"),
+            Module::Evs => ("Elastic Volume Service", "Storage", "Block Storage"),
+            Module::Smn => ("Simple Message Notification", "Integration", "Messaging"),
+            Module::Lts => ("Log Tank Service", "Management and Governance", "Observability"),
+            _ => PLATFORM_SERVICE,
         }
     }
 
@@ -77,6 +78,13 @@ impl Module {
         }
     }
 }
+
+/// `(ServiceName, ServiceCategory, ServiceSubcategory)`.
+pub type Service = (&'static str, &'static str, &'static str);
+
+/// The AI platform itself: compute of every module, purchases of its commitments,
+/// and the settlement adjustments of its bill.
+pub const PLATFORM_SERVICE: Service = ("ModelArts", "AI and Machine Learning", "AI Platforms");
 
 coded!(PoolType { Public = "public", Dedicated = "dedicated" });
 coded!(BillingMode { PayPerUse = "pay_per_use", YearlyMonthly = "yearly_monthly" });

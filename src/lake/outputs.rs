@@ -265,20 +265,8 @@ fn resource_type(m: Module) -> &'static str {
     }
 }
 
-fn subcategory(m: Module) -> &'static str {
-    match m {
-        Module::Notebook | Module::Workflow => "AI Platforms",
-        Module::Training | Module::ExemlTraining => "Machine Learning",
-        Module::InferenceRealtime | Module::InferenceBatch | Module::InferenceEdge | Module::ExemlDeployment | Module::Maas => {
-            "Generative AI"
-        }
-        Module::DedicatedPool | Module::LiteCluster | Module::LiteServer => "Other (Compute)",
-        Module::Obs => "Object Storage",
-        Module::Sfs => "File Storage",
-        Module::Evs => "Block Storage",
-        Module::Smn => "Other (Management and Governance)",
-        Module::Lts => "Observability",
-    }
+fn service(v: &LineView<'_>) -> crate::model::Service {
+    v.module.map(Module::service).unwrap_or(crate::model::PLATFORM_SERVICE)
 }
 
 pub fn unit_name(u: PricingUnit) -> &'static str {
@@ -412,9 +400,9 @@ pub fn line_items_batch(lines: &[Line], chunks: &[UsageChunk], n: &Names<'_>) ->
         })),
         col_string(views.iter().map(|v| u(v, |c, r| c.resource_name.get(r)))),
         col_str(views.iter().map(|v| v.module.map(resource_type))),
-        col_str(views.iter().map(|v| Some(v.module.map(|m| m.service().1).unwrap_or("AI and Machine Learning")))),
-        col_str(views.iter().map(|v| Some(v.module.map(|m| m.service().0).unwrap_or("ModelArts")))),
-        col_str(views.iter().map(|v| v.module.map(subcategory))),
+        col_str(views.iter().map(|v| Some(service(v).1))),
+        col_str(views.iter().map(|v| Some(service(v).0))),
+        col_str(views.iter().map(|v| Some(service(v).2))),
         col_str(views.iter().map(|v| v.sku)),
         col_str(lines.iter().map(|l| l.price_row.map(|r| n.ids.price[r as usize].as_str()))),
         col_string(views.iter().map(|v| u(v, |c, r| c.enterprise_project.get(r)))),
