@@ -65,6 +65,8 @@ pub const TABLES: &[&str] = &[
     "bills/package_deductions",
     "bills/alerts",
     "bills/rejected",
+    "cost/analysis",
+    "cost/allocation",
     "state",
 ];
 
@@ -201,6 +203,7 @@ pub fn run(job: &CloseJob) -> Result<CloseReport, JobError> {
     }))?;
 
     let ids = out::Ids::new(period, &engine.accounts, &engine.catalog);
+    let mut cost = crate::cost::CostBook::default();
     let mut sinks: BTreeMap<&str, TableSink> = BTreeMap::new();
     let schemas = [
         ("bills/line_items", out::line_items_schema()),
@@ -240,6 +243,7 @@ pub fn run(job: &CloseJob) -> Result<CloseReport, JobError> {
         }
         let names = names(&engine, &files, &ids);
         let names = &names;
+        cost.observe(&res.lines, &chunks, names);
         write(&output, &mut sinks, "bills/line_items", &out::line_items_batch(&res.lines, &chunks, names))?;
         write(&output, &mut sinks, "bills/settlements", &out::settlements_batch(&res.settlements, &names))?;
         write(&output, &mut sinks, "bills/alerts", &out::alerts_batch(&res.alerts, &names))?;
@@ -267,7 +271,10 @@ pub fn run(job: &CloseJob) -> Result<CloseReport, JobError> {
     for r in &res.rejected_orders {
         *report.rejected_orders.entry(r.why.reason.as_str().to_string()).or_default() += 1;
     }
+    cost.observe(&res.lines, &[], &names);
     check_conservation(&res)?;
+    check_allocation(&cost)?;
+    let previous = previous_totals(&output, period)?;
     let mut due: BTreeMap<String, Dec> = BTreeMap::new();
     for inv in &res.invoices {
         let cur = accounts[inv.account as usize].currency.clone();
@@ -285,6 +292,8 @@ pub fn run(job: &CloseJob) -> Result<CloseReport, JobError> {
         ("bills/invoices", out::invoices_batch(&res.invoices, &names)),
         ("bills/account_status", out::account_status_batch(&res.status, &names)),
         ("bills/package_ledger", out::package_ledger_batch(&res.ledger, &names)),
+        ("cost/analysis", crate::cost::tables::analysis_batch(&cost, &names, &previous)),
+        ("cost/allocation", crate::cost::tables::allocation_batch(&cost, &names)),
         ("state", state_batch(&res.closing)),
     ];
     for (t, batch) in whole {
@@ -334,4 +343,38 @@ pub fn check_conservation(res: &crate::engine::PeriodResult) -> Result<(), JobEr
         }
     }
     Ok(())
+}
+
+/// Allocations add up to each account's total effective cost, exactly.
+pub fn check_allocation(cost: &crate::cost::CostBook) -> Result<(), JobError> {
+    let allocated = cost.allocated_totals();
+    for (acct, total) in &cost.effective {
+        let got = allocated.get(acct).copied().unwrap_or_default();
+        if got != *total {
+            return Err(JobError::Conservation(format!(
+                "account #{acct}: allocations add up to {got}, effective cost is {total}"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Each account's total effective cost in the period before, from its cost analysis.
+fn previous_totals(lake: &Lake, period: Period) -> Result<FxHashMap<String, Dec>, JobError> {
+    let rel = table_path("cost/analysis", period.prev());
+    let mut out = FxHashMap::default();
+    let Some(bytes) = lake.get_opt(&rel)? else { return Ok(out) };
+    for b in inputs::decode_parquet(&rel, bytes)? {
+        let col = |c: &str| crate::lake::columns::StrCol::of(&b, c).map_err(|_| JobError::Plan(format!("{rel}: no column {c}")));
+        let (acct, view) = (col("account_id")?, col("view")?);
+        let eff = crate::lake::columns::DecCol::of(&b, "effective_cost").map_err(|_| JobError::Plan(format!("{rel}: no column effective_cost")))?;
+        for i in 0..b.num_rows() {
+            if view.get(i) == Some("monthly") {
+                if let (Some(a), Some(Ok(v))) = (acct.get(i), eff.get(i)) {
+                    out.insert(a.to_string(), v);
+                }
+            }
+        }
+    }
+    Ok(out)
 }

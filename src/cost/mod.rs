@@ -1,0 +1,294 @@
+//! Cost management (billing-rules §8): composition, allocation and analysis of a
+//! period's spend, accumulated hour by hour from the lines the bill run produces (so
+//! memory grows with resources, not rows), plus recommendations.
+
+pub mod allocation;
+pub mod tables;
+
+use crate::decimal::{Dec, Qty};
+use crate::lake::inputs::UsageChunk;
+use crate::lake::outputs::Names;
+use crate::model::Module;
+use crate::rules::records::{Commitment, Line, LineKind};
+use crate::time::{Micros, DAY};
+use allocation::{split, Method};
+use rustc_hash::FxHashMap;
+
+/// Billed, effective and list cost.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct Sums {
+    pub billed: Dec,
+    pub effective: Dec,
+    pub list: Dec,
+}
+
+impl Sums {
+    fn add(&mut self, l: &Line) {
+        self.billed = self.billed.add(l.billed);
+        self.effective = self.effective.add(l.effective);
+        self.list = self.list.add(l.list_cost);
+    }
+}
+
+/// Where an allocated amount went.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct AllocKey {
+    pub account: u32,
+    /// The resource whose line carried the cost.
+    pub source: Option<String>,
+    /// The resource the cost is allocated to.
+    pub target: Option<String>,
+    pub project: Option<String>,
+    pub tags: Option<String>,
+    pub method: Method,
+}
+
+/// The composition dimensions of §8.
+pub const DIMENSIONS: &[&str] = &["billing_item", "module", "product", "billing_mode", "sku", "region", "charge_category"];
+
+#[derive(Debug, Default)]
+pub struct CostBook {
+    pub composition: FxHashMap<(u32, &'static str, String), Sums>,
+    pub daily: FxHashMap<(u32, i64), Sums>,
+    pub resources: FxHashMap<(u32, String), (Sums, Option<Module>)>,
+    pub allocation: FxHashMap<AllocKey, Dec>,
+    /// Σ EffectiveCost of each account's lines.
+    pub effective: FxHashMap<u32, Dec>,
+    /// Per account and notebook id: hours with compute, and EVS cost by day.
+    pub notebooks: FxHashMap<(u32, String), NotebookUse>,
+}
+
+/// What a notebook did in the period (for the idle-notebook recommendation).
+#[derive(Clone, Debug, Default)]
+pub struct NotebookUse {
+    pub last_compute: Option<Micros>,
+}
+
+/// The usage fields of a line, when it has a usage row.
+struct UsageView<'a> {
+    resource: &'a str,
+    project: Option<&'a str>,
+    tags: Option<&'a str>,
+    module: Option<Module>,
+    pool_id: Option<&'a str>,
+    sku: Option<&'a str>,
+    region: Option<&'a str>,
+}
+
+fn view<'a>(l: &Line, chunks: &'a [UsageChunk]) -> Option<UsageView<'a>> {
+    let loc = l.usage?;
+    let c = &chunks[loc.chunk as usize];
+    let i = loc.row as usize;
+    Some(UsageView {
+        resource: c.resource_id.get(i)?,
+        project: c.enterprise_project.get(i),
+        tags: c.tags.get(i),
+        module: c.module.get(i).and_then(Module::parse),
+        pool_id: c.pool_id.get(i).filter(|s| !s.is_empty()),
+        sku: c.sku.get(i),
+        region: c.region.get(i),
+    })
+}
+
+fn billing_item_of_module(m: Option<Module>) -> &'static str {
+    match m {
+        Some(Module::Obs) => "object_storage",
+        Some(Module::Sfs) => "file_storage",
+        Some(Module::Evs) => "block_storage",
+        Some(Module::Smn) => "notification",
+        Some(Module::Lts) => "logs",
+        _ => "compute",
+    }
+}
+
+/// The platform's composition of a module: notebook = compute + EVS; ExeML =
+/// training + deployment + notification (billing-rules §1).
+fn product(m: Option<Module>, kind: LineKind) -> &'static str {
+    match (m, kind) {
+        (_, LineKind::Purchase) => "purchases",
+        (_, LineKind::Adjustment) => "settlement",
+        (Some(Module::Notebook | Module::Evs), _) => "notebook",
+        (Some(Module::ExemlTraining | Module::ExemlDeployment | Module::Smn), _) => "exeml",
+        (Some(m), _) => m.product(),
+        (None, _) => "commitments",
+    }
+}
+
+impl CostBook {
+    /// Accumulates the lines of one hour (or of the period's close, with no chunks).
+    pub fn observe(&mut self, lines: &[Line], chunks: &[UsageChunk], n: &Names<'_>) {
+        // Pools with jobs this hour, per account: capacity, cost and the jobs' weights.
+        let mut pools: FxHashMap<(u32, &str), PoolHour<'_>> = FxHashMap::default();
+        for (k, l) in lines.iter().enumerate() {
+            if let Some(u) = view(l, chunks) {
+                if let Some(pool) = u.pool_id {
+                    if matches!(l.kind, LineKind::PoolJob | LineKind::Committed) {
+                        pools.entry((l.account, pool)).or_default().jobs.push(k);
+                    }
+                }
+            }
+        }
+        for (k, l) in lines.iter().enumerate() {
+            if let Some(u) = view(l, chunks) {
+                if u.pool_id.is_none() {
+                    if let Some(p) = pools.get_mut(&(l.account, u.resource)) {
+                        p.own.push(k);
+                    }
+                }
+            }
+        }
+        let mut allocated = vec![false; lines.len()];
+        for ((account, pool), ph) in &pools {
+            if ph.own.is_empty() {
+                continue;
+            }
+            let cost = ph.own.iter().fold(Dec::ZERO, |a, &k| a.add(lines[k].effective));
+            let capacity: Qty = ph.own.iter().fold(Qty::ZERO, |a, &k| a.add(lines[k].quantity));
+            let used: Qty = ph.jobs.iter().fold(Qty::ZERO, |a, &k| a.add(lines[k].quantity));
+            let mut weights: Vec<i128> = ph.jobs.iter().map(|&k| lines[k].quantity.0).collect();
+            weights.push(capacity.sub(used).0.max(0));
+            let shares = split(cost, &weights);
+            let pool_view = view(&lines[ph.own[0]], chunks);
+            for (j, &k) in ph.jobs.iter().enumerate() {
+                let u = view(&lines[k], chunks);
+                let key = AllocKey {
+                    account: *account,
+                    source: Some(pool.to_string()),
+                    target: u.as_ref().map(|u| u.resource.to_string()),
+                    project: u.as_ref().and_then(|u| u.project.map(str::to_string)),
+                    tags: u.as_ref().and_then(|u| u.tags.map(str::to_string)),
+                    method: Method::PoolNodeSeconds,
+                };
+                self.allocate(key, shares[j]);
+                allocated[k] = true;
+            }
+            let idle = AllocKey {
+                account: *account,
+                source: Some(pool.to_string()),
+                target: Some(pool.to_string()),
+                project: pool_view.as_ref().and_then(|u| u.project.map(str::to_string)),
+                tags: pool_view.as_ref().and_then(|u| u.tags.map(str::to_string)),
+                method: Method::PoolIdle,
+            };
+            self.allocate(idle, shares[ph.jobs.len()]);
+            for &k in &ph.own {
+                allocated[k] = true;
+            }
+        }
+        for (k, l) in lines.iter().enumerate() {
+            let u = view(l, chunks);
+            self.observe_line(l, u.as_ref(), n);
+            if !allocated[k] {
+                let key = self.direct_key(l, u.as_ref(), n);
+                self.allocate(key, l.effective);
+            }
+        }
+    }
+
+    fn allocate(&mut self, key: AllocKey, amount: Dec) {
+        let e = self.allocation.entry(key).or_default();
+        *e = e.add(amount);
+    }
+
+    fn direct_key(&self, l: &Line, u: Option<&UsageView<'_>>, n: &Names<'_>) -> AllocKey {
+        let commitment_resource = |c: Commitment| match c {
+            Commitment::Package(i) => n.packages[i as usize].package_id.clone(),
+            Commitment::Subscription(i) => n.subs.get(i).resource_id.clone(),
+        };
+        let (resource, method) = match (u, l.kind) {
+            (_, LineKind::Adjustment) => (None, Method::SettlementTruncation),
+            (Some(u), _) => {
+                let m = if u.module == Some(Module::DedicatedPool) { Method::PoolIdle } else { Method::Direct };
+                (Some(u.resource.to_string()), m)
+            }
+            (None, LineKind::Unused) => {
+                let m = if matches!(l.commitment, Some(Commitment::Subscription(_))) { Method::PoolIdle } else { Method::Direct };
+                (l.commitment.map(commitment_resource), m)
+            }
+            (None, _) => (l.commitment.map(commitment_resource), Method::Direct),
+        };
+        AllocKey {
+            account: l.account,
+            source: resource.clone(),
+            target: resource,
+            project: u.and_then(|u| u.project.map(str::to_string)),
+            tags: u.and_then(|u| u.tags.map(str::to_string)),
+            method,
+        }
+    }
+
+    fn observe_line(&mut self, l: &Line, u: Option<&UsageView<'_>>, n: &Names<'_>) {
+        let module = u.and_then(|u| u.module);
+        let item = match l.price_row {
+            Some(r) => n.catalog.row(r).billing_item.as_str(),
+            None => billing_item_of_module(module),
+        };
+        let module_name = match (module, l.kind) {
+            (Some(m), _) => m.as_str(),
+            (None, LineKind::Purchase) => "purchase",
+            (None, LineKind::Adjustment) => "settlement",
+            (None, _) => "commitment",
+        };
+        let (sku, region) = match (u, l.commitment) {
+            (Some(u), _) => (u.sku.unwrap_or(""), u.region.unwrap_or("")),
+            (None, Some(Commitment::Package(i))) => (n.packages[i as usize].sku.as_str(), n.packages[i as usize].region.as_str()),
+            (None, Some(Commitment::Subscription(i))) => (n.subs.get(i).sku.as_str(), n.subs.get(i).region.as_str()),
+            (None, None) => ("", ""),
+        };
+        let mode = match (l.kind, l.commitment) {
+            (LineKind::PoolJob, _) => "dedicated_pool",
+            (_, Some(Commitment::Package(_))) => "package",
+            (_, Some(Commitment::Subscription(_))) => "yearly_monthly",
+            _ => "pay_per_use",
+        };
+        let values: [(&'static str, &str); 7] = [
+            ("billing_item", item),
+            ("module", module_name),
+            ("product", product(module, l.kind)),
+            ("billing_mode", mode),
+            ("sku", sku),
+            ("region", region),
+            ("charge_category", l.kind.charge_category()),
+        ];
+        for (dim, value) in values {
+            if value.is_empty() {
+                continue;
+            }
+            self.composition.entry((l.account, dim, value.to_string())).or_default().add(l);
+        }
+        self.daily.entry((l.account, l.charge_start.div_euclid(DAY))).or_default().add(l);
+        let e = self.effective.entry(l.account).or_default();
+        *e = e.add(l.effective);
+        let resource = match (u, l.commitment) {
+            (Some(u), _) => Some(u.resource.to_string()),
+            (None, Some(Commitment::Package(i))) => Some(n.packages[i as usize].package_id.clone()),
+            (None, Some(Commitment::Subscription(i))) => Some(n.subs.get(i).resource_id.clone()),
+            _ => None,
+        };
+        if let Some(r) = resource {
+            let e = self.resources.entry((l.account, r)).or_insert((Sums::default(), module));
+            e.0.add(l);
+        }
+        if let (Some(u), Some(Module::Notebook)) = (u, module) {
+            let nb = self.notebooks.entry((l.account, u.resource.to_string())).or_default();
+            nb.last_compute = Some(nb.last_compute.map_or(l.charge_end, |t| t.max(l.charge_end)));
+        }
+    }
+
+    /// Σ allocated amounts per account.
+    pub fn allocated_totals(&self) -> FxHashMap<u32, Dec> {
+        let mut out: FxHashMap<u32, Dec> = FxHashMap::default();
+        for (k, v) in &self.allocation {
+            let e = out.entry(k.account).or_default();
+            *e = e.add(*v);
+        }
+        out
+    }
+}
+
+#[derive(Default)]
+struct PoolHour<'a> {
+    own: Vec<usize>,
+    jobs: Vec<usize>,
+    _p: std::marker::PhantomData<&'a ()>,
+}

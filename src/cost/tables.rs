@@ -1,0 +1,165 @@
+//! The cost tables: `cost/analysis` (composition, trends, top resources, forecast,
+//! period-over-period, in one long table with a `view` column) and `cost/allocation`
+//! (with the FOCUS 1.3 allocation columns).
+
+use super::{CostBook, Sums};
+use crate::decimal::Dec;
+use crate::lake::outputs::*;
+use crate::time::{Period, DAY};
+use arrow_array::{ArrayRef, RecordBatch};
+use arrow_schema::{DataType, Field, Schema, SchemaRef};
+use rustc_hash::FxHashMap;
+use std::sync::Arc;
+
+/// How many resources the `top_resources` view keeps per account.
+pub const TOP: usize = 10;
+
+pub fn analysis_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("account_id", DataType::Utf8, false),
+        Field::new("currency", DataType::Utf8, false),
+        Field::new("view", DataType::Utf8, false),
+        Field::new("dimension", DataType::Utf8, false),
+        Field::new("key", DataType::Utf8, false),
+        Field::new("date", ts_type(), true),
+        Field::new("rank", DataType::Int32, true),
+        Field::new("billed_cost", dec_type(), true),
+        Field::new("effective_cost", dec_type(), false),
+        Field::new("list_cost", dec_type(), true),
+        Field::new("previous_effective_cost", dec_type(), true),
+        Field::new("change_pct", dec_type(), true),
+        Field::new("forecast_effective_cost", dec_type(), true),
+    ]))
+}
+
+#[derive(Default)]
+struct Row {
+    account: u32,
+    view: &'static str,
+    dimension: String,
+    key: String,
+    date: Option<i64>,
+    rank: Option<i32>,
+    sums: Option<Sums>,
+    effective: Dec,
+    previous: Option<Dec>,
+    change_pct: Option<Dec>,
+    forecast: Option<Dec>,
+}
+
+/// `(cur − prev) / prev × 100`, rounded half away from zero to 2 places.
+pub fn change_pct(cur: Dec, prev: Dec) -> Option<Dec> {
+    if prev.is_zero() {
+        return None;
+    }
+    let diff = cur.sub(prev);
+    crate::decimal::mul_div_round(diff.0, 100 * 10_000_000_000, prev.0).map(|v| Dec(v).round_dp(2))
+}
+
+/// The analysis rows of a period. `previous` holds each account's total effective cost
+/// of the period before, where it was closed.
+pub fn analysis_batch(book: &CostBook, n: &Names<'_>, previous: &FxHashMap<String, Dec>) -> RecordBatch {
+    let period: Period = n.period;
+    let mut rows: Vec<Row> = Vec::new();
+    let mut comp: Vec<_> = book.composition.iter().collect();
+    comp.sort_by(|a, b| a.0.cmp(b.0));
+    for ((acct, dim, key), s) in comp {
+        rows.push(Row { account: *acct, view: "composition", dimension: dim.to_string(), key: key.clone(), sums: Some(*s), effective: s.effective, ..Row::default() });
+    }
+    let mut daily: Vec<_> = book.daily.iter().collect();
+    daily.sort_by(|a, b| a.0.cmp(b.0));
+    let mut monthly: FxHashMap<u32, Sums> = FxHashMap::default();
+    let mut mtd: FxHashMap<u32, Dec> = FxHashMap::default();
+    let days_in_period = (period.end() - period.start()) / DAY;
+    let mut forecasts = Vec::new();
+    for ((acct, day), s) in daily {
+        rows.push(Row { account: *acct, view: "daily", dimension: "day".into(), key: crate::time::format_ts(day * DAY)[..10].to_string(), date: Some(day * DAY), sums: Some(*s), effective: s.effective, ..Row::default() });
+        let m = monthly.entry(*acct).or_default();
+        m.billed = m.billed.add(s.billed);
+        m.effective = m.effective.add(s.effective);
+        m.list = m.list.add(s.list);
+        let to_date = mtd.entry(*acct).or_default();
+        *to_date = to_date.add(s.effective);
+        let elapsed = (day * DAY - period.start()) / DAY + 1;
+        if (1..=days_in_period).contains(&elapsed) {
+            let f = crate::decimal::mul_div_round(to_date.0, days_in_period as i128, elapsed as i128).map(|v| Dec(v).round_dp(2));
+            forecasts.push(Row { account: *acct, view: "forecast", dimension: "month_to_date".into(), key: crate::time::format_ts(day * DAY)[..10].to_string(), date: Some(day * DAY), effective: *to_date, forecast: f, ..Row::default() });
+        }
+    }
+    rows.extend(forecasts);
+    for (i, a) in n.accounts.iter().enumerate() {
+        let acct = i as u32;
+        let m = monthly.get(&acct).copied().unwrap_or_default();
+        rows.push(Row { account: acct, view: "monthly", dimension: "period".into(), key: period.to_string(), date: Some(period.start()), sums: Some(m), effective: m.effective, ..Row::default() });
+        let prev = previous.get(&a.account_id).copied();
+        rows.push(Row {
+            account: acct,
+            view: "period_over_period",
+            dimension: "period".into(),
+            key: period.to_string(),
+            effective: m.effective,
+            previous: prev,
+            change_pct: prev.and_then(|p| change_pct(m.effective, p)),
+            ..Row::default()
+        });
+    }
+    let mut by_acct: FxHashMap<u32, Vec<(&String, &Sums)>> = FxHashMap::default();
+    for ((acct, r), (s, _)) in &book.resources {
+        by_acct.entry(*acct).or_default().push((r, s));
+    }
+    let mut accts: Vec<_> = by_acct.into_iter().collect();
+    accts.sort_by_key(|(a, _)| *a);
+    for (acct, mut rs) in accts {
+        rs.sort_by(|a, b| b.1.effective.cmp(&a.1.effective).then(a.0.cmp(b.0)));
+        for (k, (r, s)) in rs.into_iter().take(TOP).enumerate() {
+            rows.push(Row { account: acct, view: "top_resources", dimension: "resource".into(), key: r.clone(), rank: Some(k as i32 + 1), sums: Some(*s), effective: s.effective, ..Row::default() });
+        }
+    }
+    let cols: Vec<ArrayRef> = vec![
+        col_str(rows.iter().map(|r| Some(n.account(r.account).account_id.as_str()))),
+        col_str(rows.iter().map(|r| Some(n.account(r.account).currency.as_str()))),
+        col_str(rows.iter().map(|r| Some(r.view))),
+        col_str(rows.iter().map(|r| Some(r.dimension.as_str()))),
+        col_str(rows.iter().map(|r| Some(r.key.as_str()))),
+        col_ts(rows.iter().map(|r| r.date)),
+        col_i32(rows.iter().map(|r| r.rank)),
+        col_dec(rows.iter().map(|r| r.sums.map(|s| s.billed))),
+        col_dec(rows.iter().map(|r| Some(r.effective))),
+        col_dec(rows.iter().map(|r| r.sums.map(|s| s.list))),
+        col_dec(rows.iter().map(|r| r.previous)),
+        col_dec(rows.iter().map(|r| r.change_pct)),
+        col_dec(rows.iter().map(|r| r.forecast)),
+    ];
+    RecordBatch::try_new(analysis_schema(), cols).expect("analysis columns match the schema")
+}
+
+pub fn allocation_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("account_id", DataType::Utf8, false),
+        Field::new("BillingCurrency", DataType::Utf8, false),
+        Field::new("ResourceId", DataType::Utf8, true),
+        Field::new("AllocatedResourceId", DataType::Utf8, true),
+        Field::new("AllocatedMethodId", DataType::Utf8, false),
+        Field::new("AllocatedMethodDetails", DataType::Utf8, false),
+        Field::new("AllocatedTags", DataType::Utf8, true),
+        Field::new("x_EnterpriseProject", DataType::Utf8, true),
+        Field::new("EffectiveCost", dec_type(), false),
+    ]))
+}
+
+pub fn allocation_batch(book: &CostBook, n: &Names<'_>) -> RecordBatch {
+    let mut rows: Vec<_> = book.allocation.iter().collect();
+    rows.sort_by(|a, b| a.0.cmp(b.0));
+    let cols: Vec<ArrayRef> = vec![
+        col_str(rows.iter().map(|(k, _)| Some(n.account(k.account).account_id.as_str()))),
+        col_str(rows.iter().map(|(k, _)| Some(n.account(k.account).currency.as_str()))),
+        col_str(rows.iter().map(|(k, _)| k.source.as_deref())),
+        col_str(rows.iter().map(|(k, _)| k.target.as_deref())),
+        col_str(rows.iter().map(|(k, _)| Some(k.method.id()))),
+        col_str(rows.iter().map(|(k, _)| Some(k.method.details()))),
+        col_str(rows.iter().map(|(k, _)| k.tags.as_deref())),
+        col_str(rows.iter().map(|(k, _)| k.project.as_deref())),
+        col_dec(rows.iter().map(|(_, v)| Some(**v))),
+    ];
+    RecordBatch::try_new(allocation_schema(), cols).expect("allocation columns match the schema")
+}
