@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python3}"
-"$PYTHON" -m pip install --quiet --disable-pip-version-check 'duckdb>=1.1,<3'
+"$PYTHON" -m pip install --quiet --disable-pip-version-check 'duckdb>=1.1,<3' pytz
 export PYTHON
 
 py312=""

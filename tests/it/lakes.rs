@@ -111,6 +111,49 @@ fn duckdb_reads_back_what_billrun_reports() {
     }
     let theirs = billrun::decimal::Dec::parse(got["total_due"].as_str().unwrap()).unwrap();
     assert_eq!(ours, theirs);
+
+    // The analyst queries of sql/ agree with billrun's own figures.
+    assert_eq!(got["composition_mismatches"], 0, "{got}");
+    assert_eq!(got["utilization_mismatches"], 0, "{got}");
+    assert!(got["packages"].as_u64().unwrap() > 0);
+    assert_eq!(got["allocated_by_period"], got["effective_by_period"]);
+    assert!(got["tag_keys"].as_u64().unwrap() > 0);
+    assert_eq!(got["tag_mismatches"], 0, "{got}");
+    let mut top = Vec::new();
+    let mut arrears = Vec::new();
+    for p in ["2026-01", "2026-02"] {
+        let mut inv = crate::harness::Outputs::rows(&crate::harness::read_table(&lake, "bills/invoices", p));
+        inv.sort_by(|a, b| {
+            let (x, y) = (crate::harness::d(&a["total_due"]), crate::harness::d(&b["total_due"]));
+            y.cmp(&x).then(a["account_id"].cmp(&b["account_id"]))
+        });
+        for r in inv.iter().take(10) {
+            top.push(serde_json::json!([p, r["account_id"], crate::harness::d(&r["total_due"]).0]));
+        }
+        for r in &inv {
+            if r["status_at_close"] != "active" {
+                arrears.push((p.to_string(), r["account_id"].clone(), r["status_at_close"].clone(), crate::harness::d(&r["arrears_amount"])));
+            }
+        }
+    }
+    let theirs_top: Vec<serde_json::Value> = got["top_spenders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| serde_json::json!([r[0], r[1], billrun::decimal::Dec::parse(r[2].as_str().unwrap()).unwrap().0]))
+        .collect();
+    assert_eq!(theirs_top, top);
+    let mut theirs_arrears: Vec<(String, String, String, billrun::decimal::Dec)> = got["arrears"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r[0].as_str().unwrap().into(), r[1].as_str().unwrap().into(), r[2].as_str().unwrap().into(), billrun::decimal::Dec::parse(r[3].as_str().unwrap()).unwrap()))
+        .collect();
+    theirs_arrears.sort();
+    arrears.sort();
+    assert_eq!(theirs_arrears, arrears);
+    let in_arrears: u64 = reports.iter().map(|r| r["accounts_in_arrears"].as_u64().unwrap()).sum();
+    assert_eq!(arrears.len() as u64, in_arrears);
 }
 
 #[test]
