@@ -44,7 +44,8 @@ pub struct AllocKey {
 }
 
 /// The composition dimensions of §8.
-pub const DIMENSIONS: &[&str] = &["billing_item", "module", "product", "billing_mode", "sku", "region", "charge_category"];
+pub const DIMENSIONS: &[&str] =
+    &["billing_item", "module", "product", "billing_mode", "sku", "region", "charge_category", "module_billing_item"];
 
 #[derive(Debug, Default)]
 pub struct CostBook {
@@ -256,6 +257,8 @@ impl CostBook {
             }
             self.composition.entry((l.account, dim, value.to_string())).or_default().add(l);
         }
+        // What each module is made of: notebook = compute + block storage, …
+        self.composition.entry((l.account, "module_billing_item", format!("{module_name}/{item}"))).or_default().add(l);
         self.daily.entry((l.account, l.charge_start.div_euclid(DAY))).or_default().add(l);
         let e = self.effective.entry(l.account).or_default();
         *e = e.add(l.effective);

@@ -190,12 +190,25 @@ impl World {
                     x.unit_count = uc;
                     x.schedule = Schedule::Workday { from: 8, to: 19, offset_min: off };
                 });
+                // Its EVS disk, billed from creation until deletion whether the
+                // notebook runs or not: usage of the notebook itself, in GB.
                 let gb = Dec::from_int(r.range(20, 200));
+                let nb = format!("res-{a:05}-{k:03}-nb");
                 push(self, "-evs", &|x| {
-                    x.module = Module::Evs;
+                    x.module = Module::Notebook;
                     x.sku = "evs.ssd";
                     x.quantity = gb;
                 });
+                if let Some(last) = self.resources.last_mut() {
+                    last.id = nb;
+                    last.name = format!("notebook {a}-{k} disk");
+                    // Some notebooks stop computing after the first week.
+                    if k % 12 == 0 {
+                        if let Some(nb) = self.resources.iter_mut().rev().nth(1) {
+                            nb.schedule = Schedule::Window { from: i64::MIN / 2, to: self.cfg.from.start() + 7 * DAY };
+                        }
+                    }
+                }
             }
             1 => {
                 let nodes = r.range(1, 4) as i32;
@@ -670,7 +683,11 @@ impl World {
             _ => res.quantity,
         };
         Row {
-            record_id: Some(format!("{}-{}", res.id, hour_no)),
+            record_id: Some(if res.sku.starts_with("evs.") {
+                format!("{}-disk-{}", res.id, hour_no)
+            } else {
+                format!("{}-{}", res.id, hour_no)
+            }),
             account_id: Some(acct.account_id.clone()),
             region: Some(res.region.into()),
             resource_id: Some(res.id.clone()),

@@ -563,3 +563,45 @@ fn a_pay_per_use_pool_scales_and_its_jobs_cost_nothing() {
     assert_eq!(o.invoice("K")["usage_charges"], "5.00");
     assert_eq!(o.invoice("K")["committed_list_value"], "0.00");
 }
+
+/// §8 allocation: a pool's hour split among its jobs by node-seconds, the rest idle
+/// to the pool; allocations add up to the period's effective cost exactly.
+#[test]
+fn a_pool_hour_is_allocated_to_its_jobs_by_node_seconds() {
+    let mut s = Scenario::new();
+    s.price("gpu", NodeHour, "2.00", "0").price("cpu", NodeHour, "1.00", "0");
+    s.account("Z", "1000");
+    // The pool: 2 nodes for the hour = 2 node-hours = 4.00.
+    let p = s.usage("pool", "Z", "gpu", "2026-01-02T00:00", "2026-01-02T01:00", 2);
+    p.resource_id = Some("pool-z".into());
+    p.module = Some("dedicated_pool".into());
+    p.pool_type = Some("dedicated".into());
+    p.enterprise_project = Some("platform".into());
+    // Job A: 1 node × 30 min = 0.5; job B: 1 node × 60 min = 1; idle 0.5.
+    for (id, end, project) in [("job-a", "2026-01-02T00:30", "vision"), ("job-b", "2026-01-02T01:00", "speech")] {
+        let j = s.usage(id, "Z", "gpu", "2026-01-02T00:00", end, 1);
+        j.resource_id = Some(id.into());
+        j.pool_type = Some("dedicated".into());
+        j.pool_id = Some("pool-z".into());
+        j.enterprise_project = Some(project.into());
+        j.tags = Some(format!(r#"{{"team":"{project}"}}"#));
+    }
+    // 1.00 of public usage, no project.
+    s.usage("solo", "Z", "cpu", "2026-01-02T03:00", "2026-01-02T04:00", 1);
+    let o = s.close("2026-01").unwrap();
+    let alloc = crate::harness::read_table(&s.lake(), "cost/allocation", "2026-01");
+    let rows: Vec<(String, String, String, String)> = Outputs::rows(&alloc)
+        .into_iter()
+        .map(|r| (r["AllocatedResourceId"].clone(), r["AllocatedMethodId"].clone(), r["x_EnterpriseProject"].clone(), r["EffectiveCost"].clone()))
+        .filter(|r| r.0 != "∅")
+        .collect();
+    // 4.00 × 0.5/2 = 1.00 to A, × 1/2 = 2.00 to B, × 0.5/2 = 1.00 idle.
+    assert!(rows.contains(&("job-a".into(), "pool-node-seconds".into(), "vision".into(), "1.00".into())), "{rows:?}");
+    assert!(rows.contains(&("job-b".into(), "pool-node-seconds".into(), "speech".into(), "2.00".into())), "{rows:?}");
+    assert!(rows.contains(&("pool-z".into(), "pool-idle".into(), "platform".into(), "1.00".into())), "{rows:?}");
+    assert!(rows.contains(&("res-solo".into(), "direct".into(), "∅".into(), "1.00".into())), "{rows:?}");
+    let total: billrun::decimal::Dec = Outputs::rows(&alloc).iter().map(|r| d(&r["EffectiveCost"])).fold(Default::default(), |a, b| a.add(b));
+    let effective: billrun::decimal::Dec = o.lines_of("Z").iter().map(|l| d(&l["EffectiveCost"])).fold(Default::default(), |a, b| a.add(b));
+    assert_eq!(total, effective);
+    assert_eq!(total, d("5.00"));
+}
