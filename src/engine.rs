@@ -97,6 +97,8 @@ pub struct Engine {
     books: Vec<AccountBook>,
     /// Per account: lines so far and Σ BilledCost.
     tally: Vec<(u64, Dec)>,
+    /// When set, only these accounts are rated (a what-if run); other rows are skipped.
+    only: Option<rustc_hash::FxHashSet<u32>>,
 }
 
 impl Engine {
@@ -137,7 +139,12 @@ impl Engine {
             })
             .collect();
         let tally = vec![(0, Dec::ZERO); accounts.len()];
-        Ok(Engine { period, accounts, packages, catalog, subs, account_index, books, tally })
+        Ok(Engine { period, accounts, packages, catalog, subs, account_index, books, tally, only: None })
+    }
+
+    /// Restricts rating to some accounts (by id): a what-if run over part of a period.
+    pub fn restrict(&mut self, accounts: &[String]) {
+        self.only = Some(accounts.iter().filter_map(|a| self.account_index.get(a).copied()).collect());
     }
 
     pub fn account_index(&self, id: &str) -> Option<u32> {
@@ -168,6 +175,11 @@ impl Engine {
                 if let Some(why) = verdicts.get(&(c.file, c.first_row + r as u32)) {
                     result.rejected.push(Rejected { loc, why: why.clone() });
                     continue;
+                }
+                if let Some(only) = &self.only {
+                    if !self.account_index.get(u.account_id).is_some_and(|a| only.contains(a)) {
+                        continue;
+                    }
                 }
                 let Some(&acct) = self.account_index.get(u.account_id) else {
                     result.rejected.push(Rejected {

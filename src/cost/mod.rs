@@ -3,6 +3,7 @@
 //! memory grows with resources, not rows), plus recommendations.
 
 pub mod allocation;
+pub mod recommend;
 pub mod tables;
 
 use crate::decimal::{Dec, Qty};
@@ -55,18 +56,38 @@ pub struct CostBook {
     pub allocation: FxHashMap<AllocKey, Dec>,
     /// Σ EffectiveCost of each account's lines.
     pub effective: FxHashMap<u32, Dec>,
-    /// Per account and notebook id: hours with compute, and EVS cost by day.
+    /// Per account and notebook id: when its compute last ran, its disk's cost by day.
     pub notebooks: FxHashMap<(u32, String), NotebookUse>,
+    /// Pay-per-use public-pool usage per account, SKU and region: quantity and cost.
+    pub ppu_public: FxHashMap<(u32, String, String), (Qty, Dec)>,
+    /// Pools and Lite resources billed pay-per-use (their own rows).
+    pub ppu_resources: FxHashMap<(u32, String), PpuResource>,
+    /// Settlement deductions per account and day.
+    pub deductions: FxHashMap<(u32, i64), Dec>,
+}
+
+/// A pool or Lite resource billed pay-per-use in the period.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PpuResource {
+    pub sku: String,
+    pub region: String,
+    pub module: Option<Module>,
+    pub min_size: i64,
+    pub max_size: i64,
+    pub cost: Dec,
+    pub hours: i64,
 }
 
 /// What a notebook did in the period (for the idle-notebook recommendation).
 #[derive(Clone, Debug, Default)]
 pub struct NotebookUse {
     pub last_compute: Option<Micros>,
+    pub disk_by_day: FxHashMap<i64, Dec>,
 }
 
 /// The usage fields of a line, when it has a usage row.
 struct UsageView<'a> {
+    size: i64,
     resource: &'a str,
     project: Option<&'a str>,
     tags: Option<&'a str>,
@@ -81,6 +102,7 @@ fn view<'a>(l: &Line, chunks: &'a [UsageChunk]) -> Option<UsageView<'a>> {
     let c = &chunks[loc.chunk as usize];
     let i = loc.row as usize;
     Some(UsageView {
+        size: c.nodes.get(i).unwrap_or(1) * c.unit_count.get(i).unwrap_or(1),
         resource: c.resource_id.get(i)?,
         project: c.enterprise_project.get(i),
         tags: c.tags.get(i),
@@ -274,7 +296,45 @@ impl CostBook {
         }
         if let (Some(u), Some(Module::Notebook)) = (u, module) {
             let nb = self.notebooks.entry((l.account, u.resource.to_string())).or_default();
-            nb.last_compute = Some(nb.last_compute.map_or(l.charge_end, |t| t.max(l.charge_end)));
+            if item == "compute" {
+                nb.last_compute = Some(nb.last_compute.map_or(l.charge_end, |t| t.max(l.charge_end)));
+            } else {
+                let e = nb.disk_by_day.entry(l.charge_start.div_euclid(DAY)).or_default();
+                *e = e.add(l.billed);
+            }
+        }
+        if let (Some(u), LineKind::Standard) = (u, l.kind) {
+            let (sku, region) = (u.sku.unwrap_or("").to_string(), u.region.unwrap_or("").to_string());
+            match module {
+                Some(Module::DedicatedPool | Module::LiteCluster | Module::LiteServer) => {
+                    let r = self.ppu_resources.entry((l.account, u.resource.to_string())).or_insert_with(|| PpuResource {
+                        sku,
+                        region,
+                        module,
+                        min_size: u.size,
+                        max_size: u.size,
+                        ..PpuResource::default()
+                    });
+                    r.min_size = r.min_size.min(u.size);
+                    r.max_size = r.max_size.max(u.size);
+                    r.cost = r.cost.add(l.billed);
+                    r.hours += 1;
+                }
+                _ if item == "compute" && u.pool_id.is_none() => {
+                    let e = self.ppu_public.entry((l.account, sku, region)).or_default();
+                    e.0 = e.0.add(l.quantity);
+                    e.1 = e.1.add(l.billed);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Records an hour's settlements (for burn rates).
+    pub fn observe_settlements(&mut self, st: &[crate::rules::records::Settlement]) {
+        for s in st {
+            let e = self.deductions.entry((s.account, s.hour_start.div_euclid(DAY))).or_default();
+            *e = e.add(s.deduction);
         }
     }
 

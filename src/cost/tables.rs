@@ -163,3 +163,61 @@ pub fn allocation_batch(book: &CostBook, n: &Names<'_>) -> RecordBatch {
     ];
     RecordBatch::try_new(allocation_schema(), cols).expect("allocation columns match the schema")
 }
+
+pub fn recommendations_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("account_id", DataType::Utf8, false),
+        Field::new("currency", DataType::Utf8, false),
+        Field::new("recommendation_id", DataType::Utf8, false),
+        Field::new("kind", DataType::Utf8, false),
+        Field::new("resource_id", DataType::Utf8, true),
+        Field::new("sku", DataType::Utf8, true),
+        Field::new("region", DataType::Utf8, true),
+        Field::new("action", DataType::Utf8, false),
+        Field::new("estimated_saving", dec_type(), false),
+        Field::new("verified_by_rerating", DataType::Boolean, false),
+        Field::new("current_cost", dec_type(), true),
+        Field::new("alternative_cost", dec_type(), true),
+        Field::new("evidence", DataType::Utf8, false),
+        Field::new("purchase", DataType::Utf8, true),
+    ]))
+}
+
+fn purchase_json(p: &super::recommend::Purchase) -> String {
+    use super::recommend::Purchase;
+    use crate::time::format_ts;
+    match p {
+        Purchase::Subscription(s) => serde_json::json!({
+            "type": "subscription", "resource_id": s.resource_id, "sku": s.sku, "region": s.region,
+            "nodes": s.nodes, "unit_count": s.unit_count, "term_unit": s.term_unit.as_str(), "term_count": s.term_count,
+            "ordered_at": format_ts(s.ordered_at), "start_at": format_ts(s.start_at), "end_at": format_ts(s.end_at),
+        }),
+        Purchase::Package(p) => serde_json::json!({
+            "type": "package", "sku": p.sku, "region": p.region, "package_count": p.package_count,
+            "hours_per_package": p.hours_per_package.to_string(), "price": p.price.to_string(),
+            "purchased_at": format_ts(p.purchased_at), "effective_from": format_ts(p.effective_from),
+            "expires_at": format_ts(p.expires_at), "reset_period": p.reset_period.as_str(),
+        }),
+    }
+    .to_string()
+}
+
+pub fn recommendations_batch(recs: &[super::recommend::Recommendation], n: &Names<'_>) -> RecordBatch {
+    let cols: Vec<ArrayRef> = vec![
+        col_str(recs.iter().map(|r| Some(n.account(r.account).account_id.as_str()))),
+        col_str(recs.iter().map(|r| Some(n.account(r.account).currency.as_str()))),
+        col_str(recs.iter().map(|r| Some(r.id.as_str()))),
+        col_str(recs.iter().map(|r| Some(r.kind))),
+        col_str(recs.iter().map(|r| r.resource.as_deref())),
+        col_str(recs.iter().map(|r| r.sku.as_deref())),
+        col_str(recs.iter().map(|r| r.region.as_deref())),
+        col_str(recs.iter().map(|r| Some(r.action.as_str()))),
+        col_dec(recs.iter().map(|r| Some(r.saving))),
+        col_bool(recs.iter().map(|r| Some(r.verified))),
+        col_dec(recs.iter().map(|r| r.current_cost)),
+        col_dec(recs.iter().map(|r| r.alternative_cost)),
+        col_str(recs.iter().map(|r| Some(r.evidence.as_str()))),
+        col_string(recs.iter().map(|r| r.purchase.as_ref().map(purchase_json))),
+    ];
+    RecordBatch::try_new(recommendations_schema(), cols).expect("recommendation columns match the schema")
+}

@@ -168,7 +168,9 @@ pub fn generate(lake: &Lake, cfg: &GenConfig) -> Result<GenReport, LakeError> {
         payments: world.payments.len(),
         ..Default::default()
     };
-    put_parquet(lake, crate::lake::inputs::PRICES, prices_batch(&catalog(cfg.from, cfg.months)))?;
+    let prices = catalog(cfg.from, cfg.months);
+    put_parquet(lake, crate::lake::inputs::PRICES, prices_batch(&prices))?;
+    put_parquet(lake, crate::lake::inputs::OFFERS, offers_batch(&package_offers(&prices)))?;
     put_parquet(lake, crate::lake::inputs::ACCOUNTS, accounts_batch(&world.accounts))?;
     put_parquet(lake, crate::lake::inputs::PAYMENTS, payments_batch(&world.payments))?;
     put_parquet(lake, crate::lake::inputs::PACKAGES, packages_batch(&world.packages))?;
@@ -343,4 +345,47 @@ pub fn subscriptions_batch(rows: &[Subscription]) -> RecordBatch {
         col_string(rows.iter().map(|r| r.renewal_of.clone())),
     ];
     RecordBatch::try_new(s, cols).expect("subscriptions schema")
+}
+
+/// Packages on sale: 100 node-hours of each compute flavor, 30% below its first-tier
+/// pay-per-use price, valid one month.
+pub fn package_offers(prices: &[PriceRow]) -> Vec<crate::cost::recommend::Offer> {
+    let mut out = Vec::new();
+    for p in prices {
+        if p.billing_mode == BillingMode::PayPerUse
+            && p.pricing_unit == PricingUnit::NodeHour
+            && p.tier_start.is_zero()
+            && p.effective_to.is_none()
+        {
+            out.push(crate::cost::recommend::Offer {
+                sku: p.sku.clone(),
+                region: p.region.clone(),
+                currency: p.currency.clone(),
+                hours_per_package: Dec::from_int(100),
+                price: Dec(crate::decimal::mul_div_round(p.unit_price.0, 70, 1).unwrap_or(0)).round_dp(2),
+                term_months: 1,
+            });
+        }
+    }
+    out
+}
+
+pub fn offers_batch(rows: &[crate::cost::recommend::Offer]) -> RecordBatch {
+    let s = schema(vec![
+        ("sku", DataType::Utf8, false),
+        ("region", DataType::Utf8, false),
+        ("currency", DataType::Utf8, false),
+        ("hours_per_package", dec_type(), false),
+        ("price", dec_type(), false),
+        ("term_months", DataType::Int32, false),
+    ]);
+    let cols: Vec<ArrayRef> = vec![
+        col_str(rows.iter().map(|r| Some(r.sku.as_str()))),
+        col_str(rows.iter().map(|r| Some(r.region.as_str()))),
+        col_str(rows.iter().map(|r| Some(r.currency.as_str()))),
+        col_dec(rows.iter().map(|r| Some(r.hours_per_package))),
+        col_dec(rows.iter().map(|r| Some(r.price))),
+        col_i32(rows.iter().map(|r| Some(r.term_months))),
+    ];
+    RecordBatch::try_new(s, cols).expect("offers schema")
 }

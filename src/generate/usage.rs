@@ -610,6 +610,27 @@ impl World {
                 scales: false,
             });
         }
+        if a % 10 == 5 {
+            // A Lite Cluster billed per use at a fixed size, all month: a subscription
+            // would be cheaper.
+            self.resources.push(Resource {
+                id: format!("lite-{a:05}-ppu"),
+                name: format!("pay-per-use cluster {a}"),
+                account: a,
+                region,
+                module: Module::LiteCluster,
+                sku: "modelarts.vm.cpu.2u",
+                unit_count: 2,
+                pool_type: PoolType::Dedicated,
+                pool_id: None,
+                nodes: 4,
+                quantity: Dec::from_int(1),
+                schedule: Schedule::Always,
+                project: Some("platform".into()),
+                tags: Some(r#"{"team":"data"}"#.into()),
+                scales: false,
+            });
+        }
         if eur && a % 2 == 0 {
             // NPU usage of a EUR account: NPUs are priced in USD only.
             self.resources.push(Resource {

@@ -67,6 +67,7 @@ pub const TABLES: &[&str] = &[
     "bills/rejected",
     "cost/analysis",
     "cost/allocation",
+    "cost/recommendations",
     "state",
 ];
 
@@ -187,6 +188,8 @@ pub fn run(job: &CloseJob) -> Result<CloseReport, JobError> {
     let output = Lake::open(&job.output, true)?;
     let period = job.period;
     let reference = inputs::read_reference(&input)?;
+    let offers = inputs::read_offers(&input)?;
+    let what_if_reference = reference.clone();
     let opening = opening_state(&output, period)?;
     let files = list_usage(&input, period)?;
     let total_bytes: u64 = files.iter().map(|f| f.size).sum();
@@ -222,18 +225,8 @@ pub fn run(job: &CloseJob) -> Result<CloseReport, JobError> {
         hours.entry(f.partition_hour).or_default().push(i as u32);
     }
     let t = Instant::now();
-    for (hour, which) in &hours {
-        let mut chunks = Vec::new();
-        if usage.keep {
-            for &f in which {
-                chunks.extend(usage.chunks(f)?);
-            }
-        } else {
-            for (_, c) in decode_many(&input, &files, which)? {
-                chunks.extend(c);
-            }
-        }
-        let res = engine.process_hour(*hour, &chunks, &verdicts);
+    rate_hours(&mut usage, &hours, &mut engine, &verdicts, |engine, res, chunks| {
+        let hour = res.settlements.first().map(|s| s.hour_start);
         report.rows_in += res.rows_in;
         report.rows_rated += res.rows_rated;
         report.lines += res.lines.len() as u64;
@@ -241,26 +234,27 @@ pub fn run(job: &CloseJob) -> Result<CloseReport, JobError> {
         for r in &res.rejected {
             *report.rejected.entry(r.why.reason.as_str().to_string()).or_default() += 1;
         }
-        let names = names(&engine, &files, &ids);
+        let names = names(engine, &files, &ids);
         let names = &names;
-        cost.observe(&res.lines, &chunks, names);
-        write(&output, &mut sinks, "bills/line_items", &out::line_items_batch(&res.lines, &chunks, names))?;
-        write(&output, &mut sinks, "bills/settlements", &out::settlements_batch(&res.settlements, &names))?;
-        write(&output, &mut sinks, "bills/alerts", &out::alerts_batch(&res.alerts, &names))?;
-        write(&output, &mut sinks, "bills/package_deductions", &out::package_deductions_batch(&res.deductions, &chunks, names))?;
-        write(&output, &mut sinks, "bills/rejected", &out::rejected_batch(&res.rejected, &chunks, &names))?;
+        cost.observe(&res.lines, chunks, names);
+        cost.observe_settlements(&res.settlements);
+        write(&output, &mut sinks, "bills/line_items", &out::line_items_batch(&res.lines, chunks, names))?;
+        write(&output, &mut sinks, "bills/settlements", &out::settlements_batch(&res.settlements, names))?;
+        write(&output, &mut sinks, "bills/alerts", &out::alerts_batch(&res.alerts, names))?;
+        write(&output, &mut sinks, "bills/package_deductions", &out::package_deductions_batch(&res.deductions, chunks, names))?;
+        write(&output, &mut sinks, "bills/rejected", &out::rejected_batch(&res.rejected, chunks, names))?;
         if (res.rows_rated + res.rejected.len() as u64) != res.rows_in {
             return Err(JobError::Conservation(format!(
                 "hour {}: {} rows in, {} rated, {} rejected",
-                crate::time::format_ts(*hour),
+                hour.map(crate::time::format_ts).unwrap_or_default(),
                 res.rows_in,
                 res.rows_rated,
                 res.rejected.len()
             )));
         }
-    }
+        Ok(())
+    })?;
     tracing::info!(rows = report.rows_in, secs = t.elapsed().as_secs_f64(), "rated");
-    drop(usage);
 
     // The close: what only the whole period determines.
     let res = engine.finish();
@@ -275,6 +269,10 @@ pub fn run(job: &CloseJob) -> Result<CloseReport, JobError> {
     check_conservation(&res)?;
     check_allocation(&cost)?;
     let previous = previous_totals(&output, period)?;
+    let t = Instant::now();
+    let recommendations = recommend(&engine, &res, &cost, &offers, what_if_reference, &opening, &mut usage, &hours, &verdicts)?;
+    tracing::info!(recommendations = recommendations.len(), secs = t.elapsed().as_secs_f64(), "recommendations");
+    drop(usage);
     let mut due: BTreeMap<String, Dec> = BTreeMap::new();
     for inv in &res.invoices {
         let cur = accounts[inv.account as usize].currency.clone();
@@ -294,6 +292,7 @@ pub fn run(job: &CloseJob) -> Result<CloseReport, JobError> {
         ("bills/package_ledger", out::package_ledger_batch(&res.ledger, &names)),
         ("cost/analysis", crate::cost::tables::analysis_batch(&cost, &names, &previous)),
         ("cost/allocation", crate::cost::tables::allocation_batch(&cost, &names)),
+        ("cost/recommendations", crate::cost::tables::recommendations_batch(&recommendations, &names)),
         ("state", state_batch(&res.closing)),
     ];
     for (t, batch) in whole {
@@ -376,5 +375,85 @@ fn previous_totals(lake: &Lake, period: Period) -> Result<FxHashMap<String, Dec>
             }
         }
     }
+    Ok(out)
+}
+
+/// Rates the period's hours in order, handing each hour's result to `each`.
+fn rate_hours(
+    usage: &mut Usage<'_>,
+    hours: &BTreeMap<Micros, Vec<u32>>,
+    engine: &mut Engine,
+    verdicts: &FxHashMap<FileRow, crate::rules::checks::Rejection>,
+    mut each: impl FnMut(&Engine, crate::engine::HourResult, &[UsageChunk]) -> Result<(), JobError>,
+) -> Result<(), JobError> {
+    for (hour, which) in hours {
+        let mut chunks = Vec::new();
+        if usage.keep {
+            for &f in which {
+                chunks.extend(usage.chunks(f)?);
+            }
+        } else {
+            for (_, c) in decode_many(usage.lake, usage.files, which)? {
+                chunks.extend(c);
+            }
+        }
+        let res = engine.process_hour(*hour, &chunks, verdicts);
+        each(engine, res, &chunks)?;
+    }
+    Ok(())
+}
+
+/// The period's recommendations. Purchases are verified by re-rating: the period is
+/// rated again, for the accounts concerned only, with each account's best candidate
+/// purchase added to the inventory; the saving is the difference of `total_due`.
+#[allow(clippy::too_many_arguments)]
+fn recommend(
+    engine: &Engine,
+    res: &crate::engine::PeriodResult,
+    cost: &crate::cost::CostBook,
+    offers: &[crate::cost::recommend::Offer],
+    mut reference: inputs::Reference,
+    opening: &Opening,
+    usage: &mut Usage<'_>,
+    hours: &BTreeMap<Micros, Vec<u32>>,
+    verdicts: &FxHashMap<FileRow, crate::rules::checks::Rejection>,
+) -> Result<Vec<crate::cost::recommend::Recommendation>, JobError> {
+    use crate::cost::recommend::{self as rec, Purchase};
+    let period = engine.period;
+    let candidates = rec::purchase_candidates(cost, &engine.accounts, &engine.catalog, offers, period);
+    let mut out = Vec::new();
+    if !candidates.is_empty() {
+        let mut who = Vec::new();
+        for c in &candidates {
+            who.push(engine.accounts[c.account as usize].account_id.clone());
+            match &c.purchase {
+                Some(Purchase::Subscription(s)) => reference.subscriptions.push(s.clone()),
+                Some(Purchase::Package(p)) => reference.packages.push(p.clone()),
+                None => {}
+            }
+        }
+        let mut what_if = Engine::new(reference, period, opening).map_err(JobError::Plan)?;
+        what_if.restrict(&who);
+        rate_hours(usage, hours, &mut what_if, verdicts, |_, _, _| Ok(()))?;
+        let alt = what_if.finish();
+        for mut c in candidates {
+            let actual = res.invoices[c.account as usize].total_due;
+            let alternative = alt.invoices[c.account as usize].total_due;
+            let saving = actual.sub(alternative);
+            if saving <= Dec::ZERO {
+                continue;
+            }
+            c.evidence = format!("{}; re-rated with the purchase, total due {actual} → {alternative}", c.evidence);
+            c.saving = saving;
+            c.verified = true;
+            out.push(c);
+        }
+    }
+    out.extend(rec::lapsing_packages(&res.ledger, &engine.packages, period));
+    out.extend(rec::idle_notebooks(cost, period, 3));
+    let balances: Vec<(u32, Dec, crate::model::Phase)> =
+        res.invoices.iter().map(|i| (i.account, i.closing_balance, i.status)).collect();
+    out.extend(rec::arrears_risk(cost, &balances, period, 14));
+    out.sort_by(|a, b| (a.account, &a.id).cmp(&(b.account, &b.id)));
     Ok(out)
 }

@@ -22,6 +22,8 @@ pub const PACKAGES: &str = "inventory/packages.parquet";
 pub const SUBSCRIPTIONS: &str = "inventory/subscriptions.parquet";
 pub const ACCOUNTS: &str = "accounts/accounts.parquet";
 pub const PAYMENTS: &str = "accounts/payments.parquet";
+/// Optional: packages on sale, for the package recommendation.
+pub const OFFERS: &str = "catalog/package_offers.parquet";
 
 #[derive(Debug, thiserror::Error)]
 pub enum InputError {
@@ -544,3 +546,31 @@ pub fn read_usage_file(file_idx: u32, f: &UsageFile, bytes: Bytes) -> Result<Vec
 
 /// Shared handle to an hour's decoded usage.
 pub type Chunks = Arc<Vec<UsageChunk>>;
+
+/// The packages on sale (optional input): `sku, region, currency, hours_per_package,
+/// price, term_months`.
+pub fn read_offers(lake: &Lake) -> Result<Vec<crate::cost::recommend::Offer>> {
+    let file = OFFERS;
+    let mut out = Vec::new();
+    let mut row = 0usize;
+    for b in read_table(lake, file, false)?.unwrap_or_default() {
+        cols!(file, &b, sku: StrCol, region: StrCol, currency: StrCol, hours_per_package: DecCol, price: DecCol, term_months: IntCol);
+        for i in 0..b.num_rows() {
+            let c = Cells { file, row };
+            let o = crate::cost::recommend::Offer {
+                sku: c.str(&sku, i, "sku")?,
+                region: c.str(&region, i, "region")?,
+                currency: c.str(&currency, i, "currency")?,
+                hours_per_package: c.dec(&hours_per_package, i, "hours_per_package")?,
+                price: c.dec(&price, i, "price")?,
+                term_months: c.int(&term_months, i, "term_months")?,
+            };
+            if o.hours_per_package <= Dec::ZERO || o.price.is_negative() || o.term_months < 1 {
+                return Err(c.bad("hours_per_package", "an offer needs positive hours, a price ≥ 0 and a term ≥ 1 month"));
+            }
+            out.push(o);
+            row += 1;
+        }
+    }
+    Ok(out)
+}

@@ -37,6 +37,7 @@ pub struct Scenario {
     pub payments: Vec<Payment>,
     pub packages: Vec<Package>,
     pub subscriptions: Vec<Subscription>,
+    pub offers: Vec<billrun::cost::recommend::Offer>,
     /// Rows by file path (relative to the lake).
     pub files: BTreeMap<String, Vec<Row>>,
 }
@@ -50,6 +51,7 @@ impl Scenario {
             payments: Vec::new(),
             packages: Vec::new(),
             subscriptions: Vec::new(),
+            offers: Vec::new(),
             files: BTreeMap::new(),
         }
     }
@@ -193,6 +195,9 @@ impl Scenario {
         put_parquet(&lake, "accounts/payments.parquet", payments_batch(&self.payments)).unwrap();
         put_parquet(&lake, "inventory/packages.parquet", packages_batch(&self.packages)).unwrap();
         put_parquet(&lake, "inventory/subscriptions.parquet", subscriptions_batch(&self.subscriptions)).unwrap();
+        if !self.offers.is_empty() {
+            put_parquet(&lake, "catalog/package_offers.parquet", billrun::generate::offers_batch(&self.offers)).unwrap();
+        }
         for (file, rows) in &self.files {
             put_parquet(&lake, file, usage_batch(rows)).unwrap();
         }

@@ -1,6 +1,7 @@
 //! The integration tests: one binary.
 
 mod commitments;
+mod cost;
 mod focus;
 mod harness;
 mod lakes;

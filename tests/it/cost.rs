@@ -1,0 +1,124 @@
+//! Cost management: recommendations whose saving is what re-rating with the purchase
+//! actually saves, and the estimates of the other kinds.
+
+use crate::harness::*;
+use billrun::model::PricingUnit::*;
+
+fn scenario() -> Scenario {
+    let mut s = Scenario::new();
+    s.price("cpu", NodeHour, "1.00", "0").price("cpu", NodeMonth, "500.00", "0");
+    s.price("gpu", NodeHour, "2.00", "0").price("gpu", NodeHour, "1.50", "300");
+    s.offers.push(billrun::cost::recommend::Offer {
+        sku: "gpu".into(),
+        region: R1.into(),
+        currency: "USD".into(),
+        hours_per_package: d("100"),
+        price: d("140.00"),
+        term_months: 1,
+    });
+    s.account("A", "5000");
+    s.account("B", "5000");
+    // A: a Lite Cluster of 2 nodes, pay-per-use, every hour of January: 1488.00.
+    let start = t("2026-01-01T00:00");
+    for h in 0..744 {
+        let at = start + h * H;
+        let r = s.usage(&format!("lc-{h}"), "A", "cpu", "2026-01-01T00:00", "2026-01-01T00:00", 2);
+        r.start = Some(at);
+        r.end = Some(at + H);
+        r.resource_id = Some("lite-a".into());
+        r.module = Some("lite_cluster".into());
+        r.pool_type = Some("dedicated".into());
+        let row = r.clone();
+        // usage() filed it under the first hour; move it to its own partition.
+        s.files.values_mut().for_each(|v| v.retain(|x| x.record_id != row.record_id));
+        s.row_in(&Scenario::partition_file(at, "part-0.parquet"), row);
+    }
+    // B: 250 node-hours of public GPU (2.00 each, 500.00).
+    for k in 0..25 {
+        let at = format!("2026-01-{:02}T10:00", k + 2);
+        let end = format!("2026-01-{:02}T11:00", k + 2);
+        s.usage(&format!("g-{k}"), "B", "gpu", &at, &end, 10);
+    }
+    s
+}
+
+#[test]
+fn recommended_purchases_save_exactly_what_rerating_saves() {
+    let s = scenario();
+    let o = s.close("2026-01").unwrap();
+    let recs = Outputs::rows(&crate::harness::read_table(&s.lake(), "cost/recommendations", "2026-01"));
+    let verified: Vec<_> = recs.iter().filter(|r| r["verified_by_rerating"] == "true").collect();
+    assert_eq!(verified.len(), 2, "{recs:#?}");
+    for r in verified {
+        let account = r["account_id"].clone();
+        let before = d(&o.invoice(&account)["total_due"]);
+        // Buy what is recommended, and close the period again.
+        let mut s2 = scenario();
+        let p: serde_json::Value = serde_json::from_str(&r["purchase"]).unwrap();
+        match p["type"].as_str().unwrap() {
+            "subscription" => {
+                let sub = s2.subscription("bought", &account, p["resource_id"].as_str().unwrap(), p["sku"].as_str().unwrap(), p["nodes"].as_i64().unwrap() as i32, 1, "2026-01-01T00:00");
+                sub.unit_count = p["unit_count"].as_i64().unwrap() as i32;
+            }
+            "package" => {
+                let pk = s2.package("bought", &account, p["sku"].as_str().unwrap(), p["hours_per_package"].as_str().unwrap(), p["price"].as_str().unwrap(), "2026-01-01T00:00", "2026-02-01T00:00");
+                pk.package_count = p["package_count"].as_i64().unwrap() as i32;
+            }
+            other => panic!("unknown purchase {other}"),
+        }
+        let after = d(&s2.close("2026-01").unwrap().invoice(&account)["total_due"]);
+        assert_eq!(d(&r["estimated_saving"]), before.sub(after), "{}", r["recommendation_id"]);
+    }
+    // A: 1488.00 per use against 500.00 × 2 nodes = 1000.00 subscribed.
+    let a = recs.iter().find(|r| r["account_id"] == "A" && r["kind"] == "subscription").unwrap();
+    assert_eq!(a["estimated_saving"], "488.00");
+    // B: 2 packages (200 h) for 280.00 replace 400.00 of usage: 120.00.
+    let b = recs.iter().find(|r| r["account_id"] == "B" && r["kind"] == "package").unwrap();
+    assert_eq!(b["estimated_saving"], "120.00");
+}
+
+#[test]
+fn idle_notebooks_lapsing_packages_and_arrears_risk() {
+    let mut s = Scenario::new();
+    s.price("cpu", NodeHour, "1.00", "0").price("evs", GbHour, "0.001", "0");
+    s.prices.last_mut().unwrap().billing_item = billrun::model::BillingItem::BlockStorage;
+    s.account("N", "5000");
+    s.account("R", "80");
+    // A notebook that computed on the 2nd only, and whose 100 GB disk bills every day.
+    let c = s.usage("nb-c", "N", "cpu", "2026-01-02T10:00", "2026-01-02T11:00", 1);
+    c.resource_id = Some("nb-1".into());
+    c.module = Some("notebook".into());
+    for day in 1..=31 {
+        let at = format!("2026-01-{day:02}T00:00");
+        let end = format!("2026-01-{day:02}T01:00");
+        let r = s.usage(&format!("disk-{day}"), "N", "evs", &at, &end, 1);
+        r.resource_id = Some("nb-1".into());
+        r.module = Some("notebook".into());
+        r.quantity = Some(d("100")); // 100 GB × 1 h × 0.001 = 0.10 a day
+    }
+    // A package used 3 of 10 hours in 10 days, expiring 2026-02-10: 7 left, 0.3 a day
+    // → 2.7 more in February's 9 days, 4.3 lapse, worth 10.00/10 × 4.3 = 4.30.
+    s.package("pk", "N", "cpu", "10", "10.00", "2026-01-22T00:00", "2026-02-10T00:00");
+    for day in [23, 25, 27] {
+        s.usage(&format!("pk-{day}"), "N", "cpu", &format!("2026-01-{day}T05:00"), &format!("2026-01-{day}T06:00"), 1);
+    }
+    // R burns 2.00 a day: 80 − 62 = 18 left at close, about 9 days: within 14.
+    for day in 1..=31 {
+        s.usage(&format!("r-{day}"), "R", "cpu", &format!("2026-01-{day:02}T08:00"), &format!("2026-01-{day:02}T09:00"), 2);
+    }
+    s.close("2026-01").unwrap();
+    let recs = Outputs::rows(&crate::harness::read_table(&s.lake(), "cost/recommendations", "2026-01"));
+    let get = |kind: &str| recs.iter().find(|r| r["kind"] == kind).unwrap_or_else(|| panic!("no {kind}: {recs:#?}"));
+    let nb = get("idle_notebook");
+    assert_eq!(nb["resource_id"], "nb-1");
+    // Idle since 2026-01-02T11:00 (29 days): disk cost since = 30 days × 0.10 = 3.00;
+    // per 30 days: 3.00 × 30 / 29 = 3.10.
+    assert_eq!(nb["current_cost"], "3.00");
+    assert_eq!(nb["estimated_saving"], "3.10");
+    let lapse = get("package_lapse");
+    assert_eq!(lapse["resource_id"], "pk");
+    assert_eq!(lapse["estimated_saving"], "4.30");
+    let risk = get("arrears_risk");
+    assert_eq!(risk["account_id"], "R");
+    assert!(risk["evidence"].contains("14.00 deducted in the last 7 days"), "{}", risk["evidence"]);
+}
