@@ -3,7 +3,8 @@
 # tests in release mode:
 #   - DuckDB, an engine independent of billrun, reads the outputs back;
 #   - the FinOps Foundation's focus-validator checks the FOCUS line items. It needs
-#     Python >= 3.12 and pyarrow < 21, so it gets a virtualenv of its own.
+#     Python >= 3.12 and pyarrow < 21, so it gets a virtualenv of its own;
+#   - headless Chromium renders the HTML report.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python3}"
@@ -25,5 +26,9 @@ if [ -n "$py312" ]; then
   export FOCUS_VALIDATOR="$venv/bin/focus-validator"
 else
   echo "scripts/test.sh: no Python >= 3.12 found; the FOCUS conformance test will fail under CI" >&2
+fi
+# Headless Chromium renders the HTML report (Debian's package; root installs it).
+if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
 fi
 exec cargo test --release "$@"

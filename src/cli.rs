@@ -29,6 +29,28 @@ pub enum Command {
     /// Generate a sample lake under data/lake if there is none, close its first month,
     /// and print a summary.
     Demo(DemoArgs),
+    /// Write a self-contained HTML report of a closed period.
+    Report(ReportArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ReportArgs {
+    /// The closed billing period, YYYY-MM.
+    #[arg(long)]
+    pub period: String,
+    /// The output lake of the bill run.
+    #[arg(long, default_value = DEFAULT_LAKE)]
+    pub output: String,
+    /// Where to write the page (default: reports/billing_period=YYYY-MM/report.html in
+    /// the output lake).
+    #[arg(long)]
+    pub html: Option<std::path::PathBuf>,
+}
+
+impl ReportArgs {
+    pub fn period(&self) -> Result<Period, String> {
+        period(&self.period, "period")
+    }
 }
 
 #[derive(Args, Debug)]

@@ -46,6 +46,23 @@ fn run(cmd: Command) -> anyhow::Result<u8> {
             );
             Ok(0)
         }
+        Command::Report(args) => {
+            let period = args.period().map_err(anyhow::Error::msg)?;
+            let lake = Lake::open(&args.output, false)?;
+            let page = billrun::cost::report::render(&lake, period)?;
+            match &args.html {
+                Some(path) => {
+                    std::fs::write(path, page.as_bytes()).map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))?;
+                    println!("report of {period} → {}", path.display());
+                }
+                None => {
+                    let rel = format!("reports/billing_period={period}/report.html");
+                    lake.put(&rel, page.into_bytes().into())?;
+                    println!("report of {period} → {}/{rel}", args.output);
+                }
+            }
+            Ok(0)
+        }
         Command::Demo(args) => {
             let lake = Lake::open(&args.lake, true)?;
             let cfg = billrun::generate::GenConfig::default();

@@ -4,6 +4,7 @@
 
 pub mod allocation;
 pub mod recommend;
+pub mod report;
 pub mod tables;
 
 use crate::decimal::{Dec, Qty};

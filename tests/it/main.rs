@@ -6,5 +6,6 @@ mod focus;
 mod harness;
 mod lakes;
 mod properties;
+mod report;
 mod s3_server;
 mod scenarios;
