@@ -114,6 +114,9 @@ pub struct GenerateArgs {
     /// Do not inject rows that break the rules.
     #[arg(long)]
     pub no_anomalies: bool,
+    /// Write usage for the first N days of each month only (small test lakes).
+    #[arg(long)]
+    pub days: Option<u32>,
 }
 
 #[derive(Args, Debug)]
@@ -177,6 +180,7 @@ impl GenerateArgs {
             accounts: self.accounts,
             resources_per_account: self.resources.max(1),
             anomalies: !self.no_anomalies,
+            days: self.days,
         })
     }
 }

@@ -36,6 +36,8 @@ pub struct GenConfig {
     pub resources_per_account: usize,
     /// Inject rows that break each rule (one of every rejection reason).
     pub anomalies: bool,
+    /// Write usage for the first this-many days of each month only (None: all).
+    pub days: Option<u32>,
 }
 
 impl Default for GenConfig {
@@ -47,6 +49,7 @@ impl Default for GenConfig {
             accounts: 40,
             resources_per_account: 6,
             anomalies: true,
+            days: None,
         }
     }
 }
@@ -179,6 +182,12 @@ pub fn generate(lake: &Lake, cfg: &GenConfig) -> Result<GenReport, LakeError> {
     let last = add_months(first, cfg.months as i32).unwrap_or(first);
     let mut h = first;
     while h < last {
+        if let (Some(days), Some(p)) = (cfg.days, Period::containing(h)) {
+            if h >= p.start() + days as i64 * DAY {
+                h = p.end();
+                continue;
+            }
+        }
         for (name, rows) in world.hour(h) {
             if rows.is_empty() {
                 continue;

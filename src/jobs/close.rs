@@ -5,7 +5,7 @@
 //! has passed: each table's upload is completed only then, so a failed run leaves the
 //! previous outputs of the period as they were.
 
-use super::JobError;
+use super::{publish, JobError};
 use crate::decimal::Dec;
 use crate::engine::{Engine, Opening};
 use crate::lake::inputs::{self, list_usage, read_usage_file, UsageChunk, UsageFile};
@@ -124,13 +124,12 @@ impl Usage<'_> {
 
 /// Reads and decodes several files in parallel.
 fn decode_many(lake: &Lake, files: &[UsageFile], which: &[u32]) -> Result<Vec<(u32, Vec<UsageChunk>)>, JobError> {
+    let rels: Vec<String> = which.iter().map(|&i| files[i as usize].path.clone()).collect();
+    let fetched = lake.get_many(&rels);
     which
         .par_iter()
-        .map(|&i| {
-            let f = &files[i as usize];
-            let bytes = lake.get(&f.path)?;
-            Ok((i, read_usage_file(i, f, bytes)?))
-        })
+        .zip(fetched.into_par_iter())
+        .map(|(&i, bytes)| Ok((i, read_usage_file(i, &files[i as usize], bytes?)?)))
         .collect()
 }
 
@@ -141,7 +140,7 @@ fn duplicate_verdicts(
 ) -> Result<FxHashMap<FileRow, crate::rules::checks::Rejection>, JobError> {
     let all: Vec<u32> = (0..usage.files.len() as u32).collect();
     let mut seen: Vec<(u64, FileRow)> = Vec::new();
-    for batch in all.chunks(16) {
+    for batch in all.chunks(64) {
         for (fi, chunks) in decode_many(usage.lake, usage.files, batch)? {
             for c in &chunks {
                 for r in 0..c.len {
@@ -225,7 +224,14 @@ pub fn run(job: &CloseJob) -> Result<CloseReport, JobError> {
         hours.entry(f.partition_hour).or_default().push(i as u32);
     }
     let t = Instant::now();
-    rate_hours(&mut usage, &hours, &mut engine, &verdicts, |engine, res, chunks| {
+    // What the writers are handed, per account: lines and Σ BilledCost. Checked
+    // against the invoices before publishing, so a line lost between the rules and
+    // the files cannot go unnoticed.
+    let mut written: FxHashMap<u32, (u64, Dec)> = FxHashMap::default();
+    let mut fault = std::env::var("BILLRUN_INJECT_FAULT").ok();
+    rate_hours(&mut usage, &hours, &mut engine, &verdicts, |engine, mut res, chunks| {
+        inject_fault(&mut fault, &mut res);
+        tally(&mut written, &res.lines);
         let hour = res.settlements.first().map(|s| s.hour_start);
         report.rows_in += res.rows_in;
         report.rows_rated += res.rows_rated;
@@ -266,7 +272,9 @@ pub fn run(job: &CloseJob) -> Result<CloseReport, JobError> {
         *report.rejected_orders.entry(r.why.reason.as_str().to_string()).or_default() += 1;
     }
     cost.observe(&res.lines, &[], &names);
+    tally(&mut written, &res.lines);
     check_conservation(&res)?;
+    check_written(&res, &written)?;
     check_allocation(&cost)?;
     let previous = previous_totals(&output, period)?;
     let t = Instant::now();
@@ -300,13 +308,16 @@ pub fn run(job: &CloseJob) -> Result<CloseReport, JobError> {
         sink.write(&output, &batch)?;
         sinks.insert(t, sink);
     }
-    // Publish: complete every upload.
+    // Publish: seal every table, then complete them all (or restore the previous ones).
+    let mut sealed = Vec::new();
     for (_, sink) in sinks {
-        report.outputs.push(sink.finish(&output)?);
+        let (w, s) = sink.seal(&output)?;
+        report.outputs.push(w.clone());
+        sealed.push((w, s));
     }
     report.seconds = started.elapsed().as_secs_f64();
     let manifest = serde_json::to_vec_pretty(&report).unwrap_or_default();
-    output.put(&format!("_manifests/billing_period={period}/manifest.json"), manifest.into())?;
+    publish::publish(&output, sealed, (format!("_manifests/billing_period={period}/manifest.json"), manifest))?;
     Ok(report)
 }
 
@@ -456,4 +467,44 @@ fn recommend(
     out.extend(rec::arrears_risk(cost, &balances, period, 14));
     out.sort_by(|a, b| (a.account, &a.id).cmp(&(b.account, &b.id)));
     Ok(out)
+}
+
+fn tally(written: &mut FxHashMap<u32, (u64, Dec)>, lines: &[crate::rules::records::Line]) {
+    for l in lines {
+        let e = written.entry(l.account).or_default();
+        e.0 += 1;
+        e.1 = e.1.add(l.billed);
+    }
+}
+
+/// The lines handed to the writers add up to each invoice: count and Σ BilledCost.
+fn check_written(res: &crate::engine::PeriodResult, written: &FxHashMap<u32, (u64, Dec)>) -> Result<(), JobError> {
+    for inv in &res.invoices {
+        let (n, billed) = written.get(&inv.account).copied().unwrap_or_default();
+        if n != inv.line_count || billed != inv.total_due {
+            return Err(JobError::Conservation(format!(
+                "account #{}: {n} lines written with Σ BilledCost {billed}, the invoice has {} lines and total_due {}",
+                inv.account, inv.line_count, inv.total_due
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// A test hook (`BILLRUN_INJECT_FAULT`): breaks one stage on purpose, once, to prove
+/// that the conservation checks stop the run before anything is published.
+/// `drop-line` loses a line between the rules and the writer; `lose-rejected` loses a
+/// rejected row.
+fn inject_fault(fault: &mut Option<String>, res: &mut crate::engine::HourResult) {
+    match fault.as_deref() {
+        Some("drop-line") if !res.lines.is_empty() => {
+            res.lines.pop();
+        }
+        Some("lose-rejected") if !res.rejected.is_empty() => {
+            res.rejected.pop();
+        }
+        _ => return,
+    }
+    tracing::warn!(fault = fault.as_deref().unwrap_or(""), "fault injected on purpose");
+    *fault = None;
 }

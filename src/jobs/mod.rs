@@ -3,6 +3,7 @@
 
 pub mod backfill;
 pub mod close;
+pub mod publish;
 
 use crate::lake::inputs::InputError;
 use crate::lake::store::LakeError;

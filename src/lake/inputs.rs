@@ -55,14 +55,24 @@ fn col_err(file: &str, column: &str, p: ColumnProblem) -> InputError {
 }
 
 /// Decodes a whole Parquet file.
+/// A file that decodes into garbage must be a refusal naming it, never a crash: the
+/// decoder runs under `catch_unwind`, so even a decoder bug on malformed bytes becomes
+/// an error.
 pub fn decode_parquet(file: &str, bytes: Bytes) -> Result<Vec<RecordBatch>> {
     let corrupt = |e: &dyn std::fmt::Display| InputError::Corrupt { file: file.into(), why: e.to_string() };
-    let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
-        .map_err(|e| corrupt(&e))?
-        .with_batch_size(64 * 1024)
-        .build()
-        .map_err(|e| corrupt(&e))?;
-    reader.collect::<std::result::Result<Vec<_>, _>>().map_err(|e| corrupt(&e))
+    let decoded = std::panic::catch_unwind(move || -> std::result::Result<Vec<RecordBatch>, String> {
+        let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
+            .map_err(|e| e.to_string())?
+            .with_batch_size(64 * 1024)
+            .build()
+            .map_err(|e| e.to_string())?;
+        reader.collect::<std::result::Result<Vec<_>, _>>().map_err(|e| e.to_string())
+    });
+    match decoded {
+        Ok(Ok(batches)) => Ok(batches),
+        Ok(Err(why)) => Err(corrupt(&why)),
+        Err(_) => Err(corrupt(&"the Parquet decoder failed on malformed data")),
+    }
 }
 
 /// Field access for one row of a reference table, with errors that name it.

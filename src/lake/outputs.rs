@@ -116,11 +116,13 @@ impl TableSink {
         self.writer.write(batch).map_err(|e| io_err(lake, &self.rel, e))
     }
 
-    pub fn finish(self, lake: &Lake) -> LakeResult<Written> {
+    /// Writes the footer and uploads every part; the table is not visible until the
+    /// returned upload is completed.
+    pub fn seal(self, lake: &Lake) -> LakeResult<(Written, super::store::Sealed)> {
         let rel = self.rel.clone();
         let out = self.writer.into_inner().map_err(|e| io_err(lake, &rel, e))?;
-        let (bytes, sha256) = out.finish()?;
-        Ok(Written { path: rel, rows: self.rows, bytes, sha256 })
+        let sealed = out.seal()?;
+        Ok((Written { path: rel, rows: self.rows, bytes: sealed.size, sha256: sealed.sha256.clone() }, sealed))
     }
 }
 

@@ -154,6 +154,24 @@ impl Lake {
             .map_err(|e| self.err("read", rel, e))
     }
 
+    /// Reads several whole objects, up to 16 at a time (object stores are latency-
+    /// bound); results in the order asked.
+    pub fn get_many(&self, rels: &[String]) -> Vec<Result<Bytes>> {
+        use futures::StreamExt;
+        let store = self.store.clone();
+        let paths: Vec<Path> = rels.iter().map(|r| self.full(r)).collect();
+        let results: Vec<std::result::Result<Bytes, object_store::Error>> = self.rt.block_on(async move {
+            futures::stream::iter(paths.into_iter().map(|p| {
+                let store = store.clone();
+                async move { store.get(&p).await?.bytes().await }
+            }))
+            .buffered(16)
+            .collect()
+            .await
+        });
+        results.into_iter().zip(rels).map(|(r, rel)| r.map_err(|e| self.err("read", rel, e))).collect()
+    }
+
     /// `Ok(None)` when the object does not exist.
     pub fn get_opt(&self, rel: &str) -> Result<Option<Bytes>> {
         match self.get(rel) {
@@ -195,6 +213,13 @@ impl Lake {
             }
             Err(e) => Err(self.err("create", rel, e)),
         }
+    }
+
+    /// Server-side copy of a whole object, replacing the target.
+    pub fn copy(&self, from: &str, to: &str) -> Result<()> {
+        let (f, t) = (self.full(from), self.full(to));
+        let store = self.store.clone();
+        self.rt.block_on(async move { store.copy(&f, &t).await }).map_err(|e| self.err("copy", from, e))
     }
 
     pub fn delete(&self, rel: &str) -> Result<()> {
@@ -256,19 +281,57 @@ impl LakeWriter {
         Ok(())
     }
 
-    /// Completes the upload; returns the object's size and SHA-256 (hex).
-    pub fn finish(mut self) -> Result<(u64, String)> {
+    /// Uploads what is left, without completing: the object is not visible yet.
+    pub fn seal(mut self) -> Result<Sealed> {
         self.flush_part().map_err(|e| LakeError::Store {
             op: "write",
             path: self.rel.clone(),
             lake: self.lake.url.clone(),
             source: object_store::Error::Generic { store: "lake", source: Box::new(e) },
         })?;
-        let mut upload = self.upload.take().expect("finish once");
-        let rt = self.lake.rt.clone();
-        rt.block_on(async move { upload.complete().await }).map_err(|e| self.lake.err("write", &self.rel, e))?;
+        let upload = self.upload.take().expect("seal once");
         let digest = sha2::Digest::finalize(std::mem::take(&mut self.hasher));
-        Ok((self.written, digest.iter().map(|b| format!("{b:02x}")).collect()))
+        Ok(Sealed {
+            lake: self.lake.clone(),
+            rel: self.rel.clone(),
+            upload: Some(upload),
+            size: self.written,
+            sha256: digest.iter().map(|b| format!("{b:02x}")).collect(),
+        })
+    }
+
+    /// Seals and completes at once; returns the object's size and SHA-256 (hex).
+    pub fn finish(self) -> Result<(u64, String)> {
+        let sealed = self.seal()?;
+        let (size, sha) = (sealed.size, sealed.sha256.clone());
+        sealed.complete()?;
+        Ok((size, sha))
+    }
+}
+
+/// An upload whose parts are all uploaded: completing it makes the object appear,
+/// whole, in one step. Dropped uncompleted, it is aborted.
+pub struct Sealed {
+    lake: Lake,
+    pub rel: String,
+    upload: Option<Box<dyn object_store::MultipartUpload>>,
+    pub size: u64,
+    pub sha256: String,
+}
+
+impl Sealed {
+    pub fn complete(mut self) -> Result<()> {
+        let mut upload = self.upload.take().expect("complete once");
+        let rt = self.lake.rt.clone();
+        rt.block_on(async move { upload.complete().await }).map(|_| ()).map_err(|e| self.lake.err("write", &self.rel, e))
+    }
+}
+
+impl Drop for Sealed {
+    fn drop(&mut self) {
+        if let Some(mut upload) = self.upload.take() {
+            let _ = self.lake.rt.block_on(async move { upload.abort().await });
+        }
     }
 }
 

@@ -174,6 +174,10 @@ fn a_month_closes_on_s3_with_transient_faults_and_matches_local() {
     run_ok(&mut c);
     assert!(s3.faults.injected().len() >= 3, "faults were injected: {:?}", s3.faults.injected());
     run_ok(billrun().args(["run", "--period", "2026-01", "--input"]).arg(&local));
+    // Nothing outside the lakes' own prefixes.
+    let mut top: Vec<String> = std::fs::read_dir(s3.bucket_dir()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().to_string()).collect();
+    top.sort();
+    assert_eq!(top, vec!["in", "out"]);
     let remote = outputs(&s3.bucket_dir().join("out"));
     let here = outputs(&local);
     assert_eq!(remote.len(), here.len());

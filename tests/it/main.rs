@@ -1,11 +1,13 @@
 //! The integration tests: one binary.
 
+mod badinput;
 mod commitments;
 mod cost;
 mod focus;
 mod harness;
 mod lakes;
 mod properties;
+mod reliability;
 mod report;
 mod s3_server;
 mod scenarios;
