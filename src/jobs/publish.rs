@@ -4,7 +4,7 @@
 //! multipart upload makes one object appear whole, atomically. So every table is first
 //! written and sealed (all parts uploaded, nothing visible), the current version of
 //! each table is set aside by a server-side copy, and only then are the uploads
-//! completed, one after the other. If any completion (or the manifest) fails, the
+//! completed, all at once. If any completion (or the manifest) fails, the
 //! tables already replaced are restored from their copies and the new ones removed:
 //! the previous complete outputs stay readable. A process killed inside that short
 //! window leaves some tables of the new run and some of the old; the next run (same
@@ -30,20 +30,21 @@ pub fn publish(lake: &Lake, sealed: Vec<(Written, Sealed)>, manifest: (String, V
         }
         had_previous.push(exists);
     }
+    let (meta, uploads): (Vec<Written>, Vec<Sealed>) = sealed.into_iter().unzip();
     let mut done: Vec<usize> = Vec::new();
-    let mut written = Vec::with_capacity(sealed.len());
+    let mut written = Vec::with_capacity(meta.len());
     let mut failure: Option<JobError> = None;
-    for (i, (w, s)) in sealed.into_iter().enumerate() {
-        if failure.is_some() {
-            drop(s); // aborts the upload
-            continue;
-        }
-        match s.complete() {
+    for (i, (w, r)) in meta.into_iter().zip(lake.complete_all(uploads)).enumerate() {
+        match r {
             Ok(()) => {
                 done.push(i);
                 written.push(w);
             }
-            Err(e) => failure = Some(e.into()),
+            Err(e) => {
+                if failure.is_none() {
+                    failure = Some(e.into());
+                }
+            }
         }
     }
     if failure.is_none() {
@@ -53,8 +54,8 @@ pub fn publish(lake: &Lake, sealed: Vec<(Written, Sealed)>, manifest: (String, V
     }
     match failure {
         None => {
-            for (w, had) in written.iter().zip(&had_previous) {
-                if *had {
+            for (&i, w) in done.iter().zip(&written) {
+                if had_previous[i] {
                     let _ = lake.delete(&backup_path(&w.path));
                 }
             }

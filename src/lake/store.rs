@@ -319,6 +319,27 @@ pub struct Sealed {
     pub sha256: String,
 }
 
+impl Lake {
+    /// Completes several sealed uploads at once (one round trip, not one per table),
+    /// which keeps the moment where some are visible and others not as short as the
+    /// store allows. Results in the order given.
+    pub fn complete_all(&self, sealed: Vec<Sealed>) -> Vec<Result<()>> {
+        let mut rels = Vec::with_capacity(sealed.len());
+        let mut uploads = Vec::with_capacity(sealed.len());
+        for mut s in sealed {
+            rels.push(s.rel.clone());
+            uploads.push(s.upload.take());
+        }
+        let results = self.rt.block_on(futures::future::join_all(uploads.into_iter().map(|u| async move {
+            match u {
+                Some(mut up) => up.complete().await.map(|_| ()),
+                None => Ok(()),
+            }
+        })));
+        results.into_iter().zip(rels).map(|(r, rel)| r.map_err(|e| self.err("write", &rel, e))).collect()
+    }
+}
+
 impl Sealed {
     pub fn complete(mut self) -> Result<()> {
         let mut upload = self.upload.take().expect("complete once");
