@@ -129,8 +129,9 @@ fn period(s: &str, flag: &str) -> Result<Period, String> {
     Period::parse(s).ok_or_else(|| format!("--{flag} '{s}' is not a month YYYY-MM"))
 }
 
-/// Default cache budget for decoded usage: 1 GiB of Parquet.
-const CACHE_BYTES: u64 = 1 << 30;
+/// Default cache budget for decoded usage: 256 MiB of Parquet (about ten times that
+/// decoded). Larger months are decoded twice instead of held in memory.
+const CACHE_BYTES: u64 = 256 << 20;
 
 impl Lakes {
     fn template(&self, p: Period) -> CloseJob {

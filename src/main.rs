@@ -74,7 +74,7 @@ fn run(cmd: Command) -> anyhow::Result<u8> {
                 input: args.lake.clone(),
                 output: args.lake.clone(),
                 period: cfg.from,
-                cache_bytes: 1 << 30,
+                cache_bytes: 256 << 20,
             };
             let report = close::run(&job)?;
             print_summary(&report, &args.lake);
