@@ -76,6 +76,9 @@ pub struct RunArgs {
     /// Also re-close, in order, the periods after this one that are already closed.
     #[arg(long)]
     pub cascade: bool,
+    /// Print what would be read and written, and write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Args, Debug)]
@@ -92,6 +95,9 @@ pub struct BackfillArgs {
     /// Print the reports as JSON lines instead of summaries.
     #[arg(long)]
     pub json: bool,
+    /// Print what would be read and written, and write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Args, Debug)]
@@ -140,12 +146,14 @@ impl Lakes {
             output: self.output.clone().unwrap_or_else(|| self.input.clone()),
             period: p,
             cache_bytes: CACHE_BYTES,
+            stale_lock: std::time::Duration::from_secs(6 * 3600),
         }
     }
 }
 
 /// A range of closes, before the output lake has been consulted.
 pub struct Range {
+    pub dry_run: bool,
     pub template: CloseJob,
     pub from: Period,
     pub to: Period,
@@ -155,7 +163,7 @@ pub struct Range {
 impl RunArgs {
     pub fn range(&self) -> Result<Range, String> {
         let p = period(&self.period, "period")?;
-        Ok(Range { template: self.lakes.template(p), from: p, to: p, cascade: self.cascade })
+        Ok(Range { dry_run: self.dry_run, template: self.lakes.template(p), from: p, to: p, cascade: self.cascade })
     }
 }
 
@@ -165,7 +173,7 @@ impl BackfillArgs {
         if from > to {
             return Err(format!("--from {from} is after --to {to}"));
         }
-        Ok(Range { template: self.lakes.template(from), from, to, cascade: self.cascade })
+        Ok(Range { dry_run: self.dry_run, template: self.lakes.template(from), from, to, cascade: self.cascade })
     }
 }
 

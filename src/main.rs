@@ -75,6 +75,7 @@ fn run(cmd: Command) -> anyhow::Result<u8> {
                 output: args.lake.clone(),
                 period: cfg.from,
                 cache_bytes: 256 << 20,
+                stale_lock: std::time::Duration::from_secs(6 * 3600),
             };
             let report = close::run(&job)?;
             print_summary(&report, &args.lake);
@@ -86,6 +87,24 @@ fn run(cmd: Command) -> anyhow::Result<u8> {
 /// Runs a planned range of closes in order; stops at the first that cannot run.
 fn closes(range: cli::Range, json: bool, pretty: bool) -> anyhow::Result<u8> {
     let jobs = billrun::jobs::backfill::plan(&range.template, range.from, range.to, range.cascade)?;
+    if range.dry_run {
+        for (k, job) in jobs.iter().enumerate() {
+            let plan = close::plan(job, k > 0)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&plan)?);
+            } else {
+                println!("dry run — billing period {}: nothing will be written", plan.period);
+                println!("  opens from: {}", plan.opens_from);
+                println!("  reads {}: {}", plan.input_lake, plan.reference_tables.join(", "));
+                println!("        {} usage files in {} hours, {} bytes", plan.usage_files, plan.usage_hours, plan.usage_bytes);
+                println!("  writes {}:", plan.output_lake);
+                for w in &plan.writes {
+                    println!("    {w}");
+                }
+            }
+        }
+        return Ok(0);
+    }
     let mut code = 0;
     for job in jobs {
         let report = close::run(&job)?;

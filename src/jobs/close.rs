@@ -29,6 +29,63 @@ pub struct CloseJob {
     /// Keep decoded usage in memory between the duplicate pass and rating when the
     /// period's files are smaller than this (bytes).
     pub cache_bytes: u64,
+    /// A period lock older than this belongs to a dead run and is taken over.
+    pub stale_lock: std::time::Duration,
+}
+
+/// What a close will read and write (`--dry-run`).
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ClosePlan {
+    pub period: String,
+    pub input_lake: String,
+    pub output_lake: String,
+    pub opens_from: String,
+    pub reference_tables: Vec<String>,
+    pub usage_files: usize,
+    pub usage_bytes: u64,
+    pub usage_hours: usize,
+    pub writes: Vec<String>,
+}
+
+/// Plans a close without writing anything. `after_previous`: the period before is
+/// closed by the same backfill, before this one.
+pub fn plan(job: &CloseJob, after_previous: bool) -> Result<ClosePlan, JobError> {
+    let input = Lake::open(&job.input, false)?;
+    let period = job.period;
+    let opens_from = if after_previous {
+        format!("the state of {} (closed first by this backfill)", period.prev())
+    } else {
+        let closed = match Lake::open(&job.output, false) {
+            Ok(out) => out.exists(&table_path("state", period.prev()))?,
+            Err(_) => false,
+        };
+        if closed {
+            format!("state/billing_period={}", period.prev())
+        } else {
+            "the accounts' opening balances (no earlier period closed)".into()
+        }
+    };
+    let files = list_usage(&input, period)?;
+    let mut reference_tables = Vec::new();
+    for rel in [inputs::PRICES, inputs::OFFERS, inputs::ACCOUNTS, inputs::PAYMENTS, inputs::PACKAGES, inputs::SUBSCRIPTIONS] {
+        if input.exists(rel)? {
+            reference_tables.push(rel.to_string());
+        }
+    }
+    let hours: std::collections::BTreeSet<Micros> = files.iter().map(|f| f.partition_hour).collect();
+    let mut writes: Vec<String> = TABLES.iter().map(|t| table_path(t, period)).collect();
+    writes.push(format!("_manifests/billing_period={period}/manifest.json"));
+    Ok(ClosePlan {
+        period: period.to_string(),
+        input_lake: job.input.clone(),
+        output_lake: job.output.clone(),
+        opens_from,
+        reference_tables,
+        usage_files: files.len(),
+        usage_bytes: files.iter().map(|f| f.size).sum(),
+        usage_hours: hours.len(),
+        writes,
+    })
 }
 
 /// What a close did.
@@ -47,6 +104,24 @@ pub struct CloseReport {
     pub lines: u64,
     pub outputs: Vec<Written>,
     pub seconds: f64,
+    /// billrun's version.
+    pub version: String,
+    /// A run's identity: a hash of the period, the version, the reference tables'
+    /// content and the usage files' paths and sizes.
+    pub run_id: String,
+    pub input_lake: String,
+    pub output_lake: String,
+    /// Every input read: path, size, e-tag, and SHA-256 of the reference tables.
+    pub inputs: Vec<InputRead>,
+}
+
+/// One input object a run read.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct InputRead {
+    pub path: String,
+    pub size: u64,
+    pub e_tag: Option<String>,
+    pub sha256: Option<String>,
 }
 
 impl CloseReport {
@@ -186,6 +261,7 @@ pub fn run(job: &CloseJob) -> Result<CloseReport, JobError> {
     let input = Lake::open(&job.input, false)?;
     let output = Lake::open(&job.output, true)?;
     let period = job.period;
+    let _lock = super::lock::Lock::acquire(&output, &format!("billing_period={period}"), &format!("pid-{}", std::process::id()), job.stale_lock)?;
     let reference = inputs::read_reference(&input)?;
     let offers = inputs::read_offers(&input)?;
     let what_if_reference = reference.clone();
@@ -218,7 +294,29 @@ pub fn run(job: &CloseJob) -> Result<CloseReport, JobError> {
         sinks.insert(t, TableSink::create(&output, &table_path(t, period), s)?);
     }
 
-    let mut report = CloseReport { period: period.to_string(), usage_files: files.len(), ..Default::default() };
+    let inputs_read = inputs_of(&input, &files)?;
+    let run_id = {
+        use sha2::Digest;
+        let mut h = sha2::Sha256::new();
+        h.update(period.to_string());
+        h.update(env!("CARGO_PKG_VERSION"));
+        for i in &inputs_read {
+            h.update(&i.path);
+            h.update(i.size.to_le_bytes());
+            h.update(i.sha256.as_deref().unwrap_or(""));
+        }
+        h.finalize().iter().take(8).map(|b| format!("{b:02x}")).collect::<String>()
+    };
+    let mut report = CloseReport {
+        period: period.to_string(),
+        usage_files: files.len(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        run_id,
+        input_lake: job.input.clone(),
+        output_lake: job.output.clone(),
+        inputs: inputs_read,
+        ..Default::default()
+    };
     let mut hours: BTreeMap<Micros, Vec<u32>> = BTreeMap::new();
     for (i, f) in files.iter().enumerate() {
         hours.entry(f.partition_hour).or_default().push(i as u32);
@@ -507,4 +605,19 @@ fn inject_fault(fault: &mut Option<String>, res: &mut crate::engine::HourResult)
     }
     tracing::warn!(fault = fault.as_deref().unwrap_or(""), "fault injected on purpose");
     *fault = None;
+}
+
+/// The inputs of a run: the reference tables with their SHA-256, the usage files with
+/// their sizes and e-tags.
+fn inputs_of(lake: &Lake, files: &[UsageFile]) -> Result<Vec<InputRead>, JobError> {
+    use sha2::Digest;
+    let mut out = Vec::new();
+    for rel in [inputs::PRICES, inputs::OFFERS, inputs::ACCOUNTS, inputs::PAYMENTS, inputs::PACKAGES, inputs::SUBSCRIPTIONS] {
+        if let Some(bytes) = lake.get_opt(rel)? {
+            let sha: String = sha2::Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
+            out.push(InputRead { path: rel.into(), size: bytes.len() as u64, e_tag: None, sha256: Some(sha) });
+        }
+    }
+    out.extend(files.iter().map(|f| InputRead { path: f.path.clone(), size: f.size, e_tag: f.e_tag.clone(), sha256: None }));
+    Ok(out)
 }

@@ -3,6 +3,7 @@
 
 pub mod backfill;
 pub mod close;
+pub mod lock;
 pub mod publish;
 
 use crate::lake::inputs::InputError;
@@ -17,6 +18,8 @@ pub enum JobError {
     Lake(#[from] LakeError),
     #[error("{0}")]
     Plan(String),
+    #[error("{0}")]
+    Held(String),
     #[error("conservation check failed, nothing was published: {0} (this is likely a bug in billrun)")]
     Conservation(String),
     #[error("internal error: {0} (this is likely a bug in billrun)")]

@@ -6,6 +6,7 @@ mod cost;
 mod focus;
 mod harness;
 mod lakes;
+mod operations;
 mod properties;
 mod reliability;
 mod report;

@@ -1,0 +1,60 @@
+//! Operating billrun: one run of a period at a time, and dry runs.
+
+use crate::lakes::billrun;
+
+#[test]
+fn a_dry_run_writes_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let lake = tmp.path().join("lake");
+    assert!(billrun().args(["generate", "--accounts", "3", "--resources", "1", "--days", "2", "--out"]).arg(&lake).status().unwrap().success());
+    let out = billrun().args(["run", "--dry-run", "--period", "2026-01", "--input"]).arg(&lake).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("usage files in 48 hours"), "{text}");
+    assert!(text.contains("bills/invoices/billing_period=2026-01/part-0.parquet"), "{text}");
+    for d in ["bills", "cost", "state", "_locks", "_manifests"] {
+        assert!(!lake.join(d).exists(), "{d} was written by a dry run");
+    }
+}
+
+fn lock(lake: &std::path::Path, started_at: u64) {
+    let dir = lake.join("_locks");
+    std::fs::create_dir_all(&dir).unwrap();
+    let body = format!(r#"{{"run_id":"other","pid":4242,"host":"batch-7","started_at":{started_at}}}"#);
+    std::fs::write(dir.join("billing_period=2026-01.json"), body).unwrap();
+}
+
+#[test]
+fn a_held_period_is_refused_and_a_stale_lock_is_taken_over() {
+    let tmp = tempfile::tempdir().unwrap();
+    let lake = tmp.path().join("lake");
+    assert!(billrun().args(["generate", "--accounts", "3", "--resources", "1", "--days", "2", "--out"]).arg(&lake).status().unwrap().success());
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    lock(&lake, now);
+    let out = billrun().args(["run", "--period", "2026-01", "--input"]).arg(&lake).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("held by run other (pid 4242 on batch-7"), "{err}");
+    assert!(!lake.join("bills/invoices").exists());
+    // A lock left by a run that died a day ago is stale.
+    lock(&lake, now - 86_400);
+    let out = billrun().args(["run", "--period", "2026-01", "--input"]).arg(&lake).output().unwrap();
+    assert!(matches!(out.status.code(), Some(0 | 1)), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!lake.join("_locks/billing_period=2026-01.json").exists(), "the lock is released");
+}
+
+#[test]
+fn two_runs_of_a_period_at_once_one_commits() {
+    let tmp = tempfile::tempdir().unwrap();
+    let lake = tmp.path().join("lake");
+    assert!(billrun().args(["generate", "--out"]).arg(&lake).status().unwrap().success());
+    let spawn = || billrun().args(["run", "--period", "2026-01", "--input"]).arg(&lake).stderr(std::process::Stdio::piped()).stdout(std::process::Stdio::null()).spawn().unwrap();
+    let (a, b) = (spawn(), spawn());
+    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    let codes = [a.status.code(), b.status.code()];
+    let held = [&a, &b].iter().filter(|o| o.status.code() == Some(2)).count();
+    let done = [&a, &b].iter().filter(|o| matches!(o.status.code(), Some(0 | 1))).count();
+    assert_eq!((done, held), (1, 1), "{codes:?}");
+    let loser = if a.status.code() == Some(2) { &a } else { &b };
+    assert!(String::from_utf8_lossy(&loser.stderr).contains("is held by run"), "{}", String::from_utf8_lossy(&loser.stderr));
+}
