@@ -3,6 +3,7 @@
 
 use billrun::generate::GenConfig;
 use billrun::jobs::close::CloseJob;
+use billrun::config::Config;
 use billrun::time::Period;
 use clap::{Args, Parser, Subcommand};
 
@@ -13,9 +14,12 @@ pub const DEFAULT_LAKE: &str = "data/lake";
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
-    /// Worker threads for rating (default: one per core).
+    /// Worker threads for rating (default: the config's, else one per core).
     #[arg(long, global = true)]
     pub threads: Option<usize>,
+    /// The pipeline's configuration file (TOML); flags override it.
+    #[arg(long, global = true)]
+    pub config: Option<std::path::PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -38,9 +42,9 @@ pub struct ReportArgs {
     /// The closed billing period, YYYY-MM.
     #[arg(long)]
     pub period: String,
-    /// The output lake of the bill run.
-    #[arg(long, default_value = DEFAULT_LAKE)]
-    pub output: String,
+    /// The output lake of the bill run (default: the config's, else data/lake).
+    #[arg(long)]
+    pub output: Option<String>,
     /// Where to write the page (default: reports/billing_period=YYYY-MM/report.html in
     /// the output lake).
     #[arg(long)]
@@ -55,10 +59,11 @@ impl ReportArgs {
 
 #[derive(Args, Debug)]
 pub struct Lakes {
-    /// Input lake: a local path, file:///abs/path or s3://bucket/prefix.
-    #[arg(long, default_value = DEFAULT_LAKE)]
-    pub input: String,
-    /// Output lake (default: the input lake).
+    /// Input lake: a local path, file:///abs/path or s3://bucket/prefix (default: the
+    /// config's, else data/lake).
+    #[arg(long)]
+    pub input: Option<String>,
+    /// Output lake (default: the config's, else the input lake).
     #[arg(long)]
     pub output: Option<String>,
 }
@@ -140,13 +145,19 @@ fn period(s: &str, flag: &str) -> Result<Period, String> {
 const CACHE_BYTES: u64 = 256 << 20;
 
 impl Lakes {
-    fn template(&self, p: Period) -> CloseJob {
+    fn template(&self, p: Period, cfg: &Config) -> CloseJob {
+        let input = self.input.clone().or_else(|| cfg.input.clone()).unwrap_or_else(|| DEFAULT_LAKE.into());
+        let output = self.output.clone().or_else(|| cfg.output.clone()).unwrap_or_else(|| input.clone());
         CloseJob {
-            input: self.input.clone(),
-            output: self.output.clone().unwrap_or_else(|| self.input.clone()),
+            input,
+            output,
             period: p,
-            cache_bytes: CACHE_BYTES,
-            stale_lock: std::time::Duration::from_secs(6 * 3600),
+            cache_bytes: cfg.run.cache_mib.map(|m| m << 20).unwrap_or(CACHE_BYTES),
+            stale_lock: std::time::Duration::from_secs(cfg.run.stale_lock_minutes.unwrap_or(360) * 60),
+            windows: (
+                cfg.accounts.grace_days.unwrap_or(billrun::lake::inputs::DEFAULT_WINDOWS.0),
+                cfg.accounts.retention_days.unwrap_or(billrun::lake::inputs::DEFAULT_WINDOWS.1),
+            ),
         }
     }
 }
@@ -161,19 +172,19 @@ pub struct Range {
 }
 
 impl RunArgs {
-    pub fn range(&self) -> Result<Range, String> {
+    pub fn range(&self, cfg: &Config) -> Result<Range, String> {
         let p = period(&self.period, "period")?;
-        Ok(Range { dry_run: self.dry_run, template: self.lakes.template(p), from: p, to: p, cascade: self.cascade })
+        Ok(Range { dry_run: self.dry_run, template: self.lakes.template(p, cfg), from: p, to: p, cascade: self.cascade })
     }
 }
 
 impl BackfillArgs {
-    pub fn range(&self) -> Result<Range, String> {
+    pub fn range(&self, cfg: &Config) -> Result<Range, String> {
         let (from, to) = (period(&self.from, "from")?, period(&self.to, "to")?);
         if from > to {
             return Err(format!("--from {from} is after --to {to}"));
         }
-        Ok(Range { dry_run: self.dry_run, template: self.lakes.template(from), from, to, cascade: self.cascade })
+        Ok(Range { dry_run: self.dry_run, template: self.lakes.template(from, cfg), from, to, cascade: self.cascade })
     }
 }
 

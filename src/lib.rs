@@ -5,6 +5,7 @@
 //! prepaid balance hour by hour with arrears; writes invoices, FOCUS line items and
 //! the other tables of the data contract back as Parquet.
 
+pub mod config;
 pub mod cost;
 pub mod decimal;
 pub mod engine;

@@ -11,19 +11,33 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let config = match &cli.config {
+        Some(path) => match billrun::config::Config::load(path) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("billrun: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        None => billrun::config::Config::default(),
+    };
+    if let (Some(n), Err(_)) = (config.s3.max_retries, std::env::var("BILLRUN_S3_MAX_RETRIES")) {
+        // Read by the object-store client when a lake opens; set before any thread starts.
+        std::env::set_var("BILLRUN_S3_MAX_RETRIES", n.to_string());
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("BILLRUN_LOG").unwrap_or_else(|_| "warn".into()),
         )
         .with_writer(std::io::stderr)
         .init();
-    if let Some(n) = cli.threads {
+    if let Some(n) = cli.threads.or(config.run.threads) {
         if let Err(e) = rayon::ThreadPoolBuilder::new().num_threads(n.max(1)).build_global() {
             eprintln!("billrun: --threads: {e}");
             return ExitCode::from(2);
         }
     }
-    match run(cli.command) {
+    match run(cli.command, &config) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("billrun: {e:#}");
@@ -32,10 +46,10 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cmd: Command) -> anyhow::Result<u8> {
+fn run(cmd: Command, config: &billrun::config::Config) -> anyhow::Result<u8> {
     match cmd {
-        Command::Run(args) => closes(args.range().map_err(anyhow::Error::msg)?, args.json, true),
-        Command::Backfill(args) => closes(args.range().map_err(anyhow::Error::msg)?, args.json, false),
+        Command::Run(args) => closes(args.range(config).map_err(anyhow::Error::msg)?, args.json, true),
+        Command::Backfill(args) => closes(args.range(config).map_err(anyhow::Error::msg)?, args.json, false),
         Command::Generate(args) => {
             let cfg = args.config().map_err(anyhow::Error::msg)?;
             let lake = Lake::open(&args.out, true)?;
@@ -48,7 +62,8 @@ fn run(cmd: Command) -> anyhow::Result<u8> {
         }
         Command::Report(args) => {
             let period = args.period().map_err(anyhow::Error::msg)?;
-            let lake = Lake::open(&args.output, false)?;
+            let output = args.output.clone().or_else(|| config.output.clone()).or_else(|| config.input.clone()).unwrap_or_else(|| cli::DEFAULT_LAKE.into());
+            let lake = Lake::open(&output, false)?;
             let page = billrun::cost::report::render(&lake, period)?;
             match &args.html {
                 Some(path) => {
@@ -58,7 +73,7 @@ fn run(cmd: Command) -> anyhow::Result<u8> {
                 None => {
                     let rel = format!("reports/billing_period={period}/report.html");
                     lake.put(&rel, page.into_bytes().into())?;
-                    println!("report of {period} → {}/{rel}", args.output);
+                    println!("report of {period} → {output}/{rel}");
                 }
             }
             Ok(0)
@@ -76,6 +91,7 @@ fn run(cmd: Command) -> anyhow::Result<u8> {
                 period: cfg.from,
                 cache_bytes: 256 << 20,
                 stale_lock: std::time::Duration::from_secs(6 * 3600),
+                windows: billrun::lake::inputs::DEFAULT_WINDOWS,
             };
             let report = close::run(&job)?;
             print_summary(&report, &args.lake);

@@ -31,6 +31,8 @@ pub struct CloseJob {
     pub cache_bytes: u64,
     /// A period lock older than this belongs to a dead run and is taken over.
     pub stale_lock: std::time::Duration,
+    /// Grace and retention days for accounts that leave them null.
+    pub windows: (i32, i32),
 }
 
 /// What a close will read and write (`--dry-run`).
@@ -262,7 +264,7 @@ pub fn run(job: &CloseJob) -> Result<CloseReport, JobError> {
     let output = Lake::open(&job.output, true)?;
     let period = job.period;
     let _lock = super::lock::Lock::acquire(&output, &format!("billing_period={period}"), &format!("pid-{}", std::process::id()), job.stale_lock)?;
-    let reference = inputs::read_reference(&input)?;
+    let reference = inputs::read_reference(&input, job.windows)?;
     let offers = inputs::read_offers(&input)?;
     let what_if_reference = reference.clone();
     let opening = opening_state(&output, period)?;

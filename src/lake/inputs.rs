@@ -233,7 +233,8 @@ fn check_price_overlaps(prices: &[PriceRow]) -> Result<()> {
     }
 }
 
-pub fn read_accounts(lake: &Lake) -> Result<Vec<Account>> {
+/// `defaults`: grace and retention days of accounts that leave them null.
+pub fn read_accounts(lake: &Lake, defaults: (i32, i32)) -> Result<Vec<Account>> {
     let file = ACCOUNTS;
     let mut out = Vec::new();
     let mut seen = HashSet::new();
@@ -250,8 +251,8 @@ pub fn read_accounts(lake: &Lake) -> Result<Vec<Account>> {
                 currency: c.str(&currency, i, "currency")?,
                 opening_balance: c.dec(&opening_balance, i, "opening_balance")?,
                 balance_as_of: c.ts(&balance_as_of, i, "balance_as_of")?,
-                grace_days: c.opt_int(&grace_days, i, "grace_days")?.unwrap_or(15),
-                retention_days: c.opt_int(&retention_days, i, "retention_days")?.unwrap_or(15),
+                grace_days: c.opt_int(&grace_days, i, "grace_days")?.unwrap_or(defaults.0),
+                retention_days: c.opt_int(&retention_days, i, "retention_days")?.unwrap_or(defaults.1),
                 balance_alert_threshold: c.opt_dec(&balance_alert_threshold, i, "balance_alert_threshold")?,
             };
             if a.grace_days < 0 || a.grace_days > 3650 {
@@ -431,9 +432,12 @@ pub struct Reference {
     pub subscriptions: Vec<Subscription>,
 }
 
-pub fn read_reference(lake: &Lake) -> Result<Reference> {
+/// Grace and retention days of the rules, for accounts that leave them null.
+pub const DEFAULT_WINDOWS: (i32, i32) = (15, 15);
+
+pub fn read_reference(lake: &Lake, windows: (i32, i32)) -> Result<Reference> {
     let prices = read_prices(lake)?;
-    let accounts = read_accounts(lake)?;
+    let accounts = read_accounts(lake, windows)?;
     let (payments, packages) = {
         let by_id: HashMap<&str, &Account> = accounts.iter().map(|a| (a.account_id.as_str(), a)).collect();
         (read_payments(lake, &by_id)?, read_packages(lake, &by_id)?)

@@ -58,3 +58,36 @@ fn two_runs_of_a_period_at_once_one_commits() {
     let loser = if a.status.code() == Some(2) { &a } else { &b };
     assert!(String::from_utf8_lossy(&loser.stderr).contains("is held by run"), "{}", String::from_utf8_lossy(&loser.stderr));
 }
+
+/// The config file describes the pipeline: lakes and account defaults; a misspelled
+/// key is refused, naming it.
+#[test]
+fn the_config_file_describes_the_pipeline() {
+    use crate::harness::*;
+    let mut s = Scenario::new();
+    s.price("cpu", billrun::model::PricingUnit::NodeHour, "1.00", "0");
+    s.account("A", "0"); // grace and retention left null in the file
+    s.usage("u1", "A", "cpu", "2026-01-02T00:00", "2026-01-02T01:00", 1); // into arrears at 01:00
+    s.usage("u2", "A", "cpu", "2026-01-02T05:00", "2026-01-02T06:00", 1); // no grace: released
+    s.write();
+    let out = s.dir.path().join("out");
+    let cfg = s.dir.path().join("billrun.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "input = {:?}\noutput = {:?}\n[run]\nthreads = 1\n[accounts]\ngrace_days = 0\nretention_days = 0\n",
+            s.lake().display().to_string(),
+            out.display().to_string()
+        ),
+    )
+    .unwrap();
+    let r = billrun().arg("--config").arg(&cfg).args(["run", "--period", "2026-01"]).output().unwrap();
+    assert!(matches!(r.status.code(), Some(0 | 1)), "{}", String::from_utf8_lossy(&r.stderr));
+    let rejected = Outputs::rows(&read_table(&out, "bills/rejected", "2026-01"));
+    assert_eq!(rejected.len(), 1);
+    assert_eq!((rejected[0]["record_id"].as_str(), rejected[0]["reason"].as_str()), ("u2", "resource_released"));
+    std::fs::write(&cfg, "inptu = 'x'\n").unwrap();
+    let r = billrun().arg("--config").arg(&cfg).args(["run", "--period", "2026-01"]).output().unwrap();
+    assert_eq!(r.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&r.stderr).contains("inptu"), "{}", String::from_utf8_lossy(&r.stderr));
+}
