@@ -128,6 +128,9 @@ pub struct GenerateArgs {
     /// Write usage for the first N days of each month only (small test lakes).
     #[arg(long)]
     pub days: Option<u32>,
+    /// Pay-per-use usage only (no packages, subscriptions or pools; no arrears).
+    #[arg(long)]
+    pub ppu_only: bool,
 }
 
 #[derive(Args, Debug)]
@@ -201,6 +204,7 @@ impl GenerateArgs {
             resources_per_account: self.resources.max(1),
             anomalies: !self.no_anomalies,
             days: self.days,
+            ppu_only: self.ppu_only,
         })
     }
 }

@@ -38,6 +38,9 @@ pub struct GenConfig {
     pub anomalies: bool,
     /// Write usage for the first this-many days of each month only (None: all).
     pub days: Option<u32>,
+    /// Pay-per-use only: no packages, subscriptions or dedicated pools, balances that
+    /// never run out, no unpriced usage (the lakes of the SQL peer benchmark).
+    pub ppu_only: bool,
 }
 
 impl Default for GenConfig {
@@ -50,6 +53,7 @@ impl Default for GenConfig {
             resources_per_account: 6,
             anomalies: true,
             days: None,
+            ppu_only: false,
         }
     }
 }

@@ -97,6 +97,14 @@ impl World {
         for a in 0..cfg.accounts {
             w.add_account(a);
         }
+        if cfg.ppu_only {
+            w.packages.clear();
+            w.subscriptions.clear();
+            w.resources.retain(|r| r.pool_type == PoolType::Public && r.sku != "modelarts.vm.gpu.a100" && !r.id.ends_with("-npu-eur"));
+            for a in &mut w.accounts {
+                a.opening_balance = Dec::from_int(100_000_000);
+            }
+        }
         w
     }
 

@@ -7,6 +7,7 @@ mod focus;
 mod harness;
 mod lakes;
 mod operations;
+mod peer;
 mod properties;
 mod reliability;
 mod report;
