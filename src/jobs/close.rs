@@ -218,17 +218,29 @@ fn duplicate_verdicts(
     let all: Vec<u32> = (0..usage.files.len() as u32).collect();
     let mut seen: Vec<(u64, FileRow)> = Vec::new();
     for batch in all.chunks(64) {
-        for (fi, chunks) in decode_many(usage.lake, usage.files, batch)? {
-            for c in &chunks {
-                for r in 0..c.len {
-                    if let Ok(u) = check_row(c, RowLoc { chunk: 0, row: r as u32 }, period) {
-                        seen.push((dedup::id_hash(u.record_id), (fi, c.first_row + r as u32)));
+        if usage.keep {
+            // Small month: decode whole files once, keep them for rating.
+            for (fi, chunks) in decode_many(usage.lake, usage.files, batch)? {
+                for c in &chunks {
+                    for r in 0..c.len {
+                        if let Some(id) = c.record_id.get(r) {
+                            seen.push((dedup::id_hash(id), (fi, c.first_row + r as u32)));
+                        }
                     }
                 }
-            }
-            if usage.keep {
                 usage.cache.insert(fi, chunks);
             }
+        } else {
+            // Large month: read the record_id column alone. Every row's id is hashed,
+            // valid or not; the rare suspects are then checked in full below.
+            let rels: Vec<String> = batch.iter().map(|&i| usage.files[i as usize].path.clone()).collect();
+            let fetched = usage.lake.get_many(&rels);
+            let hashed: Vec<Vec<(u64, FileRow)>> = batch
+                .par_iter()
+                .zip(fetched.into_par_iter())
+                .map(|(&fi, bytes)| Ok(record_id_hashes(fi, bytes?)))
+                .collect::<Result<_, JobError>>()?;
+            seen.extend(hashed.into_iter().flatten());
         }
     }
     let suspects = dedup::suspects(seen);
@@ -622,4 +634,30 @@ fn inputs_of(lake: &Lake, files: &[UsageFile]) -> Result<Vec<InputRead>, JobErro
     }
     out.extend(files.iter().map(|f| InputRead { path: f.path.clone(), size: f.size, e_tag: f.e_tag.clone(), sha256: None }));
     Ok(out)
+}
+
+/// `(hash of record_id, (file, row))` of every row of a usage file with a record_id,
+/// reading that one column. A file that cannot be read this way yields nothing here:
+/// the rating pass reads it whole and refuses it with the reason.
+fn record_id_hashes(fi: u32, bytes: bytes::Bytes) -> Vec<(u64, FileRow)> {
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    use parquet::arrow::ProjectionMask;
+    let read = std::panic::catch_unwind(move || -> Option<Vec<arrow_array::RecordBatch>> {
+        let b = ParquetRecordBatchReaderBuilder::try_new(bytes).ok()?;
+        let mask = ProjectionMask::columns(b.parquet_schema(), ["record_id"]);
+        b.with_projection(mask).with_batch_size(64 * 1024).build().ok()?.collect::<Result<Vec<_>, _>>().ok()
+    });
+    let mut out = Vec::new();
+    let mut first = 0u32;
+    for batch in read.ok().flatten().unwrap_or_default() {
+        if let Ok(ids) = crate::lake::columns::StrCol::of(&batch, "record_id") {
+            for r in 0..batch.num_rows() {
+                if let Some(id) = ids.get(r) {
+                    out.push((dedup::id_hash(id), (fi, first + r as u32)));
+                }
+            }
+        }
+        first += batch.num_rows() as u32;
+    }
+    out
 }
