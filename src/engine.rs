@@ -213,7 +213,7 @@ impl Engine {
                 rest = tail;
             }
         }
-        let ctx = Ctx { catalog: &self.catalog, subs: &self.subs, packages: &self.packages, period: self.period };
+        let ctx = Ctx { catalog: &self.catalog, subs: &self.subs, packages: &self.packages };
         let outs: Vec<HourOut> = work
             .into_par_iter()
             .with_min_len(64)

@@ -45,10 +45,6 @@ pub struct AllocKey {
     pub method: Method,
 }
 
-/// The composition dimensions of §8.
-pub const DIMENSIONS: &[&str] =
-    &["billing_item", "module", "product", "billing_mode", "sku", "region", "charge_category", "module_billing_item"];
-
 #[derive(Debug, Default)]
 pub struct CostBook {
     pub composition: FxHashMap<(u32, &'static str, String), Sums>,
@@ -142,7 +138,7 @@ impl CostBook {
     /// Accumulates the lines of one hour (or of the period's close, with no chunks).
     pub fn observe(&mut self, lines: &[Line], chunks: &[UsageChunk], n: &Names<'_>) {
         // Pools with jobs this hour, per account: capacity, cost and the jobs' weights.
-        let mut pools: FxHashMap<(u32, &str), PoolHour<'_>> = FxHashMap::default();
+        let mut pools: FxHashMap<(u32, &str), PoolHour> = FxHashMap::default();
         for (k, l) in lines.iter().enumerate() {
             if let Some(u) = view(l, chunks) {
                 if let Some(pool) = u.pool_id {
@@ -350,9 +346,9 @@ impl CostBook {
     }
 }
 
+/// A dedicated pool's lines in one hour: its own rows and the jobs that ran on it.
 #[derive(Default)]
-struct PoolHour<'a> {
+struct PoolHour {
     own: Vec<usize>,
     jobs: Vec<usize>,
-    _p: std::marker::PhantomData<&'a ()>,
 }

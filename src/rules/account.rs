@@ -26,7 +26,6 @@ pub struct Ctx<'a> {
     pub catalog: &'a Catalog,
     pub subs: &'a Subscriptions,
     pub packages: &'a [Package],
-    pub period: Period,
 }
 
 /// What one account's rows of one hour produced.

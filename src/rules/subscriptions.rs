@@ -35,15 +35,6 @@ pub enum Coverage {
     Released(u32),
 }
 
-impl Coverage {
-    pub fn subscription(self) -> Option<u32> {
-        match self {
-            Coverage::None => None,
-            Coverage::Term(s) | Coverage::Grace(s) | Coverage::Frozen(s) | Coverage::Released(s) => Some(s),
-        }
-    }
-}
-
 #[derive(Debug, Default)]
 pub struct Subscriptions {
     pub subs: Vec<Subscription>,

@@ -331,3 +331,26 @@ pub fn ts(s: &str) -> String {
 }
 
 pub const H: Micros = HOUR;
+
+/// Every file under `dir` whose relative path `keep` accepts (relative path → bytes),
+/// sorted; nothing when `dir` does not exist.
+pub fn files_under(dir: &Path, keep: impl Fn(&str) -> bool) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else { continue };
+        for e in entries {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                let rel = p.strip_prefix(dir).unwrap().to_string_lossy().to_string();
+                if keep(&rel) {
+                    out.push((rel, std::fs::read(&p).unwrap()));
+                }
+            }
+        }
+    }
+    out.sort();
+    out
+}

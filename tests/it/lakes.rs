@@ -28,26 +28,7 @@ fn generate(lake: &Path, extra: &[&str]) {
 
 /// All files under `dir`, relative path → bytes (the manifest excluded: it has timings).
 fn files(dir: &Path) -> Vec<(String, Vec<u8>)> {
-    let mut out = Vec::new();
-    if !dir.exists() {
-        return out;
-    }
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                let rel = p.strip_prefix(dir).unwrap().to_string_lossy().to_string();
-                if !rel.starts_with("_manifests") {
-                    out.push((rel, std::fs::read(&p).unwrap()));
-                }
-            }
-        }
-    }
-    out.sort();
-    out
+    crate::harness::files_under(dir, |rel| !rel.starts_with("_manifests"))
 }
 
 fn outputs(dir: &Path) -> Vec<(String, Vec<u8>)> {

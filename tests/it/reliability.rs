@@ -6,28 +6,11 @@ use crate::s3_server::{FaultKind, FaultRule, S3Server, SECRET_KEY};
 use std::path::Path;
 use std::process::Command;
 
-/// Every `.parquet` object under `dir` (relative path → bytes).
+/// Every output `.parquet` object under `dir` (relative path → bytes).
 pub fn parquet_files(dir: &Path) -> Vec<(String, Vec<u8>)> {
-    let mut out = Vec::new();
-    if !dir.exists() {
-        return out;
-    }
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            let rel = p.strip_prefix(dir).unwrap().to_string_lossy().to_string();
-            if p.is_dir() {
-                if !rel.starts_with("usage") && !rel.starts_with("_rollback") {
-                    stack.push(p);
-                }
-            } else if rel.ends_with(".parquet") && (rel.starts_with("bills") || rel.starts_with("cost") || rel.starts_with("state")) {
-                out.push((rel, std::fs::read(&p).unwrap()));
-            }
-        }
-    }
-    out.sort();
-    out
+    crate::harness::files_under(dir, |rel| {
+        rel.ends_with(".parquet") && (rel.starts_with("bills") || rel.starts_with("cost") || rel.starts_with("state"))
+    })
 }
 
 fn small_lake(dir: &Path) {
