@@ -59,6 +59,9 @@ impl ReportArgs {
 
 #[derive(Args, Debug)]
 pub struct Lakes {
+    /// Why the period(s) are closed (again): recorded with every restated invoice.
+    #[arg(long, default_value = "re-run")]
+    pub reason: String,
     /// Input lake: a local path, file:///abs/path or s3://bucket/prefix (default: the
     /// config's, else data/lake).
     #[arg(long)]
@@ -161,6 +164,7 @@ impl Lakes {
                 cfg.accounts.grace_days.unwrap_or(billrun::lake::inputs::DEFAULT_WINDOWS.0),
                 cfg.accounts.retention_days.unwrap_or(billrun::lake::inputs::DEFAULT_WINDOWS.1),
             ),
+            reason: self.reason.clone(),
         }
     }
 }

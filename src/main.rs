@@ -92,6 +92,7 @@ fn run(cmd: Command, config: &billrun::config::Config) -> anyhow::Result<u8> {
                 cache_bytes: 256 << 20,
                 stale_lock: std::time::Duration::from_secs(6 * 3600),
                 windows: billrun::lake::inputs::DEFAULT_WINDOWS,
+                reason: "demo".into(),
             };
             let report = close::run(&job)?;
             print_summary(&report, &args.lake);
@@ -153,5 +154,8 @@ fn print_summary(r: &CloseReport, output: &str) {
     }
     println!("  accounts in arrears at close: {}", r.accounts_in_arrears);
     println!("  alerts: {}   line items: {}", r.alerts, r.lines);
+    if r.restated > 0 {
+        println!("  restated invoices: {} (see bills/restatements)", r.restated);
+    }
     println!("  outputs: {output}/bills/*/billing_period={}/ and {output}/state/ ({:.2} s)", r.period, r.seconds);
 }

@@ -5,7 +5,7 @@
 //! has passed: each table's upload is completed only then, so a failed run leaves the
 //! previous outputs of the period as they were.
 
-use super::{publish, JobError};
+use super::{publish, restate, JobError};
 use crate::decimal::Dec;
 use crate::engine::{Engine, Opening};
 use crate::lake::inputs::{self, list_usage, read_usage_file, UsageChunk, UsageFile};
@@ -33,6 +33,8 @@ pub struct CloseJob {
     pub stale_lock: std::time::Duration,
     /// Grace and retention days for accounts that leave them null.
     pub windows: (i32, i32),
+    /// Why the period is closed again (recorded with any restatement).
+    pub reason: String,
 }
 
 /// What a close will read and write (`--dry-run`).
@@ -115,6 +117,8 @@ pub struct CloseReport {
     pub output_lake: String,
     /// Every input read: path, size, e-tag, and SHA-256 of the reference tables.
     pub inputs: Vec<InputRead>,
+    /// Invoices whose figures changed against the published ones.
+    pub restated: usize,
 }
 
 /// One input object a run read.
@@ -142,6 +146,7 @@ pub const TABLES: &[&str] = &[
     "bills/package_deductions",
     "bills/alerts",
     "bills/rejected",
+    "bills/restatements",
     "cost/analysis",
     "cost/allocation",
     "cost/recommendations",
@@ -420,6 +425,25 @@ pub fn run(job: &CloseJob) -> Result<CloseReport, JobError> {
         sink.write(&output, &batch)?;
         sinks.insert(t, sink);
     }
+    // Restatements: the published invoices against the new ones.
+    let restatements_rel = table_path("bills/restatements", period);
+    let mut sink = TableSink::create(&output, &restatements_rel, restate::schema())?;
+    for b in restate::read_existing(&output, &restatements_rel)? {
+        sink.write(&output, &b)?;
+    }
+    if let Some(bytes) = output.get_opt(&table_path("bills/invoices", period))? {
+        let old = restate::read_invoices(&table_path("bills/invoices", period), bytes)?;
+        let new = restate::read_invoices("new invoices", encode(&out::invoices_batch(&res.invoices, &names))?)?;
+        let old_run = output
+            .get_opt(&format!("_manifests/billing_period={period}/manifest.json"))?
+            .and_then(|m| serde_json::from_slice::<serde_json::Value>(&m).ok())
+            .and_then(|m| m["run_id"].as_str().map(str::to_string))
+            .unwrap_or_else(|| "unknown".into());
+        let changed = restate::compare(&old, &new, &old_run, &report.run_id, &job.reason);
+        report.restated = changed.len();
+        sink.write(&output, &restate::batch(&changed))?;
+    }
+    sinks.insert("bills/restatements", sink);
     // Publish: seal every table, then complete them all (or restore the previous ones).
     let mut sealed = Vec::new();
     for (_, sink) in sinks {
@@ -660,4 +684,13 @@ fn record_id_hashes(fi: u32, bytes: bytes::Bytes) -> Vec<(u64, FileRow)> {
         first += batch.num_rows() as u32;
     }
     out
+}
+
+/// A batch as Parquet bytes (for comparing new figures with published ones).
+fn encode(batch: &arrow_array::RecordBatch) -> Result<bytes::Bytes, JobError> {
+    let mut buf = Vec::new();
+    let mut w = parquet::arrow::ArrowWriter::try_new(&mut buf, batch.schema(), None).map_err(|e| JobError::Bug(e.to_string()))?;
+    w.write(batch).map_err(|e| JobError::Bug(e.to_string()))?;
+    w.close().map_err(|e| JobError::Bug(e.to_string()))?;
+    Ok(buf.into())
 }

@@ -5,6 +5,7 @@ pub mod backfill;
 pub mod close;
 pub mod lock;
 pub mod publish;
+pub mod restate;
 
 use crate::lake::inputs::InputError;
 use crate::lake::store::LakeError;

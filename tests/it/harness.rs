@@ -206,7 +206,7 @@ impl Scenario {
     pub fn close(&self, period: &str) -> Result<Outputs, JobError> {
         self.write();
         let lake = self.lake().to_str().unwrap().to_string();
-        let report = close::run(&CloseJob { input: lake.clone(), output: lake, period: Period::parse(period).unwrap(), cache_bytes: 1 << 30, stale_lock: std::time::Duration::from_secs(3600), windows: (15, 15) })?;
+        let report = close::run(&CloseJob { input: lake.clone(), output: lake, period: Period::parse(period).unwrap(), cache_bytes: 1 << 30, stale_lock: std::time::Duration::from_secs(3600), windows: (15, 15), reason: "test".into() })?;
         Ok(Outputs::read(&self.lake(), period, report))
     }
 }

@@ -91,3 +91,35 @@ fn the_config_file_describes_the_pipeline() {
     assert_eq!(r.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&r.stderr).contains("inptu"), "{}", String::from_utf8_lossy(&r.stderr));
 }
+
+/// Re-closing a period with late usage records the invoices that changed, with old
+/// and new figures, both run ids and the reason; closing again with the same inputs
+/// adds nothing.
+#[test]
+fn restatements_record_every_changed_invoice() {
+    use crate::harness::*;
+    let mut s = Scenario::new();
+    s.price("cpu", billrun::model::PricingUnit::NodeHour, "1.00", "0");
+    s.account("A", "100");
+    s.account("B", "100");
+    s.usage("a1", "A", "cpu", "2026-01-02T00:00", "2026-01-02T01:00", 1);
+    s.usage("b1", "B", "cpu", "2026-01-02T00:00", "2026-01-02T01:00", 1);
+    s.close("2026-01").unwrap();
+    let first_run = Outputs::rows(&read_table(&s.lake(), "bills/restatements", "2026-01"));
+    assert!(first_run.is_empty());
+    // Late usage for A lands after the close.
+    s.usage("a-late", "A", "cpu", "2026-01-20T05:00", "2026-01-20T06:00", 3);
+    let o = s.close("2026-01").unwrap();
+    assert_eq!(o.report.restated, 1);
+    let r = Outputs::rows(&read_table(&s.lake(), "bills/restatements", "2026-01"));
+    assert_eq!(r.len(), 1, "{r:#?}");
+    let r = &r[0];
+    assert_eq!((r["invoice_id"].as_str(), r["old_total_due"].as_str(), r["new_total_due"].as_str()), ("INV-A-202601", "1.00", "4.00"));
+    assert_eq!((r["old_closing_balance"].as_str(), r["new_closing_balance"].as_str()), ("99.00", "96.00"));
+    assert_eq!(r["reason"], "test");
+    assert_ne!(r["old_run_id"], r["new_run_id"]);
+    let bytes = std::fs::read(s.lake().join("bills/restatements/billing_period=2026-01/part-0.parquet")).unwrap();
+    let again = s.close("2026-01").unwrap();
+    assert_eq!(again.report.restated, 0);
+    assert_eq!(std::fs::read(s.lake().join("bills/restatements/billing_period=2026-01/part-0.parquet")).unwrap(), bytes);
+}

@@ -92,6 +92,7 @@ fn close_into(s: &Scenario, out: &std::path::Path, threads: usize) -> close::Clo
         cache_bytes: 1 << 30,
         stale_lock: std::time::Duration::from_secs(3600),
         windows: (15, 15),
+        reason: "test".into(),
     };
     let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
     pool.install(|| close::run(&job)).unwrap()
