@@ -74,8 +74,11 @@ pub struct Lakes {
 #[derive(Args, Debug)]
 pub struct RunArgs {
     /// The billing period to close, YYYY-MM.
+    #[arg(long, required_unless_present = "hour", conflicts_with = "hour")]
+    pub period: Option<String>,
+    /// Settle one hour, YYYY-MM-DDTHH (from the last checkpoint up to it).
     #[arg(long)]
-    pub period: String,
+    pub hour: Option<String>,
     #[command(flatten)]
     pub lakes: Lakes,
     /// Print the report as JSON instead of a summary.
@@ -179,8 +182,16 @@ pub struct Range {
 }
 
 impl RunArgs {
+    /// The hour to settle, for `run --hour`, with its job.
+    pub fn hour(&self, cfg: &Config) -> Result<Option<(CloseJob, billrun::time::Micros)>, String> {
+        let Some(h) = &self.hour else { return Ok(None) };
+        let at = billrun::time::parse_hour(h).ok_or_else(|| format!("--hour '{h}' is not YYYY-MM-DDTHH"))?;
+        let p = Period::containing(at).ok_or_else(|| format!("--hour '{h}' is out of range"))?;
+        Ok(Some((self.lakes.template(p, cfg), at)))
+    }
+
     pub fn range(&self, cfg: &Config) -> Result<Range, String> {
-        let p = period(&self.period, "period")?;
+        let p = period(self.period.as_deref().unwrap_or_default(), "period")?;
         Ok(Range { dry_run: self.dry_run, template: self.lakes.template(p, cfg), from: p, to: p, cascade: self.cascade })
     }
 }

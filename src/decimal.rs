@@ -207,6 +207,26 @@ impl Qty {
     }
 }
 
+/// Checkpoints keep exact values as the decimal text of their `i128` mantissa: JSON
+/// numbers cannot hold 128 bits.
+macro_rules! serde_as_text {
+    ($t:ident) => {
+        impl serde::Serialize for $t {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_str(&self.0)
+            }
+        }
+        impl<'de> serde::Deserialize<'de> for $t {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<$t, D::Error> {
+                let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+                text.parse::<i128>().map($t).map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+serde_as_text!(Dec);
+serde_as_text!(Qty);
+
 /// `a × b / c` rounded half away from zero, exact through a 256-bit product.
 /// `None` when `c` is 0 or the result does not fit in an `i128`.
 pub fn mul_div_round(a: i128, b: i128, c: i128) -> Option<i128> {

@@ -30,6 +30,8 @@ pub struct Opening {
 /// What one hour produced.
 #[derive(Debug, Default)]
 pub struct HourResult {
+    /// The hour's start.
+    pub hour: Micros,
     pub lines: Vec<Line>,
     pub rejected: Vec<Rejected>,
     pub settlements: Vec<Settlement>,
@@ -147,6 +149,26 @@ impl Engine {
         self.only = Some(accounts.iter().filter_map(|a| self.account_index.get(a).copied()).collect());
     }
 
+    /// The state the rating has reached: every account's book and tally. Restored
+    /// into an engine built from the same reference data and period, it continues
+    /// exactly where this one stopped (the hourly run's checkpoint).
+    pub fn snapshot(&self) -> Result<serde_json::Value, String> {
+        let books = serde_json::to_value(&self.books).map_err(|e| e.to_string())?;
+        let tally = serde_json::to_value(&self.tally).map_err(|e| e.to_string())?;
+        Ok(serde_json::json!({ "books": books, "tally": tally }))
+    }
+
+    pub fn restore(&mut self, state: serde_json::Value) -> Result<(), String> {
+        let books: Vec<AccountBook> = serde_json::from_value(state["books"].clone()).map_err(|e| e.to_string())?;
+        let tally: Vec<(u64, Dec)> = serde_json::from_value(state["tally"].clone()).map_err(|e| e.to_string())?;
+        if books.len() != self.books.len() || tally.len() != self.tally.len() {
+            return Err("the checkpoint was taken with other accounts".into());
+        }
+        self.books = books;
+        self.tally = tally;
+        Ok(())
+    }
+
     pub fn account_index(&self, id: &str) -> Option<u32> {
         self.account_index.get(id).copied()
     }
@@ -159,7 +181,7 @@ impl Engine {
         chunks: &[UsageChunk],
         verdicts: &FxHashMap<FileRow, Rejection>,
     ) -> HourResult {
-        let mut result = HourResult::default();
+        let mut result = HourResult { hour, ..HourResult::default() };
         let mut rows: Vec<(u32, Usage<'_>)> = Vec::new();
         for (ci, c) in chunks.iter().enumerate() {
             for r in 0..c.len {

@@ -48,7 +48,21 @@ fn main() -> ExitCode {
 
 fn run(cmd: Command, config: &billrun::config::Config) -> anyhow::Result<u8> {
     match cmd {
-        Command::Run(args) => closes(args.range(config).map_err(anyhow::Error::msg)?, args.json, true),
+        Command::Run(args) => {
+            if let Some((job, hour)) = args.hour(config).map_err(anyhow::Error::msg)? {
+                let r = billrun::jobs::hourly::run(&job, hour)?;
+                if args.json {
+                    println!("{}", serde_json::to_string_pretty(&r)?);
+                } else {
+                    println!(
+                        "settled {} hour(s) up to {}: {} settlements, {} alerts, {} rows rated of {}",
+                        r.hours_settled.len(), r.hour, r.settlements, r.alerts, r.rows_rated, r.rows_in
+                    );
+                }
+                return Ok(if r.alerts > 0 || r.rows_rated < r.rows_in { 1 } else { 0 });
+            }
+            closes(args.range(config).map_err(anyhow::Error::msg)?, args.json, true)
+        }
         Command::Backfill(args) => closes(args.range(config).map_err(anyhow::Error::msg)?, args.json, false),
         Command::Generate(args) => {
             let cfg = args.config().map_err(anyhow::Error::msg)?;
@@ -154,6 +168,9 @@ fn print_summary(r: &CloseReport, output: &str) {
     }
     println!("  accounts in arrears at close: {}", r.accounts_in_arrears);
     println!("  alerts: {}   line items: {}", r.alerts, r.lines);
+    if r.settlement_changes > 0 {
+        println!("  settlements changed since the hourly runs: {} (see bills/settlement_changes)", r.settlement_changes);
+    }
     if r.restated > 0 {
         println!("  restated invoices: {} (see bills/restatements)", r.restated);
     }

@@ -119,6 +119,8 @@ pub struct CloseReport {
     pub inputs: Vec<InputRead>,
     /// Invoices whose figures changed against the published ones.
     pub restated: usize,
+    /// Account-hours whose settlement differs from the one published hourly.
+    pub settlement_changes: usize,
 }
 
 /// One input object a run read.
@@ -147,6 +149,7 @@ pub const TABLES: &[&str] = &[
     "bills/alerts",
     "bills/rejected",
     "bills/restatements",
+    "bills/settlement_changes",
     "cost/analysis",
     "cost/allocation",
     "cost/recommendations",
@@ -345,6 +348,7 @@ pub fn run(job: &CloseJob) -> Result<CloseReport, JobError> {
     // against the invoices before publishing, so a line lost between the rules and
     // the files cannot go unnoticed.
     let mut written: FxHashMap<u32, (u64, Dec)> = FxHashMap::default();
+    let mut settled: BTreeMap<(u32, Micros), Dec> = BTreeMap::new();
     let mut fault = std::env::var("BILLRUN_INJECT_FAULT").ok();
     rate_hours(&mut usage, &hours, &mut engine, &verdicts, |engine, mut res, chunks| {
         inject_fault(&mut fault, &mut res);
@@ -361,6 +365,9 @@ pub fn run(job: &CloseJob) -> Result<CloseReport, JobError> {
         let names = &names;
         cost.observe(&res.lines, chunks, names);
         cost.observe_settlements(&res.settlements);
+        for st in &res.settlements {
+            settled.insert((st.account, st.hour_start), st.deduction);
+        }
         write(&output, &mut sinks, "bills/line_items", &out::line_items_batch(&res.lines, chunks, names))?;
         write(&output, &mut sinks, "bills/settlements", &out::settlements_batch(&res.settlements, names))?;
         write(&output, &mut sinks, "bills/alerts", &out::alerts_batch(&res.alerts, names))?;
@@ -444,6 +451,11 @@ pub fn run(job: &CloseJob) -> Result<CloseReport, JobError> {
         sink.write(&output, &restate::batch(&changed))?;
     }
     sinks.insert("bills/restatements", sink);
+    let changes = settlement_changes(&output, period, &engine.accounts, &settled)?;
+    report.settlement_changes = changes.num_rows();
+    let mut sink = TableSink::create(&output, &table_path("bills/settlement_changes", period), changes.schema())?;
+    sink.write(&output, &changes)?;
+    sinks.insert("bills/settlement_changes", sink);
     // Publish: seal every table, then complete them all (or restore the previous ones).
     let mut sealed = Vec::new();
     for (_, sink) in sinks {
@@ -693,4 +705,80 @@ fn encode(batch: &arrow_array::RecordBatch) -> Result<bytes::Bytes, JobError> {
     w.write(batch).map_err(|e| JobError::Bug(e.to_string()))?;
     w.close().map_err(|e| JobError::Bug(e.to_string()))?;
     Ok(buf.into())
+}
+
+/// Rates a set of usage files of a period (their duplicates judged among them), hour
+/// by hour in order: the hourly run's loop.
+pub fn rate_files(
+    lake: &Lake,
+    files: &[UsageFile],
+    period: Period,
+    cache_bytes: u64,
+    engine: &mut Engine,
+    each: impl FnMut(&Engine, crate::engine::HourResult, &[UsageChunk]) -> Result<(), JobError>,
+) -> Result<(), JobError> {
+    let total: u64 = files.iter().map(|f| f.size).sum();
+    let mut usage = Usage { lake, files, cache: FxHashMap::default(), keep: total <= cache_bytes };
+    let verdicts = duplicate_verdicts(&mut usage, period)?;
+    let mut hours: BTreeMap<Micros, Vec<u32>> = BTreeMap::new();
+    for (i, f) in files.iter().enumerate() {
+        hours.entry(f.partition_hour).or_default().push(i as u32);
+    }
+    rate_hours(&mut usage, &hours, engine, &verdicts, each)
+}
+
+/// The settlements of the close against those the hourly runs published: one row per
+/// account and hour settled hourly whose deduction changed (late usage, or a record
+/// id repeated across hours, which only the whole month shows).
+fn settlement_changes(
+    lake: &Lake,
+    period: Period,
+    accounts: &[crate::model::Account],
+    settled: &BTreeMap<(u32, Micros), Dec>,
+) -> Result<arrow_array::RecordBatch, JobError> {
+    use crate::lake::columns::{DecCol, StrCol, TsCol};
+    let mut hourly: BTreeMap<(String, Micros), Dec> = BTreeMap::new();
+    let mut hours = std::collections::BTreeSet::new();
+    for l in lake.list(&format!("hourly/settlements/billing_period={period}/"))? {
+        let Some(h) = l.path.rsplit("hour=").next().and_then(|s| s.strip_suffix(".parquet")).and_then(crate::time::parse_hour) else { continue };
+        hours.insert(h);
+        for b in inputs::decode_parquet(&l.path, lake.get(&l.path)?)? {
+            let (acct, at, ded) = match (StrCol::of(&b, "account_id"), TsCol::of(&b, "hour_start"), DecCol::of(&b, "deduction")) {
+                (Ok(a), Ok(t), Ok(d)) => (a, t, d),
+                _ => return Err(JobError::Plan(format!("{}: not a settlements table", l.path))),
+            };
+            for i in 0..b.num_rows() {
+                if let (Some(a), Some(Ok(t)), Some(Ok(d))) = (acct.get(i), at.get(i), ded.get(i)) {
+                    hourly.insert((a.to_string(), t), d);
+                }
+            }
+        }
+    }
+    let mut close: BTreeMap<(String, Micros), Dec> = BTreeMap::new();
+    for ((a, h), d) in settled {
+        if hours.contains(h) {
+            close.insert((accounts[*a as usize].account_id.clone(), *h), *d);
+        }
+    }
+    let keys: std::collections::BTreeSet<&(String, Micros)> = hourly.keys().chain(close.keys()).collect();
+    let rows: Vec<(&(String, Micros), Option<Dec>, Option<Dec>)> = keys
+        .into_iter()
+        .map(|k| (k, hourly.get(k).copied(), close.get(k).copied()))
+        .filter(|(_, a, b)| a != b)
+        .collect();
+    let schema = std::sync::Arc::new(arrow_schema::Schema::new(vec![
+        arrow_schema::Field::new("account_id", arrow_schema::DataType::Utf8, false),
+        arrow_schema::Field::new("hour_start", out::ts_type(), false),
+        arrow_schema::Field::new("hourly_deduction", out::dec2_type(), true),
+        arrow_schema::Field::new("close_deduction", out::dec2_type(), true),
+        arrow_schema::Field::new("difference", out::dec2_type(), false),
+    ]));
+    let cols: Vec<arrow_array::ArrayRef> = vec![
+        out::col_str(rows.iter().map(|(k, _, _)| Some(k.0.as_str()))),
+        out::col_ts(rows.iter().map(|(k, _, _)| Some(k.1))),
+        out::col_dec2(rows.iter().map(|(_, a, _)| *a)),
+        out::col_dec2(rows.iter().map(|(_, _, b)| *b)),
+        out::col_dec2(rows.iter().map(|(_, a, b)| Some(b.unwrap_or_default().sub(a.unwrap_or_default())))),
+    ];
+    Ok(arrow_array::RecordBatch::try_new(schema, cols).expect("settlement change columns match the schema"))
 }

@@ -3,6 +3,7 @@
 
 pub mod backfill;
 pub mod close;
+pub mod hourly;
 pub mod lock;
 pub mod publish;
 pub mod restate;

@@ -38,7 +38,7 @@ pub struct HourOut {
     pub settlement: Option<Settlement>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub struct AccountBook {
     pub idx: u32,
     pub currency: String,

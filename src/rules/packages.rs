@@ -50,7 +50,7 @@ pub fn intersects(p: &Package, period: Period) -> bool {
 }
 
 /// The state of one package within a billing period.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PackageState {
     /// Index into the run's package list.
     pub idx: u32,
@@ -75,7 +75,7 @@ pub struct Draw {
 }
 
 /// The packages of one account, in deduction order.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct PackageBook {
     pub states: Vec<PackageState>,
 }

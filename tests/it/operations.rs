@@ -123,3 +123,79 @@ fn restatements_record_every_changed_invoice() {
     assert_eq!(again.report.restated, 0);
     assert_eq!(std::fs::read(s.lake().join("bills/restatements/billing_period=2026-01/part-0.parquet")).unwrap(), bytes);
 }
+
+/// Hourly runs then the close give the same settlements and alerts as the close alone;
+/// usage that lands late for an hour already settled shows in settlement_changes.
+#[test]
+fn hourly_runs_reconcile_with_the_close_and_late_usage_shows() {
+    use crate::harness::*;
+    let tmp = tempfile::tempdir().unwrap();
+    let lake = tmp.path().join("lake");
+    let st = billrun().args(["generate", "--no-anomalies", "--accounts", "6", "--resources", "2", "--days", "3", "--out"]).arg(&lake).status().unwrap();
+    assert!(st.success());
+    let hour = |k: i64| billrun::time::format_ts(t("2026-01-01T00:00") + k * H)[..13].to_string();
+    let settle = |k: i64| {
+        let out = billrun().args(["run", "--hour", &hour(k), "--input"]).arg(&lake).output().unwrap();
+        assert!(matches!(out.status.code(), Some(0 | 1)), "hour {k}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    // One by one, then a catch-up across a day, then one by one again.
+    (0..24).for_each(settle);
+    settle(47);
+    (48..72).for_each(settle);
+    // An hour already settled is not settled twice.
+    let again = billrun().args(["run", "--hour", &hour(10), "--input"]).arg(&lake).output().unwrap();
+    assert_eq!(again.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already settled"));
+
+    let hourly = |table: &str| {
+        let mut rows = Vec::new();
+        for (rel, bytes) in files_under(&lake.join(format!("hourly/{table}")), |r| r.ends_with(".parquet")) {
+            rows.extend(Outputs::rows(&billrun::lake::inputs::decode_parquet(&rel, bytes.into()).unwrap()));
+        }
+        rows.sort_by(|a, b| (a.get("account_id"), a.get("hour_start"), a.get("alert_time")).cmp(&(b.get("account_id"), b.get("hour_start"), b.get("alert_time"))));
+        rows
+    };
+    let (hourly_settlements, hourly_alerts) = (hourly("settlements"), hourly("alerts"));
+    assert!(hourly_settlements.len() > 100, "{}", hourly_settlements.len());
+
+    let out = billrun().args(["run", "--period", "2026-01", "--input"]).arg(&lake).output().unwrap();
+    assert!(matches!(out.status.code(), Some(0 | 1)), "{}", String::from_utf8_lossy(&out.stderr));
+    let mut closed = Outputs::rows(&read_table(&lake, "bills/settlements", "2026-01"));
+    closed.sort_by(|a, b| (a.get("account_id"), a.get("hour_start")).cmp(&(b.get("account_id"), b.get("hour_start"))));
+    assert_eq!(closed, hourly_settlements, "the close settles every hour exactly as the hourly runs did");
+    let mut alerts = Outputs::rows(&read_table(&lake, "bills/alerts", "2026-01"));
+    alerts.sort_by(|a, b| (a.get("account_id"), a.get("alert_time")).cmp(&(b.get("account_id"), b.get("alert_time"))));
+    assert_eq!(alerts, hourly_alerts);
+    assert!(Outputs::rows(&read_table(&lake, "bills/settlement_changes", "2026-01")).is_empty());
+
+    // Late usage for 10:00 on the 1st, an hour settled long ago: the re-close shows it.
+    let late = billrun::generate::usage::Row {
+        record_id: Some("late-1".into()),
+        account_id: Some("acct-00000".into()),
+        region: Some("ap-southeast-1".into()),
+        resource_id: Some("late-resource".into()),
+        module: Some("training".into()),
+        sku: Some("modelarts.vm.gpu.v100".into()),
+        unit_count: Some(1),
+        pool_type: Some("public".into()),
+        nodes: Some(2),
+        quantity: Some(billrun::decimal::Dec::from_int(1)),
+        start: Some(t("2026-01-01T10:00")),
+        end: Some(t("2026-01-01T11:00")),
+        ..Default::default()
+    };
+    let l = billrun::lake::store::Lake::open(lake.to_str().unwrap(), false).unwrap();
+    billrun::generate::put_parquet(&l, "usage/date=2026-01-01/hour=10/late.parquet", billrun::generate::usage::usage_batch(&[late])).unwrap();
+    let out = billrun().args(["run", "--period", "2026-01", "--reason", "late usage", "--input"]).arg(&lake).output().unwrap();
+    assert!(matches!(out.status.code(), Some(0 | 1)), "{}", String::from_utf8_lossy(&out.stderr));
+    let changes = Outputs::rows(&read_table(&lake, "bills/settlement_changes", "2026-01"));
+    assert_eq!(changes.len(), 1, "{changes:#?}");
+    assert_eq!((changes[0]["account_id"].as_str(), changes[0]["hour_start"].as_str()), ("acct-00000", ts("2026-01-01T10:00").as_str()));
+    let diff = d(&changes[0]["difference"]);
+    // 2 V100 node-hours at 3.4272 = 6.8544 more in that hour: the cents deducted rise
+    // by 6.85 or 6.86 depending on the hour's other lines.
+    assert!(diff == d("6.85") || diff == d("6.86"), "{diff}");
+    let restated = Outputs::rows(&read_table(&lake, "bills/restatements", "2026-01"));
+    assert_eq!(restated.len(), 1);
+    assert_eq!(restated[0]["reason"], "late usage");
+}
