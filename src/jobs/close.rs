@@ -465,7 +465,15 @@ pub fn run(job: &CloseJob) -> Result<CloseReport, JobError> {
     }
     report.seconds = started.elapsed().as_secs_f64();
     let manifest = serde_json::to_vec_pretty(&report).unwrap_or_default();
+    let t = Instant::now();
     publish::publish(&output, sealed, (format!("_manifests/billing_period={period}/manifest.json"), manifest))?;
+    tracing::info!(
+        period = %period,
+        tables = report.outputs.len(),
+        bytes = report.outputs.iter().map(|w| w.bytes).sum::<u64>(),
+        secs = t.elapsed().as_secs_f64(),
+        "published"
+    );
     Ok(report)
 }
 
@@ -545,7 +553,9 @@ fn rate_hours(
     verdicts: &FxHashMap<FileRow, crate::rules::checks::Rejection>,
     mut each: impl FnMut(&Engine, crate::engine::HourResult, &[UsageChunk]) -> Result<(), JobError>,
 ) -> Result<(), JobError> {
+    let bar = progress(hours.len() as u64, &engine.period.to_string());
     for (hour, which) in hours {
+        bar.inc(1);
         let mut chunks = Vec::new();
         if usage.keep {
             for &f in which {
@@ -559,7 +569,23 @@ fn rate_hours(
         let res = engine.process_hour(*hour, &chunks, verdicts);
         each(engine, res, &chunks)?;
     }
+    bar.finish_and_clear();
     Ok(())
+}
+
+/// A progress bar over a period's hours, drawn only when stderr is a terminal (a
+/// scheduler's log gets the stage lines instead).
+fn progress(len: u64, label: &str) -> indicatif::ProgressBar {
+    use std::io::IsTerminal;
+    if !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(len);
+    if let Ok(style) = indicatif::ProgressStyle::with_template("{prefix} [{bar:40}] {pos}/{len} hours, {elapsed} (eta {eta})") {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_prefix(format!("billrun {label}"));
+    bar
 }
 
 /// The period's recommendations. Purchases are verified by re-rating: the period is

@@ -199,3 +199,19 @@ fn hourly_runs_reconcile_with_the_close_and_late_usage_shows() {
     assert_eq!(restated.len(), 1);
     assert_eq!(restated[0]["reason"], "late usage");
 }
+
+/// Without a terminal, a run logs one structured line per stage, with counts and
+/// durations.
+#[test]
+fn runs_log_one_line_per_stage() {
+    let tmp = tempfile::tempdir().unwrap();
+    let lake = tmp.path().join("lake");
+    assert!(billrun().args(["generate", "--accounts", "3", "--resources", "1", "--days", "2", "--out"]).arg(&lake).status().unwrap().success());
+    let out = billrun().env("BILLRUN_LOG", "info").env("NO_COLOR", "1").args(["run", "--period", "2026-01", "--input"]).arg(&lake).output().unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    for stage in ["plan", "duplicate pass", "rated", "recommendations", "published"] {
+        assert!(log.lines().any(|l| l.contains(stage) && l.contains("=")), "no '{stage}' line in:\n{log}");
+    }
+    assert!(log.contains("rows=") && log.contains("secs="), "{log}");
+    assert!(!log.contains("hours,"), "no progress bar without a terminal");
+}
