@@ -22,20 +22,20 @@ def s(v):
     return str(v) if isinstance(v, Decimal) else v
 
 
-g = lambda q: con.execute(q.replace("LAKE", lake)).fetchone()
+g = lambda q: con.execute(q.replace("@LAKE@", lake)).fetchone()
 out = {
     "reconciliation_mismatches": len(query("invoice_reconciliation")),
     "truncation_mismatches": len(query("settlement_truncation")),
     "composition_mismatches": len(query("cost_composition")),
 }
 out["invoices"], out["total_due"] = g(
-    "SELECT count(*), sum(total_due)::VARCHAR FROM read_parquet('LAKE/bills/invoices/*/*.parquet', hive_partitioning=true)"
+    "SELECT count(*), sum(total_due)::VARCHAR FROM read_parquet('@LAKE@/bills/invoices/*/*.parquet', hive_partitioning=true)"
 )
 out["rated_rows"] = g(
-    "SELECT count(DISTINCT x_UsageRecordId) FROM read_parquet('LAKE/bills/line_items/*/*.parquet') WHERE x_UsageRecordId IS NOT NULL"
+    "SELECT count(DISTINCT x_UsageRecordId) FROM read_parquet('@LAKE@/bills/line_items/*/*.parquet') WHERE x_UsageRecordId IS NOT NULL"
 )[0]
 out["rejected_rows"] = g(
-    "SELECT count(*) FROM read_parquet('LAKE/bills/rejected/*/*.parquet') WHERE source_file LIKE 'usage/%'"
+    "SELECT count(*) FROM read_parquet('@LAKE@/bills/rejected/*/*.parquet') WHERE source_file LIKE 'usage/%'"
 )[0]
 out["periods"] = [r[0] for r in con.execute(
     f"SELECT DISTINCT billing_period FROM read_parquet('{lake}/bills/invoices/*/*.parquet', hive_partitioning=true) ORDER BY 1"

@@ -24,14 +24,14 @@ fn the_sql_peer_bills_exactly_what_billrun_bills() {
 import duckdb, json
 c = duckdb.connect()
 L, P = {lake:?}, {peer:?}
-q = lambda s: c.execute(s.replace('L/', L + '/').replace('P/', P + '/')).fetchone()[0]
+q = lambda s: c.execute(s.replace('@LAKE@/', L + '/').replace('@PEER@/', P + '/')).fetchone()[0]
 print(json.dumps({{
-  "invoices": q("select count(*) from read_parquet('L/bills/invoices/*/*.parquet')"),
-  "invoice_mismatches": q("select count(*) from read_parquet('L/bills/invoices/*/*.parquet') i full join read_parquet('P/invoices.parquet') p using (account_id) where i.usage_charges is distinct from p.usage_charges or i.truncated_amount is distinct from p.truncated_amount"),
-  "settlements": q("select count(*) from read_parquet('P/settlements.parquet')"),
-  "settlement_mismatches": q("select count(*) from read_parquet('L/bills/settlements/*/*.parquet') s full join read_parquet('P/settlements.parquet') p on s.account_id = p.account_id and s.hour_start = p.hour_start where p.deduction_8 is null or s.deduction is null or cast(s.deduction * 100000000 as hugeint) <> p.deduction_8"),
-  "lines": q("select count(*) from read_parquet('P/lines.parquet')"),
-  "line_mismatches": q("select count(*) from (select x_UsageRecordId as record_id, cast(coalesce(x_TierStart, 0) * 36000000000000000000 as hugeint) as tier_u, cast(BilledCost * 100000000 as hugeint) as amount_8 from read_parquet('L/bills/line_items/*/*.parquet') where ChargeCategory = 'Usage') b full join read_parquet('P/lines.parquet') p using (record_id, tier_u) where b.amount_8 is distinct from p.amount_8"),
+  "invoices": q("select count(*) from read_parquet('@LAKE@/bills/invoices/*/*.parquet')"),
+  "invoice_mismatches": q("select count(*) from read_parquet('@LAKE@/bills/invoices/*/*.parquet') i full join read_parquet('@PEER@/invoices.parquet') p using (account_id) where i.usage_charges is distinct from p.usage_charges or i.truncated_amount is distinct from p.truncated_amount"),
+  "settlements": q("select count(*) from read_parquet('@PEER@/settlements.parquet')"),
+  "settlement_mismatches": q("select count(*) from read_parquet('@LAKE@/bills/settlements/*/*.parquet') s full join read_parquet('@PEER@/settlements.parquet') p on s.account_id = p.account_id and s.hour_start = p.hour_start where p.deduction_8 is null or s.deduction is null or cast(s.deduction * 100000000 as hugeint) <> p.deduction_8"),
+  "lines": q("select count(*) from read_parquet('@PEER@/lines.parquet')"),
+  "line_mismatches": q("select count(*) from (select x_UsageRecordId as record_id, cast(coalesce(x_TierStart, 0) * 36000000000000000000 as hugeint) as tier_u, cast(BilledCost * 100000000 as hugeint) as amount_8 from read_parquet('@LAKE@/bills/line_items/*/*.parquet') where ChargeCategory = 'Usage') b full join read_parquet('@PEER@/lines.parquet') p using (record_id, tier_u) where b.amount_8 is distinct from p.amount_8"),
 }}))
 "#,
         lake = lake.display().to_string(),
