@@ -440,7 +440,7 @@ pub fn run(job: &CloseJob) -> Result<CloseReport, JobError> {
     }
     if let Some(bytes) = output.get_opt(&table_path("bills/invoices", period))? {
         let old = restate::read_invoices(&table_path("bills/invoices", period), bytes)?;
-        let new = restate::read_invoices("new invoices", encode(&out::invoices_batch(&res.invoices, &names))?)?;
+        let new = restate::figures(&res.invoices, &names);
         let old_run = output
             .get_opt(&format!("_manifests/billing_period={period}/manifest.json"))?
             .and_then(|m| serde_json::from_slice::<serde_json::Value>(&m).ok())
@@ -724,14 +724,6 @@ fn record_id_hashes(fi: u32, bytes: bytes::Bytes) -> Vec<(u64, FileRow)> {
     out
 }
 
-/// A batch as Parquet bytes (for comparing new figures with published ones).
-fn encode(batch: &arrow_array::RecordBatch) -> Result<bytes::Bytes, JobError> {
-    let mut buf = Vec::new();
-    let mut w = parquet::arrow::ArrowWriter::try_new(&mut buf, batch.schema(), None).map_err(|e| JobError::Bug(e.to_string()))?;
-    w.write(batch).map_err(|e| JobError::Bug(e.to_string()))?;
-    w.close().map_err(|e| JobError::Bug(e.to_string()))?;
-    Ok(buf.into())
-}
 
 /// Rates a set of usage files of a period (their duplicates judged among them), hour
 /// by hour in order: the hourly run's loop.

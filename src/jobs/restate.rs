@@ -89,6 +89,27 @@ pub fn read_invoices(file: &str, bytes: bytes::Bytes) -> Result<BTreeMap<String,
     Ok(out)
 }
 
+/// The figures of a close's own invoices, by account.
+pub fn figures(invoices: &[crate::engine::Invoice], n: &Names<'_>) -> BTreeMap<String, Figures> {
+    invoices
+        .iter()
+        .map(|i| {
+            (
+                n.account(i.account).account_id.clone(),
+                Figures {
+                    invoice_id: n.invoice_id(i.account).to_string(),
+                    usage_charges: i.usage_charges,
+                    purchase_charges: i.purchase_charges,
+                    total_due: i.total_due,
+                    closing_balance: i.closing_balance,
+                    status: i.status.as_str().to_string(),
+                    line_count: i.line_count as i64,
+                },
+            )
+        })
+        .collect()
+}
+
 /// The restatements of a re-close: every invoice whose figures differ from the
 /// published one (an invoice that appears or disappears counts too, against zeros).
 pub fn compare(

@@ -605,3 +605,62 @@ fn a_pool_hour_is_allocated_to_its_jobs_by_node_seconds() {
     assert_eq!(total, effective);
     assert_eq!(total, d("5.00"));
 }
+
+/// §10: the balance alert is armed at the start, so the first settlement alerts even
+/// when the opening balance is already below the threshold; payments before
+/// `balance_as_of` are ignored, those between it and the first period count in the
+/// opening balance.
+#[test]
+fn alert_armed_at_start_and_payments_around_balance_as_of() {
+    let mut s = Scenario::new();
+    s.price("cpu", NodeHour, "0.50", "0");
+    let a = s.account("L", "3.00");
+    a.balance_alert_threshold = Some(d("5"));
+    a.balance_as_of = t("2025-12-10T00:00");
+    s.payment("before", "L", "2025-12-09T00:00", "100"); // before balance_as_of: ignored
+    s.payment("between", "L", "2025-12-20T00:00", "1.00"); // counts in the opening balance
+    s.usage("l1", "L", "cpu", "2026-01-02T00:00", "2026-01-02T01:00", 1);
+    let o = s.close("2026-01").unwrap();
+    let inv = o.invoice("L");
+    assert_eq!((inv["opening_balance"].as_str(), inv["payments"].as_str()), ("4.00", "0.00"));
+    let al = Outputs::rows(&o.alerts);
+    assert_eq!(al.len(), 1);
+    assert_eq!((al[0]["alert_type"].as_str(), al[0]["value"].as_str()), ("balance", "3.50"));
+}
+
+/// §10: a subscription-covered row whose SKU has no pay-per-use price is not
+/// rejected; its list price is 0.
+#[test]
+fn covered_rows_need_no_pay_per_use_price() {
+    let mut s = Scenario::new();
+    s.price("ym-only", NodeMonth, "100.00", "0");
+    s.account("Y", "10");
+    s.subscription("sub", "Y", "srv", "ym-only", 1, 1, "2026-01-01T00:00");
+    let r = s.usage("own", "Y", "ym-only", "2026-01-03T00:00", "2026-01-03T01:00", 1);
+    r.resource_id = Some("srv".into());
+    r.module = Some("lite_server".into());
+    let o = s.close("2026-01").unwrap();
+    assert_eq!(o.reason_of("own"), None);
+    let l = o.lines_of("Y").into_iter().find(|l| l["x_UsageRecordId"] == "own").unwrap();
+    assert_eq!((l["ListCost"].as_str(), l["CommitmentDiscountId"].as_str()), ("0.00", "sub"));
+    // 100.00 over 744 hours: 1 hour = 0.13440860…
+    assert_eq!(l["EffectiveCost"], "0.1344086"); // 0.13440860, trailing zero trimmed
+}
+
+/// §10: quota that lapses at an expiry of exactly 00:00 on the 1st lapses in the
+/// period that ends there; the next period has no ledger row for it.
+#[test]
+fn quota_expiring_at_a_period_boundary_lapses_in_the_period_that_ends() {
+    let mut s = Scenario::new();
+    s.price("cpu", NodeHour, "1.00", "0");
+    s.account("E", "100");
+    s.package("pk", "E", "cpu", "5", "5.00", "2026-01-10T00:00", "2026-02-01T00:00");
+    s.usage("e1", "E", "cpu", "2026-01-11T00:00", "2026-01-11T01:00", 2);
+    let jan = s.close("2026-01").unwrap();
+    let l = &Outputs::rows(&jan.ledger)[0];
+    assert_eq!((l["used_quota"].as_str(), l["lapsed_quota"].as_str(), l["closing_quota"].as_str()), ("2.00", "3.00", "0.00"));
+    let unused = jan.lines_of("E").into_iter().find(|l| l["CommitmentDiscountStatus"] == "Unused").unwrap();
+    assert_eq!(unused["EffectiveCost"], "3.00");
+    let feb = s.close("2026-02").unwrap();
+    assert!(Outputs::rows(&feb.ledger).is_empty());
+}
