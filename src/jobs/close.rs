@@ -197,13 +197,40 @@ struct Usage<'a> {
 }
 
 impl Usage<'_> {
-    fn chunks(&mut self, file: u32) -> Result<Vec<UsageChunk>, JobError> {
+    fn chunks(&self, file: u32) -> Result<Vec<UsageChunk>, JobError> {
         if let Some(c) = if self.keep { self.cache.get(&file) } else { None } {
             return Ok(c.clone());
         }
         let f = &self.files[file as usize];
         let bytes = self.lake.get(&f.path)?;
         Ok(read_usage_file(file, f, bytes)?)
+    }
+}
+
+impl Usage<'_> {
+    /// The chunks of a few hours, each hour's files in order.
+    fn decode_hours(&self, hours: &[(&Micros, &Vec<u32>)]) -> Result<Vec<(Micros, Vec<UsageChunk>)>, JobError> {
+        let mut out = Vec::with_capacity(hours.len());
+        if self.keep {
+            for (hour, which) in hours {
+                let mut chunks = Vec::new();
+                for &f in which.iter() {
+                    chunks.extend(self.chunks(f)?);
+                }
+                out.push((**hour, chunks));
+            }
+            return Ok(out);
+        }
+        let all: Vec<u32> = hours.iter().flat_map(|(_, w)| w.iter().copied()).collect();
+        let mut decoded: FxHashMap<u32, Vec<UsageChunk>> = decode_many(self.lake, self.files, &all)?.into_iter().collect();
+        for (hour, which) in hours {
+            let mut chunks = Vec::new();
+            for f in which.iter() {
+                chunks.extend(decoded.remove(f).unwrap_or_default());
+            }
+            out.push((**hour, chunks));
+        }
+        Ok(out)
     }
 }
 
@@ -363,12 +390,17 @@ pub fn run(job: &CloseJob) -> Result<CloseReport, JobError> {
         }
         let names = names(engine, &files, &ids);
         let names = &names;
-        cost.observe(&res.lines, chunks, names);
+        // The cost book and the line items read the same lines: one on each side.
+        let line_items = sinks.get_mut("bills/line_items").ok_or_else(|| JobError::Bug("no sink for bills/line_items".into()))?;
+        let (_, written_lines) = rayon::join(
+            || cost.observe(&res.lines, chunks, names),
+            || line_items.write(&output, &out::line_items_batch(&res.lines, chunks, names)),
+        );
+        written_lines?;
         cost.observe_settlements(&res.settlements);
         for st in &res.settlements {
             settled.insert((st.account, st.hour_start), st.deduction);
         }
-        write(&output, &mut sinks, "bills/line_items", &out::line_items_batch(&res.lines, chunks, names))?;
         write(&output, &mut sinks, "bills/settlements", &out::settlements_batch(&res.settlements, names))?;
         write(&output, &mut sinks, "bills/alerts", &out::alerts_batch(&res.alerts, names))?;
         write(&output, &mut sinks, "bills/package_deductions", &out::package_deductions_batch(&res.deductions, chunks, names))?;
@@ -545,7 +577,9 @@ fn previous_totals(lake: &Lake, period: Period) -> Result<FxHashMap<String, Dec>
     Ok(out)
 }
 
-/// Rates the period's hours in order, handing each hour's result to `each`.
+/// Rates the period's hours in order, handing each hour's result to `each`. The
+/// usage of the hours ahead is decoded on another thread meanwhile (a few hours at
+/// a time, in parallel across files), so memory holds a bounded window of hours.
 fn rate_hours(
     usage: &mut Usage<'_>,
     hours: &BTreeMap<Micros, Vec<u32>>,
@@ -554,21 +588,32 @@ fn rate_hours(
     mut each: impl FnMut(&Engine, crate::engine::HourResult, &[UsageChunk]) -> Result<(), JobError>,
 ) -> Result<(), JobError> {
     let bar = progress(hours.len() as u64, &engine.period.to_string());
-    for (hour, which) in hours {
-        bar.inc(1);
-        let mut chunks = Vec::new();
-        if usage.keep {
-            for &f in which {
-                chunks.extend(usage.chunks(f)?);
+    let usage = &*usage;
+    let ahead = rayon::current_num_threads().max(1);
+    std::thread::scope(|scope| {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Result<(Micros, Vec<UsageChunk>), JobError>>(ahead);
+        scope.spawn(move || {
+            let hours: Vec<(&Micros, &Vec<u32>)> = hours.iter().collect();
+            for group in hours.chunks(ahead) {
+                let decoded = usage.decode_hours(group);
+                let failed = decoded.is_err();
+                let sent = match decoded {
+                    Ok(each_hour) => each_hour.into_iter().all(|h| tx.send(Ok(h)).is_ok()),
+                    Err(e) => tx.send(Err(e)).is_ok(),
+                };
+                if failed || !sent {
+                    return;
+                }
             }
-        } else {
-            for (_, c) in decode_many(usage.lake, usage.files, which)? {
-                chunks.extend(c);
-            }
+        });
+        for got in rx {
+            let (hour, chunks) = got?;
+            bar.inc(1);
+            let res = engine.process_hour(hour, &chunks, verdicts);
+            each(engine, res, &chunks)?;
         }
-        let res = engine.process_hour(*hour, &chunks, verdicts);
-        each(engine, res, &chunks)?;
-    }
+        Ok::<(), JobError>(())
+    })?;
     bar.finish_and_clear();
     Ok(())
 }

@@ -21,7 +21,10 @@ use arrow_array::{
     TimestampMicrosecondArray,
 };
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use parquet::arrow::arrow_writer::{compute_leaves, ArrowColumnChunk, ArrowColumnWriter, ArrowRowGroupWriterFactory};
 use parquet::arrow::ArrowWriter;
+use parquet::file::writer::SerializedFileWriter;
+use rayon::prelude::*;
 use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
 use std::sync::Arc;
@@ -90,9 +93,20 @@ pub struct Written {
 }
 
 /// Streams one table of a period to one Parquet object.
+/// Rows per row group of an output table.
+const ROW_GROUP_ROWS: usize = 1 << 20;
+
+/// Streams one table to the lake. Columns are encoded in parallel (one task per
+/// column, on the run's thread pool); each column's encoding depends only on its own
+/// values, so the bytes are the same whatever the number of threads.
 pub struct TableSink {
     rel: String,
-    writer: ArrowWriter<LakeWriter>,
+    file: SerializedFileWriter<LakeWriter>,
+    factory: ArrowRowGroupWriterFactory,
+    /// The open row group's column writers (empty when none is open).
+    group: Vec<ArrowColumnWriter>,
+    group_rows: usize,
+    groups: usize,
     rows: u64,
 }
 
@@ -100,27 +114,63 @@ impl TableSink {
     pub fn create(lake: &Lake, rel: &str, schema: SchemaRef) -> LakeResult<TableSink> {
         let props = WriterProperties::builder()
             .set_compression(Compression::SNAPPY)
-            .set_max_row_group_row_count(Some(1 << 20))
+            .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
             .set_created_by(format!("billrun {}", env!("CARGO_PKG_VERSION")))
             .build();
         let out = lake.writer(rel)?;
         let writer = ArrowWriter::try_new(out, schema, Some(props)).map_err(|e| io_err(lake, rel, e))?;
-        Ok(TableSink { rel: rel.to_string(), writer, rows: 0 })
+        let (file, factory) = writer.into_serialized_writer().map_err(|e| io_err(lake, rel, e))?;
+        Ok(TableSink { rel: rel.to_string(), file, factory, group: Vec::new(), group_rows: 0, groups: 0, rows: 0 })
     }
 
     pub fn write(&mut self, lake: &Lake, batch: &RecordBatch) -> LakeResult<()> {
-        if batch.num_rows() == 0 {
-            return Ok(());
+        self.write_batch(batch).map_err(|e| io_err(lake, &self.rel, e))
+    }
+
+    fn write_batch(&mut self, batch: &RecordBatch) -> parquet::errors::Result<()> {
+        let mut at = 0;
+        while at < batch.num_rows() {
+            if self.group.is_empty() {
+                self.group = self.factory.create_column_writers(self.groups)?;
+            }
+            let take = (ROW_GROUP_ROWS - self.group_rows).min(batch.num_rows() - at);
+            let part = batch.slice(at, take);
+            let mut leaves = Vec::with_capacity(self.group.len());
+            for (array, field) in part.columns().iter().zip(part.schema().fields()) {
+                leaves.extend(compute_leaves(field, array)?);
+            }
+            self.group.par_iter_mut().zip(leaves.par_iter()).try_for_each(|(w, leaf)| w.write(leaf))?;
+            self.group_rows += take;
+            self.rows += take as u64;
+            at += take;
+            if self.group_rows == ROW_GROUP_ROWS {
+                self.close_group()?;
+            }
         }
-        self.rows += batch.num_rows() as u64;
-        self.writer.write(batch).map_err(|e| io_err(lake, &self.rel, e))
+        Ok(())
+    }
+
+    fn close_group(&mut self) -> parquet::errors::Result<()> {
+        let writers = std::mem::take(&mut self.group);
+        let chunks: Vec<ArrowColumnChunk> = writers.into_par_iter().map(ArrowColumnWriter::close).collect::<Result<_, _>>()?;
+        let mut rg = self.file.next_row_group()?;
+        for c in chunks {
+            c.append_to_row_group(&mut rg)?;
+        }
+        rg.close()?;
+        self.groups += 1;
+        self.group_rows = 0;
+        Ok(())
     }
 
     /// Writes the footer and uploads every part; the table is not visible until the
     /// returned upload is completed.
-    pub fn seal(self, lake: &Lake) -> LakeResult<(Written, super::store::Sealed)> {
+    pub fn seal(mut self, lake: &Lake) -> LakeResult<(Written, super::store::Sealed)> {
         let rel = self.rel.clone();
-        let out = self.writer.into_inner().map_err(|e| io_err(lake, &rel, e))?;
+        if self.group_rows > 0 {
+            self.close_group().map_err(|e| io_err(lake, &rel, e))?;
+        }
+        let out = self.file.into_inner().map_err(|e| io_err(lake, &rel, e))?;
         let sealed = out.seal()?;
         Ok((Written { path: rel, rows: self.rows, bytes: sealed.size, sha256: sealed.sha256.clone() }, sealed))
     }
@@ -290,7 +340,27 @@ struct LineView<'a> {
     region: Option<&'a str>,
     module: Option<Module>,
     billing_mode: &'static str,
-    commitment: Option<(String, &'static str)>,
+    commitment: Option<(&'a str, &'static str)>,
+}
+
+impl<'a> LineView<'a> {
+    /// A string field of the line's usage row.
+    fn usage_str(&self, get: fn(&'a UsageChunk, usize) -> Option<&'a str>) -> Option<&'a str> {
+        self.usage.and_then(|(c, r)| get(c, r))
+    }
+}
+
+/// A string column written through one builder (no allocation per value).
+fn col_fmt<T>(items: impl Iterator<Item = T>, len: usize, mut f: impl FnMut(&mut StringBuilder, T) -> bool) -> ArrayRef {
+    let mut b = StringBuilder::with_capacity(len, len * 24);
+    for it in items {
+        if f(&mut b, it) {
+            b.append_value("");
+        } else {
+            b.append_null();
+        }
+    }
+    Arc::new(b.finish())
 }
 
 pub fn line_items_batch(lines: &[Line], chunks: &[UsageChunk], n: &Names<'_>) -> RecordBatch {
@@ -309,13 +379,13 @@ pub fn line_items_batch(lines: &[Line], chunks: &[UsageChunk], n: &Names<'_>) ->
                     let p = &n.packages[i as usize];
                     sku = sku.or(Some(p.sku.as_str()));
                     region = region.or(Some(p.region.as_str()));
-                    (p.package_id.clone(), "Resource Package")
+                    (p.package_id.as_str(), "Resource Package")
                 }
                 Commitment::Subscription(i) => {
                     let s = n.subs.get(i);
                     sku = sku.or(Some(s.sku.as_str()));
                     region = region.or(Some(s.region.as_str()));
-                    (s.subscription_id.clone(), "Yearly/Monthly")
+                    (s.subscription_id.as_str(), "Yearly/Monthly")
                 }
             });
             let billing_mode = match (l.kind, l.commitment) {
@@ -328,24 +398,29 @@ pub fn line_items_batch(lines: &[Line], chunks: &[UsageChunk], n: &Names<'_>) ->
             LineView { account: n.account(l.account), usage, sku, region, module, billing_mode, commitment }
         })
         .collect();
-    let u = |v: &LineView<'_>, get: fn(&UsageChunk, usize) -> Option<&str>| -> Option<String> {
-        v.usage.and_then(|(c, r)| get(c, r).map(str::to_string))
-    };
+    let len = lines.len();
     let ps = n.period.start();
     let pe = n.period.end();
     let is_usage = |l: &Line| !matches!(l.kind, LineKind::Purchase | LineKind::Adjustment);
+    let constant = |v: Option<&str>| col_str(lines.iter().map(|_| v));
+    let list_unit_price = col_dec(lines.iter().map(|l| l.price_row.map(|_| l.list_unit_price)));
+    let list_cost = col_dec(lines.iter().map(|l| Some(l.list_cost)));
+    let commitment_id = col_str(views.iter().map(|v| v.commitment.map(|c| c.0)));
+    let provider = constant(Some(PROVIDER));
+    let region = col_str(views.iter().map(|v| v.region));
+    let project = col_str(views.iter().map(|v| v.usage_str(|c, r| c.enterprise_project.get(r))));
     let columns: Vec<ArrayRef> = vec![
         col_str(views.iter().map(|v| Some(v.account.account_id.as_str()))),
         col_str(views.iter().map(|v| Some(v.account.account_name.as_str()))),
-        col_str(views.iter().map(|_| Some("Billing Account"))),
+        constant(Some("Billing Account")),
         col_str(views.iter().map(|v| Some(v.account.currency.as_str()))),
         col_ts(lines.iter().map(|_| Some(ps))),
         col_ts(lines.iter().map(|_| Some(pe))),
         col_ts(lines.iter().map(|l| Some(l.charge_start))),
         col_ts(lines.iter().map(|l| Some(l.charge_end))),
         col_str(lines.iter().map(|l| Some(l.kind.charge_category()))),
-        col_str(lines.iter().map(|_| None)),
-        col_string(lines.iter().zip(&views).map(|(l, v)| Some(describe(l, v, n)))),
+        constant(None),
+        col_fmt(lines.iter().zip(&views), len, |b, (l, v)| describe(b, l, v, n)),
         col_str(lines.iter().map(|l| {
             Some(match l.kind {
                 LineKind::Purchase => "One-Time",
@@ -363,16 +438,16 @@ pub fn line_items_batch(lines: &[Line], chunks: &[UsageChunk], n: &Names<'_>) ->
         col_str(lines.iter().map(|l| l.unit.map(unit_name))),
         col_dec(lines.iter().map(|l| is_usage(l).then(|| l.quantity.to_dec()))),
         col_str(lines.iter().map(|l| if is_usage(l) { l.unit.map(unit_name) } else { None })),
-        col_dec(lines.iter().map(|l| l.price_row.map(|_| l.list_unit_price))),
-        col_dec(lines.iter().map(|l| Some(l.list_cost))),
-        col_dec(lines.iter().map(|l| l.price_row.map(|_| l.list_unit_price))),
-        col_dec(lines.iter().map(|l| Some(l.list_cost))),
+        list_unit_price.clone(),
+        list_cost.clone(),
+        list_unit_price,
+        list_cost,
         col_dec(lines.iter().map(|l| Some(l.billed))),
         col_dec(lines.iter().map(|l| Some(l.effective))),
-        col_str(views.iter().map(|v| v.commitment.as_ref().map(|c| c.0.as_str()))),
-        col_str(views.iter().map(|v| v.commitment.as_ref().map(|c| c.0.as_str()))),
-        col_str(views.iter().map(|v| v.commitment.as_ref().map(|c| c.1))),
-        col_str(views.iter().map(|v| v.commitment.as_ref().map(|_| "Usage"))),
+        commitment_id.clone(),
+        commitment_id,
+        col_str(views.iter().map(|v| v.commitment.map(|c| c.1))),
+        col_str(views.iter().map(|v| v.commitment.map(|_| "Usage"))),
         col_str(lines.iter().map(|l| match (l.kind, l.commitment) {
             (LineKind::Committed, Some(_)) => Some("Used"),
             (LineKind::Unused, Some(_)) => Some("Unused"),
@@ -389,40 +464,44 @@ pub fn line_items_batch(lines: &[Line], chunks: &[UsageChunk], n: &Names<'_>) ->
             }
         })),
         col_str(lines.iter().map(|l| Some(n.invoice_id(l.account)))),
-        col_str(lines.iter().map(|_| Some(PROVIDER))),
-        col_str(lines.iter().map(|_| Some(PROVIDER))),
-        col_str(lines.iter().map(|_| Some(PROVIDER))),
-        col_str(views.iter().map(|v| v.region)),
-        col_str(views.iter().map(|v| v.region)),
-        col_string(lines.iter().zip(&views).map(|(l, v)| {
-            u(v, |c, r| c.resource_id.get(r)).or_else(|| match l.commitment {
-                Some(Commitment::Subscription(i)) => Some(n.subs.get(i).resource_id.clone()),
+        provider.clone(),
+        provider.clone(),
+        provider,
+        region.clone(),
+        region,
+        col_str(lines.iter().zip(&views).map(|(l, v)| {
+            v.usage_str(|c, r| c.resource_id.get(r)).or_else(|| match l.commitment {
+                Some(Commitment::Subscription(i)) => Some(n.subs.get(i).resource_id.as_str()),
                 _ => None,
             })
         })),
-        col_string(views.iter().map(|v| u(v, |c, r| c.resource_name.get(r)))),
+        col_str(views.iter().map(|v| v.usage_str(|c, r| c.resource_name.get(r)))),
         col_str(views.iter().map(|v| v.module.map(resource_type))),
         col_str(views.iter().map(|v| Some(service(v).1))),
         col_str(views.iter().map(|v| Some(service(v).0))),
         col_str(views.iter().map(|v| Some(service(v).2))),
         col_str(views.iter().map(|v| v.sku)),
         col_str(lines.iter().map(|l| l.price_row.map(|r| n.ids.price[r as usize].as_str()))),
-        col_string(views.iter().map(|v| u(v, |c, r| c.enterprise_project.get(r)))),
-        col_string(views.iter().map(|v| u(v, |c, r| c.enterprise_project.get(r)))),
-        col_string(views.iter().map(|v| u(v, |c, r| c.tags.get(r)))),
-        col_string(views.iter().map(|v| u(v, |c, r| c.record_id.get(r)))),
+        project.clone(),
+        project.clone(),
+        col_str(views.iter().map(|v| v.usage_str(|c, r| c.tags.get(r)))),
+        col_str(views.iter().map(|v| v.usage_str(|c, r| c.record_id.get(r)))),
         col_str(views.iter().map(|v| v.module.map(Module::as_str))),
-        col_string(views.iter().map(|v| u(v, |c, r| c.enterprise_project.get(r)))),
+        project,
         col_str(views.iter().map(|v| Some(v.billing_mode))),
         col_str(lines.iter().map(|l| l.price_row.map(|r| n.catalog.row(r).billing_item.as_str()))),
-        col_string(views.iter().map(|v| u(v, |c, r| c.pool_type.get(r)))),
-        col_string(views.iter().map(|v| u(v, |c, r| c.pool_id.get(r)))),
+        col_str(views.iter().map(|v| v.usage_str(|c, r| c.pool_type.get(r)))),
+        col_str(views.iter().map(|v| v.usage_str(|c, r| c.pool_id.get(r)))),
         col_dec(lines.iter().map(|l| {
             l.price_row.filter(|_| matches!(l.kind, LineKind::Standard)).map(|r| n.catalog.row(r).tier_start)
         })),
-        col_string(lines.iter().map(|l| {
-            (l.kind != LineKind::Adjustment).then(|| exact_quantity(l.quantity))
-        })),
+        col_fmt(lines.iter(), len, |b, l| {
+            if l.kind == LineKind::Adjustment {
+                return false;
+            }
+            exact_quantity(b, l.quantity);
+            true
+        }),
     ];
     RecordBatch::try_new(line_items_schema(), columns).expect("line item columns match the schema")
 }
@@ -443,36 +522,38 @@ pub fn sku_price_id(c: &Catalog, row: u32) -> String {
 
 /// The exact pricing quantity as a fraction `n/3.6e19` when it does not terminate in
 /// 10 places, else the decimal.
-fn exact_quantity(q: crate::decimal::Qty) -> String {
-    if q.0 % 3_600_000_000 == 0 {
-        q.to_dec().to_string()
+fn exact_quantity(b: &mut impl std::fmt::Write, q: crate::decimal::Qty) {
+    let _ = if q.0 % 3_600_000_000 == 0 {
+        write!(b, "{}", q.to_dec())
     } else {
-        format!("{}/{}", q.0, crate::decimal::QTY_PER_UNIT)
-    }
+        write!(b, "{}/{}", q.0, crate::decimal::QTY_PER_UNIT)
+    };
 }
 
-fn describe(l: &Line, v: &LineView<'_>, n: &Names<'_>) -> String {
+/// Writes the line's `ChargeDescription`; always has one.
+fn describe(b: &mut impl std::fmt::Write, l: &Line, v: &LineView<'_>, n: &Names<'_>) -> bool {
     let sku = v.sku.unwrap_or("");
-    match l.kind {
+    let _ = match l.kind {
         LineKind::Standard => {
             let tier = l.price_row.map(|r| n.catalog.row(r).tier_start).unwrap_or_default();
-            format!("{sku} pay-per-use, tier from {tier}")
+            write!(b, "{sku} pay-per-use, tier from {tier}")
         }
-        LineKind::PoolJob => format!("{sku} job on a pay-per-use dedicated pool (the pool is billed)"),
+        LineKind::PoolJob => write!(b, "{sku} job on a pay-per-use dedicated pool (the pool is billed)"),
         LineKind::Committed => match &v.commitment {
-            Some((id, kind)) => format!("{sku} covered by {kind} {id}"),
-            None => format!("{sku} covered"),
+            Some((id, kind)) => write!(b, "{sku} covered by {kind} {id}"),
+            None => write!(b, "{sku} covered"),
         },
         LineKind::Unused => match &v.commitment {
-            Some((id, kind)) => format!("unused {kind} {id}"),
-            None => "unused commitment".into(),
+            Some((id, kind)) => write!(b, "unused {kind} {id}"),
+            None => b.write_str("unused commitment"),
         },
         LineKind::Purchase => match &v.commitment {
-            Some((id, kind)) => format!("purchase of {kind} {id} ({sku})"),
-            None => "purchase".into(),
+            Some((id, kind)) => write!(b, "purchase of {kind} {id} ({sku})"),
+            None => b.write_str("purchase"),
         },
-        LineKind::Adjustment => "truncation of the hourly settlement to cents".into(),
-    }
+        LineKind::Adjustment => b.write_str("truncation of the hourly settlement to cents"),
+    };
+    true
 }
 
 // ---------------------------------------------------------------- invoices
