@@ -61,6 +61,61 @@ pub struct CostBook {
     pub ppu_resources: FxHashMap<(u32, String), PpuResource>,
     /// Settlement deductions per account and day.
     pub deductions: FxHashMap<(u32, i64), Dec>,
+    /// What the hours add up to, keyed by interned names; turned into the maps
+    /// above by [`CostBook::finish`].
+    tally: Tally,
+}
+
+/// A name interned for the period: an index into [`Syms`].
+type Sym = u32;
+/// The absent name.
+const NO_SYM: Sym = Sym::MAX;
+
+/// The period's distinct names (resources, SKUs, projects, tags, …), each stored once.
+#[derive(Debug, Default)]
+struct Syms {
+    ids: FxHashMap<Box<str>, Sym>,
+    names: Vec<Box<str>>,
+}
+
+impl Syms {
+    fn id(&mut self, s: &str) -> Sym {
+        if let Some(&i) = self.ids.get(s) {
+            return i;
+        }
+        let i = self.names.len() as Sym;
+        self.names.push(s.into());
+        self.ids.insert(s.into(), i);
+        i
+    }
+    fn opt(&mut self, s: Option<&str>) -> Sym {
+        s.map_or(NO_SYM, |s| self.id(s))
+    }
+    fn name(&self, i: Sym) -> Option<&str> {
+        self.names.get(i as usize).map(|b| &**b)
+    }
+    fn string(&self, i: Sym) -> String {
+        self.name(i).unwrap_or_default().to_string()
+    }
+}
+
+/// The composition dimensions, in the order of [`Tally::composition`]'s index.
+const DIMS: [&str; 8] = ["billing_item", "module", "product", "billing_mode", "sku", "region", "charge_category", "module_billing_item"];
+
+/// The hour-by-hour accumulators, keyed by interned names so that a line costs no
+/// allocation once its names have been seen.
+#[derive(Debug, Default)]
+struct Tally {
+    syms: Syms,
+    composition: FxHashMap<(u32, u8, Sym), Sums>,
+    resources: FxHashMap<(u32, Sym), (Sums, Option<Module>)>,
+    /// account, source, target, project, tags, method.
+    allocation: FxHashMap<(u32, Sym, Sym, Sym, Sym, Method), Dec>,
+    notebooks: FxHashMap<(u32, Sym), NotebookUse>,
+    ppu_public: FxHashMap<(u32, Sym, Sym), (Qty, Dec)>,
+    ppu_resources: FxHashMap<(u32, Sym), PpuResource>,
+    /// A scratch buffer for composed names.
+    buf: String,
 }
 
 /// A pool or Lite resource billed pay-per-use in the period.
@@ -158,6 +213,7 @@ impl CostBook {
             }
         }
         let mut allocated = vec![false; lines.len()];
+        let t = &mut self.tally;
         for ((account, pool), ph) in &pools {
             if ph.own.is_empty() {
                 continue;
@@ -169,28 +225,29 @@ impl CostBook {
             weights.push(capacity.sub(used).0.max(0));
             let shares = split(cost, &weights);
             let pool_view = view(&lines[ph.own[0]], chunks);
+            let pool_sym = t.syms.id(pool);
             for (j, &k) in ph.jobs.iter().enumerate() {
                 let u = view(&lines[k], chunks);
-                let key = AllocKey {
-                    account: *account,
-                    source: Some(pool.to_string()),
-                    target: u.as_ref().map(|u| u.resource.to_string()),
-                    project: u.as_ref().and_then(|u| u.project.map(str::to_string)),
-                    tags: u.as_ref().and_then(|u| u.tags.map(str::to_string)),
-                    method: Method::PoolNodeSeconds,
-                };
-                self.allocate(key, shares[j]);
+                let key = (
+                    *account,
+                    pool_sym,
+                    t.syms.opt(u.as_ref().map(|u| u.resource)),
+                    t.syms.opt(u.as_ref().and_then(|u| u.project)),
+                    t.syms.opt(u.as_ref().and_then(|u| u.tags)),
+                    Method::PoolNodeSeconds,
+                );
+                t.allocate(key, shares[j]);
                 allocated[k] = true;
             }
-            let idle = AllocKey {
-                account: *account,
-                source: Some(pool.to_string()),
-                target: Some(pool.to_string()),
-                project: pool_view.as_ref().and_then(|u| u.project.map(str::to_string)),
-                tags: pool_view.as_ref().and_then(|u| u.tags.map(str::to_string)),
-                method: Method::PoolIdle,
-            };
-            self.allocate(idle, shares[ph.jobs.len()]);
+            let idle = (
+                *account,
+                pool_sym,
+                pool_sym,
+                t.syms.opt(pool_view.as_ref().and_then(|u| u.project)),
+                t.syms.opt(pool_view.as_ref().and_then(|u| u.tags)),
+                Method::PoolIdle,
+            );
+            t.allocate(idle, shares[ph.jobs.len()]);
             for &k in &ph.own {
                 allocated[k] = true;
             }
@@ -199,41 +256,9 @@ impl CostBook {
             let u = view(l, chunks);
             self.observe_line(l, u.as_ref(), n);
             if !allocated[k] {
-                let key = self.direct_key(l, u.as_ref(), n);
-                self.allocate(key, l.effective);
+                let key = self.tally.direct_key(l, u.as_ref(), n);
+                self.tally.allocate(key, l.effective);
             }
-        }
-    }
-
-    fn allocate(&mut self, key: AllocKey, amount: Dec) {
-        let e = self.allocation.entry(key).or_default();
-        *e = e.add(amount);
-    }
-
-    fn direct_key(&self, l: &Line, u: Option<&UsageView<'_>>, n: &Names<'_>) -> AllocKey {
-        let commitment_resource = |c: Commitment| match c {
-            Commitment::Package(i) => n.packages[i as usize].package_id.clone(),
-            Commitment::Subscription(i) => n.subs.get(i).resource_id.clone(),
-        };
-        let (resource, method) = match (u, l.kind) {
-            (_, LineKind::Adjustment) => (None, Method::SettlementTruncation),
-            (Some(u), _) => {
-                let m = if u.module == Some(Module::DedicatedPool) { Method::PoolIdle } else { Method::Direct };
-                (Some(u.resource.to_string()), m)
-            }
-            (None, LineKind::Unused) => {
-                let m = if matches!(l.commitment, Some(Commitment::Subscription(_))) { Method::PoolIdle } else { Method::Direct };
-                (l.commitment.map(commitment_resource), m)
-            }
-            (None, _) => (l.commitment.map(commitment_resource), Method::Direct),
-        };
-        AllocKey {
-            account: l.account,
-            source: resource.clone(),
-            target: resource,
-            project: u.and_then(|u| u.project.map(str::to_string)),
-            tags: u.and_then(|u| u.tags.map(str::to_string)),
-            method,
         }
     }
 
@@ -261,38 +286,39 @@ impl CostBook {
             (_, Some(Commitment::Subscription(_))) => "yearly_monthly",
             _ => "pay_per_use",
         };
-        let values: [(&'static str, &str); 7] = [
-            ("billing_item", item),
-            ("module", module_name),
-            ("product", product(module, l.kind)),
-            ("billing_mode", mode),
-            ("sku", sku),
-            ("region", region),
-            ("charge_category", l.kind.charge_category()),
-        ];
-        for (dim, value) in values {
+        let t = &mut self.tally;
+        // What each module is made of: notebook = compute + block storage, …
+        let mut pair = std::mem::take(&mut t.buf);
+        pair.clear();
+        pair.push_str(module_name);
+        pair.push('/');
+        pair.push_str(item);
+        let values: [&str; 8] = [item, module_name, product(module, l.kind), mode, sku, region, l.kind.charge_category(), &pair];
+        for (dim, value) in values.into_iter().enumerate() {
             if value.is_empty() {
                 continue;
             }
-            self.composition.entry((l.account, dim, value.to_string())).or_default().add(l);
+            let sym = t.syms.id(value);
+            t.composition.entry((l.account, dim as u8, sym)).or_default().add(l);
         }
-        // What each module is made of: notebook = compute + block storage, …
-        self.composition.entry((l.account, "module_billing_item", format!("{module_name}/{item}"))).or_default().add(l);
+        t.buf = pair;
         self.daily.entry((l.account, l.charge_start.div_euclid(DAY))).or_default().add(l);
         let e = self.effective.entry(l.account).or_default();
         *e = e.add(l.effective);
         let resource = match (u, l.commitment) {
-            (Some(u), _) => Some(u.resource.to_string()),
-            (None, Some(Commitment::Package(i))) => Some(n.packages[i as usize].package_id.clone()),
-            (None, Some(Commitment::Subscription(i))) => Some(n.subs.get(i).resource_id.clone()),
+            (Some(u), _) => Some(u.resource),
+            (None, Some(Commitment::Package(i))) => Some(n.packages[i as usize].package_id.as_str()),
+            (None, Some(Commitment::Subscription(i))) => Some(n.subs.get(i).resource_id.as_str()),
             _ => None,
         };
         if let Some(r) = resource {
-            let e = self.resources.entry((l.account, r)).or_insert((Sums::default(), module));
+            let r = t.syms.id(r);
+            let e = t.resources.entry((l.account, r)).or_insert((Sums::default(), module));
             e.0.add(l);
         }
         if let (Some(u), Some(Module::Notebook)) = (u, module) {
-            let nb = self.notebooks.entry((l.account, u.resource.to_string())).or_default();
+            let r = t.syms.id(u.resource);
+            let nb = t.notebooks.entry((l.account, r)).or_default();
             if item == "compute" {
                 nb.last_compute = Some(nb.last_compute.map_or(l.charge_end, |t| t.max(l.charge_end)));
             } else {
@@ -301,12 +327,12 @@ impl CostBook {
             }
         }
         if let (Some(u), LineKind::Standard) = (u, l.kind) {
-            let (sku, region) = (u.sku.unwrap_or("").to_string(), u.region.unwrap_or("").to_string());
             match module {
                 Some(Module::DedicatedPool | Module::LiteCluster | Module::LiteServer) => {
-                    let r = self.ppu_resources.entry((l.account, u.resource.to_string())).or_insert_with(|| PpuResource {
-                        sku,
-                        region,
+                    let key = (l.account, t.syms.id(u.resource));
+                    let r = t.ppu_resources.entry(key).or_insert_with(|| PpuResource {
+                        sku: u.sku.unwrap_or("").to_string(),
+                        region: u.region.unwrap_or("").to_string(),
                         module,
                         min_size: u.size,
                         max_size: u.size,
@@ -318,13 +344,34 @@ impl CostBook {
                     r.hours += 1;
                 }
                 _ if item == "compute" && u.pool_id.is_none() => {
-                    let e = self.ppu_public.entry((l.account, sku, region)).or_default();
+                    let key = (l.account, t.syms.id(u.sku.unwrap_or("")), t.syms.id(u.region.unwrap_or("")));
+                    let e = t.ppu_public.entry(key).or_default();
                     e.0 = e.0.add(l.quantity);
                     e.1 = e.1.add(l.billed);
                 }
                 _ => {}
             }
         }
+    }
+
+    /// Turns the period's accumulators into the maps the tables read. Call once, after
+    /// the last [`CostBook::observe`].
+    pub fn finish(&mut self) {
+        let t = std::mem::take(&mut self.tally);
+        let s = &t.syms;
+        let opt = |i: Sym| s.name(i).map(str::to_string);
+        self.composition = t.composition.into_iter().map(|((a, d, v), x)| ((a, DIMS[d as usize], s.string(v)), x)).collect();
+        self.resources = t.resources.into_iter().map(|((a, r), x)| ((a, s.string(r)), x)).collect();
+        self.allocation = t
+            .allocation
+            .into_iter()
+            .map(|((account, source, target, project, tags, method), x)| {
+                (AllocKey { account, source: opt(source), target: opt(target), project: opt(project), tags: opt(tags), method }, x)
+            })
+            .collect();
+        self.notebooks = t.notebooks.into_iter().map(|((a, r), x)| ((a, s.string(r)), x)).collect();
+        self.ppu_public = t.ppu_public.into_iter().map(|((a, k, r), x)| ((a, s.string(k), s.string(r)), x)).collect();
+        self.ppu_resources = t.ppu_resources.into_iter().map(|((a, r), x)| ((a, s.string(r)), x)).collect();
     }
 
     /// Records an hour's settlements (for burn rates).
@@ -343,6 +390,41 @@ impl CostBook {
             *e = e.add(*v);
         }
         out
+    }
+}
+
+impl Tally {
+    fn allocate(&mut self, key: (u32, Sym, Sym, Sym, Sym, Method), amount: Dec) {
+        let e = self.allocation.entry(key).or_default();
+        *e = e.add(amount);
+    }
+
+    fn direct_key(&mut self, l: &Line, u: Option<&UsageView<'_>>, n: &Names<'_>) -> (u32, Sym, Sym, Sym, Sym, Method) {
+        let commitment_resource = |c: Commitment| match c {
+            Commitment::Package(i) => n.packages[i as usize].package_id.as_str(),
+            Commitment::Subscription(i) => n.subs.get(i).resource_id.as_str(),
+        };
+        let (resource, method) = match (u, l.kind) {
+            (_, LineKind::Adjustment) => (None, Method::SettlementTruncation),
+            (Some(u), _) => {
+                let m = if u.module == Some(Module::DedicatedPool) { Method::PoolIdle } else { Method::Direct };
+                (Some(u.resource), m)
+            }
+            (None, LineKind::Unused) => {
+                let m = if matches!(l.commitment, Some(Commitment::Subscription(_))) { Method::PoolIdle } else { Method::Direct };
+                (l.commitment.map(commitment_resource), m)
+            }
+            (None, _) => (l.commitment.map(commitment_resource), Method::Direct),
+        };
+        let resource = self.syms.opt(resource);
+        (
+            l.account,
+            resource,
+            resource,
+            self.syms.opt(u.and_then(|u| u.project)),
+            self.syms.opt(u.and_then(|u| u.tags)),
+            method,
+        )
     }
 }
 

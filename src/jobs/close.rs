@@ -428,6 +428,7 @@ pub fn run(job: &CloseJob) -> Result<CloseReport, JobError> {
         *report.rejected_orders.entry(r.why.reason.as_str().to_string()).or_default() += 1;
     }
     cost.observe(&res.lines, &[], &names);
+    cost.finish();
     tally(&mut written, &res.lines);
     check_conservation(&res)?;
     check_written(&res, &written)?;

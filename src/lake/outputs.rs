@@ -24,6 +24,7 @@ use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use parquet::arrow::arrow_writer::{compute_leaves, ArrowColumnChunk, ArrowColumnWriter, ArrowRowGroupWriterFactory};
 use parquet::arrow::ArrowWriter;
 use parquet::file::writer::SerializedFileWriter;
+use parquet::schema::types::ColumnPath;
 use rayon::prelude::*;
 use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
@@ -93,6 +94,10 @@ pub struct Written {
 }
 
 /// Streams one table of a period to one Parquet object.
+/// Columns whose values never repeat within a row group (record ids, exact
+/// quantities): written plain, since a dictionary would only cost time.
+const NEARLY_UNIQUE: &[&str] = &["x_UsageRecordId", "x_PricingQuantityExact", "record_id"];
+
 /// Rows per row group of an output table.
 const ROW_GROUP_ROWS: usize = 1 << 20;
 
@@ -112,11 +117,16 @@ pub struct TableSink {
 
 impl TableSink {
     pub fn create(lake: &Lake, rel: &str, schema: SchemaRef) -> LakeResult<TableSink> {
-        let props = WriterProperties::builder()
+        let mut props = WriterProperties::builder()
             .set_compression(Compression::SNAPPY)
             .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
-            .set_created_by(format!("billrun {}", env!("CARGO_PKG_VERSION")))
-            .build();
+            .set_created_by(format!("billrun {}", env!("CARGO_PKG_VERSION")));
+        for field in schema.fields() {
+            if NEARLY_UNIQUE.contains(&field.name().as_str()) {
+                props = props.set_column_dictionary_enabled(ColumnPath::from(field.name().as_str()), false);
+            }
+        }
+        let props = props.build();
         let out = lake.writer(rel)?;
         let writer = ArrowWriter::try_new(out, schema, Some(props)).map_err(|e| io_err(lake, rel, e))?;
         let (file, factory) = writer.into_serialized_writer().map_err(|e| io_err(lake, rel, e))?;

@@ -88,11 +88,89 @@ fn no_controls<'a>(v: &'a str, field: &str) -> Result<&'a str, Rejection> {
 }
 
 /// `tags` must be a JSON object of string keys to string values.
+///
+/// Tags are checked on every row, so the common case (strings without escapes) is
+/// scanned directly; a string with an escape sequence goes to the full JSON parser.
 pub fn tags_valid(s: &str) -> bool {
+    match tags_scan(s.as_bytes()) {
+        Some(ok) => ok,
+        None => tags_valid_json(s),
+    }
+}
+
+/// The reference reading of [`tags_valid`]: a full JSON parse.
+pub fn tags_valid_json(s: &str) -> bool {
     match serde_json::from_str::<serde_json::Value>(s) {
         Ok(serde_json::Value::Object(m)) => m.values().all(|v| v.is_string()),
         _ => false,
     }
+}
+
+/// The verdict on an object of escape-free strings, or `None` when a string has an
+/// escape (left to the full parser).
+fn tags_scan(b: &[u8]) -> Option<bool> {
+    let ws = |i: &mut usize| {
+        while *i < b.len() && matches!(b[*i], b' ' | b'\t' | b'\n' | b'\r') {
+            *i += 1;
+        }
+    };
+    // A string starting at `i` (its opening quote): the index after its closing quote.
+    let string = |i: usize| -> Result<usize, bool> {
+        if b.get(i) != Some(&b'"') {
+            return Err(false);
+        }
+        let mut j = i + 1;
+        loop {
+            match b.get(j) {
+                None => return Err(false),
+                Some(b'"') => return Ok(j + 1),
+                Some(b'\\') => return Err(true),
+                Some(c) if *c < 0x20 => return Err(false),
+                Some(_) => j += 1,
+            }
+        }
+    };
+    let mut i = 0;
+    ws(&mut i);
+    if b.get(i) != Some(&b'{') {
+        return Some(false);
+    }
+    i += 1;
+    ws(&mut i);
+    if b.get(i) == Some(&b'}') {
+        i += 1;
+    } else {
+        loop {
+            i = match string(i) {
+                Ok(j) => j,
+                Err(escape) => return if escape { None } else { Some(false) },
+            };
+            ws(&mut i);
+            if b.get(i) != Some(&b':') {
+                return Some(false);
+            }
+            i += 1;
+            ws(&mut i);
+            i = match string(i) {
+                Ok(j) => j,
+                Err(escape) => return if escape { None } else { Some(false) },
+            };
+            ws(&mut i);
+            match b.get(i) {
+                Some(b',') => {
+                    i += 1;
+                    ws(&mut i);
+                }
+                Some(b'}') => {
+                    i += 1;
+                    break;
+                }
+                _ => return Some(false),
+            }
+        }
+    }
+    ws(&mut i);
+    Some(i == b.len())
 }
 
 /// Applies the row checks to row `row` of `chunk`, for a run of `period`.
@@ -198,4 +276,42 @@ pub fn content_string(u: &Usage<'_>) -> String {
             (u.start, u.end, u.enterprise_project, u.tags),
         )
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{tags_valid, tags_valid_json};
+    use proptest::prelude::*;
+
+    #[test]
+    fn tags_examples() {
+        for ok in [r#"{}"#, r#" { "a" : "b" , "c":"" } "#, r#"{"team":"ml","env":"prod"}"#, r#"{"k":"\u00e9\n"}"#, r#"{"a":"b","a":"c"}"#] {
+            assert!(tags_valid(ok), "{ok}");
+        }
+        for bad in ["", "[]", "null", r#"{"a":1}"#, r#"{"a":"b",}"#, r#"{"a":"b"} x"#, r#"{"a":"b""#, "{\"a\":\"\u{1}\"}", r#"{"a":"\ud800"}"#, r#"{"a":{"b":"c"}}"#] {
+            assert!(!tags_valid(bad), "{bad}");
+        }
+    }
+
+    proptest! {
+        /// The direct scan and the full JSON parse agree on every string, including
+        /// near-misses built from JSON's own pieces.
+        #[test]
+        fn scan_agrees_with_the_json_parser(parts in proptest::collection::vec(prop_oneof![
+            Just("{".to_string()), Just("}".to_string()), Just("\"".to_string()), Just(":".to_string()),
+            Just(",".to_string()), Just(" ".to_string()), Just("\\".to_string()), Just("\\u00e9".to_string()),
+            Just("\\ud800".to_string()), Just("1".to_string()), Just("\n".to_string()), Just("\u{1}".to_string()),
+            "[a-z]{0,3}", Just("null".to_string()), Just("[".to_string()), Just("é".to_string()),
+        ], 0..16)) {
+            let s: String = parts.concat();
+            prop_assert_eq!(tags_valid(&s), tags_valid_json(&s), "{:?}", s);
+        }
+
+        #[test]
+        fn scan_agrees_on_objects(pairs in proptest::collection::vec(("[a-z\"\\\\ ]{0,4}", "[a-z\"\\\\ ]{0,4}"), 0..4), value_is_string in any::<bool>()) {
+            let body: Vec<String> = pairs.iter().map(|(k, v)| if value_is_string { format!("\"{k}\":\"{v}\"") } else { format!("\"{k}\":{v}") }).collect();
+            let s = format!("{{{}}}", body.join(","));
+            prop_assert_eq!(tags_valid(&s), tags_valid_json(&s), "{:?}", s);
+        }
+    }
 }
