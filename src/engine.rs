@@ -186,6 +186,12 @@ impl Engine {
         for (ci, c) in chunks.iter().enumerate() {
             for r in 0..c.len {
                 result.rows_in += 1;
+                if let Some(only) = &self.only {
+                    // A what-if run: rows of other accounts are skipped before any check.
+                    if !c.account_id.get(r).and_then(|a| self.account_index.get(a)).is_some_and(|a| only.contains(a)) {
+                        continue;
+                    }
+                }
                 let loc = RowLoc { chunk: ci as u32, row: r as u32 };
                 let u = match check_row(c, loc, self.period) {
                     Ok(u) => u,
@@ -194,7 +200,7 @@ impl Engine {
                         continue;
                     }
                 };
-                if let Some(why) = verdicts.get(&(c.file, c.first_row + r as u32)) {
+                if let Some(why) = verdicts.get(&(c.file, c.file_row(r))) {
                     result.rejected.push(Rejected { loc, why: why.clone() });
                     continue;
                 }

@@ -194,6 +194,8 @@ struct Usage<'a> {
     files: &'a [UsageFile],
     cache: FxHashMap<u32, Vec<UsageChunk>>,
     keep: bool,
+    /// When set (a what-if run), files not kept are decoded for these accounts' rows only.
+    only: Option<rustc_hash::FxHashSet<String>>,
 }
 
 impl Usage<'_> {
@@ -222,7 +224,12 @@ impl Usage<'_> {
             return Ok(out);
         }
         let all: Vec<u32> = hours.iter().flat_map(|(_, w)| w.iter().copied()).collect();
-        let mut decoded: FxHashMap<u32, Vec<UsageChunk>> = decode_many(self.lake, self.files, &all)?.into_iter().collect();
+        let mut decoded: FxHashMap<u32, Vec<UsageChunk>> = match &self.only {
+            Some(only) => decode_many_of(self.lake, self.files, &all, &|a: &str| only.contains(a))?,
+            None => decode_many(self.lake, self.files, &all)?,
+        }
+        .into_iter()
+        .collect();
         for (hour, which) in hours {
             let mut chunks = Vec::new();
             for f in which.iter() {
@@ -242,6 +249,22 @@ fn decode_many(lake: &Lake, files: &[UsageFile], which: &[u32]) -> Result<Vec<(u
         .par_iter()
         .zip(fetched.into_par_iter())
         .map(|(&i, bytes)| Ok((i, read_usage_file(i, &files[i as usize], bytes?)?)))
+        .collect()
+}
+
+/// Reads several files in parallel, decoding only the rows of the wanted accounts.
+fn decode_many_of(
+    lake: &Lake,
+    files: &[UsageFile],
+    which: &[u32],
+    wanted: &(dyn Fn(&str) -> bool + Sync),
+) -> Result<Vec<(u32, Vec<UsageChunk>)>, JobError> {
+    let rels: Vec<String> = which.iter().map(|&i| files[i as usize].path.clone()).collect();
+    let fetched = lake.get_many(&rels);
+    which
+        .par_iter()
+        .zip(fetched.into_par_iter())
+        .map(|(&i, bytes)| Ok((i, inputs::read_usage_file_of(i, &files[i as usize], bytes?, wanted)?)))
         .collect()
 }
 
@@ -319,7 +342,7 @@ pub fn run(job: &CloseJob) -> Result<CloseReport, JobError> {
     let total_bytes: u64 = files.iter().map(|f| f.size).sum();
     tracing::info!(period = %period, files = files.len(), bytes = total_bytes, "plan");
 
-    let mut usage = Usage { lake: &input, files: &files, cache: FxHashMap::default(), keep: total_bytes <= job.cache_bytes };
+    let mut usage = Usage { lake: &input, files: &files, cache: FxHashMap::default(), keep: total_bytes <= job.cache_bytes, only: None };
     let t = Instant::now();
     let verdicts = duplicate_verdicts(&mut usage, period)?;
     tracing::info!(duplicates = verdicts.len(), secs = t.elapsed().as_secs_f64(), "duplicate pass");
@@ -665,7 +688,10 @@ fn recommend(
         }
         let mut what_if = Engine::new(reference, period, opening).map_err(JobError::Plan)?;
         what_if.restrict(&who);
-        rate_hours(usage, hours, &mut what_if, verdicts, |_, _, _| Ok(()))?;
+        usage.only = Some(who.iter().cloned().collect());
+        let rated = rate_hours(usage, hours, &mut what_if, verdicts, |_, _, _| Ok(()));
+        usage.only = None;
+        rated?;
         let alt = what_if.finish();
         for mut c in candidates {
             let actual = res.invoices[c.account as usize].total_due;
@@ -782,7 +808,7 @@ pub fn rate_files(
     each: impl FnMut(&Engine, crate::engine::HourResult, &[UsageChunk]) -> Result<(), JobError>,
 ) -> Result<(), JobError> {
     let total: u64 = files.iter().map(|f| f.size).sum();
-    let mut usage = Usage { lake, files, cache: FxHashMap::default(), keep: total <= cache_bytes };
+    let mut usage = Usage { lake, files, cache: FxHashMap::default(), keep: total <= cache_bytes, only: None };
     let verdicts = duplicate_verdicts(&mut usage, period)?;
     let mut hours: BTreeMap<Micros, Vec<u32>> = BTreeMap::new();
     for (i, f) in files.iter().enumerate() {

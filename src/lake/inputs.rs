@@ -453,6 +453,9 @@ pub struct UsageChunk {
     pub file: u32,
     /// Row number (in the file) of this chunk's first row.
     pub first_row: u32,
+    /// Row numbers (in the file) of each row, when the chunk holds a selection of
+    /// the file's rows rather than a run of them.
+    pub rows: Option<Arc<[u32]>>,
     /// The partition hour of the file (start instant).
     pub partition_hour: Micros,
     pub len: usize,
@@ -472,6 +475,16 @@ pub struct UsageChunk {
     pub end_time: TsCol,
     pub enterprise_project: StrCol,
     pub tags: StrCol,
+}
+
+impl UsageChunk {
+    /// The row number in its file of the chunk's row `r`.
+    pub fn file_row(&self, r: usize) -> u32 {
+        match &self.rows {
+            Some(rows) => rows.get(r).copied().unwrap_or(u32::MAX),
+            None => self.first_row.saturating_add(r as u32),
+        }
+    }
 }
 
 /// A usage file of the lake, in the order the rules read files (by path).
@@ -523,17 +536,78 @@ pub fn parse_partition(path: &str) -> Option<Micros> {
 /// lacks a contract column, refuses the run.
 pub fn read_usage_file(file_idx: u32, f: &UsageFile, bytes: Bytes) -> Result<Vec<UsageChunk>> {
     let batches = decode_parquet(&f.path, bytes)?;
+    usage_chunks(file_idx, f, &batches, None)
+}
+
+/// The rows of a usage file whose `account_id` is wanted, each keeping its row number
+/// in the file. The `account_id` column is decoded first; the other columns only for
+/// the rows it selects.
+pub fn read_usage_file_of(file_idx: u32, f: &UsageFile, bytes: Bytes, wanted: &(dyn Fn(&str) -> bool + Sync)) -> Result<Vec<UsageChunk>> {
+    use parquet::arrow::arrow_reader::RowSelection;
+    use parquet::arrow::ProjectionMask;
+    let corrupt = |e: &dyn std::fmt::Display| InputError::Corrupt { file: f.path.clone(), why: e.to_string() };
+    let accounts = std::panic::catch_unwind(|| -> std::result::Result<Vec<RecordBatch>, String> {
+        let b = ParquetRecordBatchReaderBuilder::try_new(bytes.clone()).map_err(|e| e.to_string())?;
+        let mask = ProjectionMask::columns(b.parquet_schema(), ["account_id"]);
+        let reader = b.with_projection(mask).with_batch_size(64 * 1024).build().map_err(|e| e.to_string())?;
+        reader.collect::<std::result::Result<Vec<_>, _>>().map_err(|e| e.to_string())
+    });
+    let accounts = match accounts {
+        Ok(Ok(b)) => b,
+        Ok(Err(why)) => return Err(corrupt(&why)),
+        Err(_) => return Err(corrupt(&"the Parquet decoder failed on malformed data")),
+    };
+    let mut rows: Vec<u32> = Vec::new();
+    let mut filters = Vec::with_capacity(accounts.len());
+    let mut first = 0u32;
+    for b in &accounts {
+        let ids = StrCol::of(b, "account_id").map_err(|p| col_err(&f.path, "account_id", p))?;
+        let keep: arrow_array::BooleanArray = (0..b.num_rows()).map(|r| Some(ids.get(r).is_some_and(wanted))).collect();
+        rows.extend((0..b.num_rows()).filter(|&r| keep.value(r)).map(|r| first + r as u32));
+        filters.push(keep);
+        first = first.saturating_add(b.num_rows() as u32);
+    }
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let selection = RowSelection::from_filters(&filters);
+    let decoded = std::panic::catch_unwind(move || -> std::result::Result<Vec<RecordBatch>, String> {
+        let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
+            .map_err(|e| e.to_string())?
+            .with_row_selection(selection)
+            .with_batch_size(64 * 1024)
+            .build()
+            .map_err(|e| e.to_string())?;
+        reader.collect::<std::result::Result<Vec<_>, _>>().map_err(|e| e.to_string())
+    });
+    let batches = match decoded {
+        Ok(Ok(b)) => b,
+        Ok(Err(why)) => return Err(corrupt(&why)),
+        Err(_) => return Err(corrupt(&"the Parquet decoder failed on malformed data")),
+    };
+    if batches.iter().map(|b| b.num_rows()).sum::<usize>() != rows.len() {
+        return Err(corrupt(&"the selected rows could not be read back"));
+    }
+    usage_chunks(file_idx, f, &batches, Some(&rows))
+}
+
+/// Chunks over decoded batches; `rows` holds each row's number in the file when the
+/// batches are a selection of the file's rows.
+fn usage_chunks(file_idx: u32, f: &UsageFile, batches: &[RecordBatch], rows: Option<&[u32]>) -> Result<Vec<UsageChunk>> {
     let file = f.path.as_str();
     let mut out = Vec::with_capacity(batches.len());
     let mut first_row = 0u32;
-    for b in &batches {
+    let mut at = 0usize;
+    for b in batches {
         cols!(file, b, record_id: StrCol, account_id: StrCol, region: StrCol, resource_id: StrCol,
             resource_name: StrCol, module: StrCol, sku: StrCol, unit_count: IntCol, pool_type: StrCol,
             pool_id: StrCol, nodes: IntCol, quantity: DecCol, start_time: TsCol, end_time: TsCol,
             enterprise_project: StrCol, tags: StrCol);
+        let selected: Option<Arc<[u32]>> = rows.map(|r| Arc::from(&r[at..at + b.num_rows()]));
         out.push(UsageChunk {
             file: file_idx,
-            first_row,
+            first_row: selected.as_ref().and_then(|r| r.first().copied()).unwrap_or(first_row),
+            rows: selected,
             partition_hour: f.partition_hour,
             len: b.num_rows(),
             record_id,
@@ -554,6 +628,7 @@ pub fn read_usage_file(file_idx: u32, f: &UsageFile, bytes: Bytes) -> Result<Vec
             tags,
         });
         first_row = first_row.saturating_add(b.num_rows() as u32);
+        at += b.num_rows();
     }
     Ok(out)
 }

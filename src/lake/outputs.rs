@@ -801,7 +801,7 @@ pub fn rejected_batch(rej: &[Rejected], chunks: &[UsageChunk], n: &Names<'_>) ->
         col_str(rej.iter().map(|r| Some(n.files[at(r).0.file as usize].path.as_str()))),
         col_i64(rej.iter().map(|r| {
             let (c, i) = at(r);
-            Some(c.first_row as i64 + i as i64)
+            Some(c.file_row(i) as i64)
         })),
     ];
     RecordBatch::try_new(rejected_schema(), cols).expect("rejected columns match the schema")

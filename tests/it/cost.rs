@@ -122,3 +122,57 @@ fn idle_notebooks_lapsing_packages_and_arrears_risk() {
     assert_eq!(risk["account_id"], "R");
     assert!(risk["evidence"].contains("14.00 deducted in the last 7 days"), "{}", risk["evidence"]);
 }
+
+/// A month too large for the decode cache is read twice, streamed hour by hour, and
+/// the what-if re-rating decodes only the candidates' rows. Both give the bytes of
+/// the cached run: the same bills, the same recommendations with the same savings.
+#[test]
+fn streamed_and_filtered_reads_give_the_cached_bytes() {
+    use billrun::jobs::close::{self, CloseJob};
+    use billrun::time::Period;
+    let mut s = scenario();
+    // C is no candidate: its rows sit before A's in A's files, and a repeated record
+    // of A's (rejected as a duplicate) comes after them, so a filtered read must keep
+    // each row's number in its file.
+    s.account("C", "100");
+    let start = t("2026-01-01T00:00");
+    for h in [3i64, 34, 500] {
+        let file = Scenario::partition_file(start + h * H, "part-0.parquet");
+        let mut c = s.usage(&format!("c-{h}"), "C", "gpu", "2026-01-01T00:00", "2026-01-01T01:00", 1).clone();
+        s.files.values_mut().for_each(|v| v.retain(|x| x.record_id != c.record_id));
+        c.start = Some(start + h * H);
+        c.end = Some(start + (h + 1) * H);
+        let rows = s.files.get_mut(&file).unwrap();
+        rows.insert(0, c.clone());
+        c.record_id = Some(format!("c-{h}-b"));
+        rows.insert(0, c);
+    }
+    // Hour 34 holds A's lite row and B's first GPU row; B's row comes again last.
+    let file = Scenario::partition_file(start + 34 * H, "part-0.parquet");
+    let dup = s.files[&file].iter().find(|r| r.record_id.as_deref() == Some("g-0")).unwrap().clone();
+    let mut c = s.files[&file][0].clone();
+    c.record_id = Some("c-34-c".into());
+    s.row_in(&file, c);
+    s.row_in(&file, dup);
+    s.write();
+    let run = |out: &str, cache_bytes: u64| {
+        let out = s.dir.path().join(out);
+        let job = CloseJob {
+            input: s.lake().to_str().unwrap().into(),
+            output: out.to_str().unwrap().into(),
+            period: Period::parse("2026-01").unwrap(),
+            cache_bytes,
+            stale_lock: std::time::Duration::from_secs(3600),
+            windows: (15, 15),
+            reason: "test".into(),
+        };
+        let report = close::run(&job).unwrap();
+        (report.rows_in, report.rejected.clone(), files_under(&out, |p| p.ends_with(".parquet")))
+    };
+    let cached = run("cached", 1 << 30);
+    let streamed = run("streamed", 0);
+    assert_eq!(cached.1.get("duplicate"), Some(&1), "{:?}", cached.1);
+    let recs = Outputs::rows(&read_table(&s.dir.path().join("streamed"), "cost/recommendations", "2026-01"));
+    assert_eq!(recs.iter().filter(|r| r["verified_by_rerating"] == "true").count(), 2, "{recs:#?}");
+    assert_eq!(cached, streamed);
+}
