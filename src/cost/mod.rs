@@ -76,6 +76,11 @@ const NO_SYM: Sym = Sym::MAX;
 struct Syms {
     ids: FxHashMap<Box<str>, Sym>,
     names: Vec<Box<str>>,
+    /// Names that stay put for the whole run (constants, catalog and inventory
+    /// fields), by address and length: found without hashing their bytes.
+    stable: FxHashMap<(usize, usize), Sym>,
+    /// `module/billing_item` pairs.
+    pairs: FxHashMap<(Sym, Sym), Sym>,
 }
 
 impl Syms {
@@ -90,6 +95,26 @@ impl Syms {
     }
     fn opt(&mut self, s: Option<&str>) -> Sym {
         s.map_or(NO_SYM, |s| self.id(s))
+    }
+    /// The id of a name that lives, unchanged, as long as the run's reference data:
+    /// never one borrowed from a usage chunk, whose memory is reused.
+    fn stable(&mut self, s: &str) -> Sym {
+        let key = (s.as_ptr() as usize, s.len());
+        if let Some(&i) = self.stable.get(&key) {
+            return i;
+        }
+        let i = self.id(s);
+        self.stable.insert(key, i);
+        i
+    }
+    fn pair(&mut self, module: Sym, item: Sym) -> Sym {
+        if let Some(&i) = self.pairs.get(&(module, item)) {
+            return i;
+        }
+        let name = format!("{}/{}", self.name(module).unwrap_or_default(), self.name(item).unwrap_or_default());
+        let i = self.id(&name);
+        self.pairs.insert((module, item), i);
+        i
     }
     fn name(&self, i: Sym) -> Option<&str> {
         self.names.get(i as usize).map(|b| &**b)
@@ -114,8 +139,14 @@ struct Tally {
     notebooks: FxHashMap<(u32, Sym), NotebookUse>,
     ppu_public: FxHashMap<(u32, Sym, Sym), (Qty, Dec)>,
     ppu_resources: FxHashMap<(u32, Sym), PpuResource>,
-    /// A scratch buffer for composed names.
-    buf: String,
+}
+
+/// The interned names of a line's usage row.
+#[derive(Clone, Copy)]
+struct RowSyms {
+    resource: Sym,
+    project: Sym,
+    tags: Sym,
 }
 
 /// A pool or Lite resource billed pay-per-use in the period.
@@ -254,71 +285,90 @@ impl CostBook {
         }
         for (k, l) in lines.iter().enumerate() {
             let u = view(l, chunks);
-            self.observe_line(l, u.as_ref(), n);
+            let syms = u.as_ref().map(|u| RowSyms {
+                resource: self.tally.syms.id(u.resource),
+                project: self.tally.syms.opt(u.project),
+                tags: self.tally.syms.opt(u.tags),
+            });
+            self.observe_line(l, u.as_ref(), syms, n);
             if !allocated[k] {
-                let key = self.tally.direct_key(l, u.as_ref(), n);
+                let key = self.tally.direct_key(l, u.as_ref(), syms, n);
                 self.tally.allocate(key, l.effective);
             }
         }
     }
 
-    fn observe_line(&mut self, l: &Line, u: Option<&UsageView<'_>>, n: &Names<'_>) {
+    fn observe_line(&mut self, l: &Line, u: Option<&UsageView<'_>>, syms: Option<RowSyms>, n: &Names<'_>) {
         let module = u.and_then(|u| u.module);
-        let item = match l.price_row {
-            Some(r) => n.catalog.row(r).billing_item.as_str(),
-            None => billing_item_of_module(module),
+        let t = &mut self.tally;
+        let (item_name, item) = match l.price_row {
+            Some(r) => {
+                let name = n.catalog.row(r).billing_item.as_str();
+                (name, t.syms.stable(name))
+            }
+            None => {
+                let name = billing_item_of_module(module);
+                (name, t.syms.stable(name))
+            }
         };
-        let module_name = match (module, l.kind) {
+        let module_name = t.syms.stable(match (module, l.kind) {
             (Some(m), _) => m.as_str(),
             (None, LineKind::Purchase) => "purchase",
             (None, LineKind::Adjustment) => "settlement",
             (None, _) => "commitment",
-        };
+        });
         let (sku, region) = match (u, l.commitment) {
-            (Some(u), _) => (u.sku.unwrap_or(""), u.region.unwrap_or("")),
-            (None, Some(Commitment::Package(i))) => (n.packages[i as usize].sku.as_str(), n.packages[i as usize].region.as_str()),
-            (None, Some(Commitment::Subscription(i))) => (n.subs.get(i).sku.as_str(), n.subs.get(i).region.as_str()),
-            (None, None) => ("", ""),
+            (Some(u), _) => (u.sku.map(|s| t.syms.id(s)), u.region.map(|s| t.syms.id(s))),
+            (None, Some(Commitment::Package(i))) => {
+                let p = &n.packages[i as usize];
+                (Some(t.syms.stable(&p.sku)), Some(t.syms.stable(&p.region)))
+            }
+            (None, Some(Commitment::Subscription(i))) => {
+                let s = n.subs.get(i);
+                (Some(t.syms.stable(&s.sku)), Some(t.syms.stable(&s.region)))
+            }
+            (None, None) => (None, None),
         };
-        let mode = match (l.kind, l.commitment) {
+        let mode = t.syms.stable(match (l.kind, l.commitment) {
             (LineKind::PoolJob, _) => "dedicated_pool",
             (_, Some(Commitment::Package(_))) => "package",
             (_, Some(Commitment::Subscription(_))) => "yearly_monthly",
             _ => "pay_per_use",
-        };
-        let t = &mut self.tally;
-        // What each module is made of: notebook = compute + block storage, …
-        let mut pair = std::mem::take(&mut t.buf);
-        pair.clear();
-        pair.push_str(module_name);
-        pair.push('/');
-        pair.push_str(item);
-        let values: [&str; 8] = [item, module_name, product(module, l.kind), mode, sku, region, l.kind.charge_category(), &pair];
+        });
+        let values: [Option<Sym>; 8] = [
+            Some(item),
+            Some(module_name),
+            Some(t.syms.stable(product(module, l.kind))),
+            Some(mode),
+            sku,
+            region,
+            Some(t.syms.stable(l.kind.charge_category())),
+            // What each module is made of: notebook = compute + block storage, …
+            Some(t.syms.pair(module_name, item)),
+        ];
         for (dim, value) in values.into_iter().enumerate() {
-            if value.is_empty() {
+            let Some(sym) = value else { continue };
+            if t.syms.name(sym).is_none_or(str::is_empty) {
                 continue;
             }
-            let sym = t.syms.id(value);
             t.composition.entry((l.account, dim as u8, sym)).or_default().add(l);
         }
-        t.buf = pair;
+        let item = item_name;
         self.daily.entry((l.account, l.charge_start.div_euclid(DAY))).or_default().add(l);
         let e = self.effective.entry(l.account).or_default();
         *e = e.add(l.effective);
-        let resource = match (u, l.commitment) {
-            (Some(u), _) => Some(u.resource),
-            (None, Some(Commitment::Package(i))) => Some(n.packages[i as usize].package_id.as_str()),
-            (None, Some(Commitment::Subscription(i))) => Some(n.subs.get(i).resource_id.as_str()),
+        let resource = match (syms, l.commitment) {
+            (Some(s), _) => Some(s.resource),
+            (None, Some(Commitment::Package(i))) => Some(t.syms.stable(&n.packages[i as usize].package_id)),
+            (None, Some(Commitment::Subscription(i))) => Some(t.syms.stable(&n.subs.get(i).resource_id)),
             _ => None,
         };
         if let Some(r) = resource {
-            let r = t.syms.id(r);
             let e = t.resources.entry((l.account, r)).or_insert((Sums::default(), module));
             e.0.add(l);
         }
-        if let (Some(u), Some(Module::Notebook)) = (u, module) {
-            let r = t.syms.id(u.resource);
-            let nb = t.notebooks.entry((l.account, r)).or_default();
+        if let (Some(s), Some(Module::Notebook)) = (syms, module) {
+            let nb = t.notebooks.entry((l.account, s.resource)).or_default();
             if item == "compute" {
                 nb.last_compute = Some(nb.last_compute.map_or(l.charge_end, |t| t.max(l.charge_end)));
             } else {
@@ -329,7 +379,7 @@ impl CostBook {
         if let (Some(u), LineKind::Standard) = (u, l.kind) {
             match module {
                 Some(Module::DedicatedPool | Module::LiteCluster | Module::LiteServer) => {
-                    let key = (l.account, t.syms.id(u.resource));
+                    let key = (l.account, syms.map_or(NO_SYM, |s| s.resource));
                     let r = t.ppu_resources.entry(key).or_insert_with(|| PpuResource {
                         sku: u.sku.unwrap_or("").to_string(),
                         region: u.region.unwrap_or("").to_string(),
@@ -399,32 +449,26 @@ impl Tally {
         *e = e.add(amount);
     }
 
-    fn direct_key(&mut self, l: &Line, u: Option<&UsageView<'_>>, n: &Names<'_>) -> (u32, Sym, Sym, Sym, Sym, Method) {
-        let commitment_resource = |c: Commitment| match c {
-            Commitment::Package(i) => n.packages[i as usize].package_id.as_str(),
-            Commitment::Subscription(i) => n.subs.get(i).resource_id.as_str(),
+    fn direct_key(&mut self, l: &Line, u: Option<&UsageView<'_>>, syms: Option<RowSyms>, n: &Names<'_>) -> (u32, Sym, Sym, Sym, Sym, Method) {
+        let mut commitment_resource = |c: Option<Commitment>| match c {
+            Some(Commitment::Package(i)) => self.syms.stable(&n.packages[i as usize].package_id),
+            Some(Commitment::Subscription(i)) => self.syms.stable(&n.subs.get(i).resource_id),
+            None => NO_SYM,
         };
-        let (resource, method) = match (u, l.kind) {
-            (_, LineKind::Adjustment) => (None, Method::SettlementTruncation),
-            (Some(u), _) => {
+        let (resource, method) = match (u, syms, l.kind) {
+            (_, _, LineKind::Adjustment) => (NO_SYM, Method::SettlementTruncation),
+            (Some(u), Some(s), _) => {
                 let m = if u.module == Some(Module::DedicatedPool) { Method::PoolIdle } else { Method::Direct };
-                (Some(u.resource), m)
+                (s.resource, m)
             }
-            (None, LineKind::Unused) => {
+            (_, _, LineKind::Unused) => {
                 let m = if matches!(l.commitment, Some(Commitment::Subscription(_))) { Method::PoolIdle } else { Method::Direct };
-                (l.commitment.map(commitment_resource), m)
+                (commitment_resource(l.commitment), m)
             }
-            (None, _) => (l.commitment.map(commitment_resource), Method::Direct),
+            _ => (commitment_resource(l.commitment), Method::Direct),
         };
-        let resource = self.syms.opt(resource);
-        (
-            l.account,
-            resource,
-            resource,
-            self.syms.opt(u.and_then(|u| u.project)),
-            self.syms.opt(u.and_then(|u| u.tags)),
-            method,
-        )
+        let (project, tags) = syms.map_or((NO_SYM, NO_SYM), |s| (s.project, s.tags));
+        (l.account, resource, resource, project, tags, method)
     }
 }
 
