@@ -1,0 +1,164 @@
+//! Micro-benchmarks of the close's hot stages, one hour of a generated lake each:
+//! read (Parquet → usage chunks), validate (the row checks), rate (pay-per-use, and
+//! with packages and subscriptions deducted), settle, and write (FOCUS line items
+//! built, then encoded and sealed).
+//!
+//! `cargo bench --bench stages` (results under `target/criterion`); the end-to-end
+//! comparison with DuckDB is `benches/e2e.sh`.
+
+use billrun::decimal::Dec;
+use billrun::engine::{Engine, Opening};
+use billrun::generate::{generate, GenConfig};
+use billrun::lake::inputs::{self, read_usage_file, Reference, UsageChunk, UsageFile};
+use billrun::lake::outputs::{self as out, Names, TableSink};
+use billrun::lake::store::Lake;
+use billrun::rules::account::{AccountBook, Ctx, HourOut};
+use billrun::rules::checks::{check_row, Rejection, RowLoc};
+use billrun::rules::dedup::FileRow;
+use billrun::rules::packages::PackageBook;
+use billrun::time::{Micros, Period, HOUR};
+use bytes::Bytes;
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use rustc_hash::FxHashMap;
+
+/// One generated lake and the usage of its busiest hour.
+struct Hour {
+    _dir: tempfile::TempDir,
+    lake: Lake,
+    reference: Reference,
+    files: Vec<UsageFile>,
+    which: Vec<u32>,
+    bytes: Vec<Bytes>,
+    chunks: Vec<UsageChunk>,
+    hour: Micros,
+    rows: u64,
+}
+
+const PERIOD: Period = Period { year: 2026, month: 1 };
+
+fn hour(ppu_only: bool) -> Hour {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let lake = Lake::open(dir.path().to_str().expect("utf-8 path"), true).expect("lake");
+    let cfg = GenConfig { accounts: 300, days: Some(1), anomalies: false, ppu_only, ..GenConfig::default() };
+    generate(&lake, &cfg).expect("generated lake");
+    let reference = inputs::read_reference(&lake, inputs::DEFAULT_WINDOWS).expect("reference");
+    let files = inputs::list_usage(&lake, PERIOD).expect("usage files");
+    let hour = PERIOD.start() + 12 * HOUR;
+    let which: Vec<u32> = (0..files.len() as u32).filter(|&i| files[i as usize].partition_hour == hour).collect();
+    let bytes: Vec<Bytes> = which.iter().map(|&i| lake.get(&files[i as usize].path).expect("usage bytes")).collect();
+    let mut chunks = Vec::new();
+    for (&i, b) in which.iter().zip(&bytes) {
+        chunks.extend(read_usage_file(i, &files[i as usize], b.clone()).expect("usage file"));
+    }
+    let rows = chunks.iter().map(|c| c.len as u64).sum();
+    Hour { _dir: dir, lake, reference, files, which, bytes, chunks, hour, rows }
+}
+
+fn engine(h: &Hour) -> Engine {
+    Engine::new(h.reference.clone(), PERIOD, &Opening::default()).expect("engine")
+}
+
+fn stages(c: &mut Criterion) {
+    let ppu = hour(true);
+    let full = hour(false);
+    let none: FxHashMap<FileRow, Rejection> = FxHashMap::default();
+
+    let mut g = c.benchmark_group(format!("hour of {} rows", ppu.rows));
+    g.throughput(Throughput::Elements(ppu.rows));
+    g.sample_size(20);
+
+    g.bench_function("read", |b| {
+        b.iter(|| {
+            let mut n = 0;
+            for (&i, bytes) in ppu.which.iter().zip(&ppu.bytes) {
+                n += read_usage_file(i, &ppu.files[i as usize], bytes.clone()).expect("decoded").len();
+            }
+            n
+        })
+    });
+
+    g.bench_function("validate", |b| {
+        b.iter(|| {
+            let mut ok = 0u64;
+            for (ci, c) in ppu.chunks.iter().enumerate() {
+                for r in 0..c.len {
+                    ok += check_row(c, RowLoc { chunk: ci as u32, row: r as u32 }, PERIOD).is_ok() as u64;
+                }
+            }
+            ok
+        })
+    });
+
+    g.bench_function("rate, pay-per-use (checks, tiers, settlement)", |b| {
+        b.iter_batched(|| engine(&ppu), |mut e| e.process_hour(ppu.hour, &ppu.chunks, &none).lines.len(), BatchSize::LargeInput)
+    });
+
+    g.bench_function("settle", |b| {
+        // Books with the hour rated (untimed); the settlements are timed.
+        let e = engine(&ppu);
+        let ctx = Ctx { catalog: &e.catalog, subs: &e.subs, packages: &e.packages };
+        let index: FxHashMap<&str, usize> = e.accounts.iter().enumerate().map(|(i, a)| (a.account_id.as_str(), i)).collect();
+        let mut usage: Vec<Vec<_>> = vec![Vec::new(); e.accounts.len()];
+        for (ci, c) in ppu.chunks.iter().enumerate() {
+            for r in 0..c.len {
+                if let Ok(u) = check_row(c, RowLoc { chunk: ci as u32, row: r as u32 }, PERIOD) {
+                    if let Some(&i) = index.get(u.account_id) {
+                        usage[i].push(u);
+                    }
+                }
+            }
+        }
+        let rated = || -> Vec<AccountBook> {
+            let mut books = Vec::new();
+            for (i, rows) in usage.iter().enumerate().filter(|(_, r)| !r.is_empty()) {
+                let mut book = AccountBook::open(i as u32, &e.accounts[i], PERIOD, None, &[], PackageBook::default());
+                let mut out = HourOut::default();
+                for u in rows {
+                    book.rate(u, &ctx, &mut out);
+                }
+                books.push(book);
+            }
+            books
+        };
+        b.iter_batched(
+            rated,
+            |mut books| {
+                let mut total = Dec::ZERO;
+                for book in &mut books {
+                    let mut out = HourOut::default();
+                    book.settle(ppu.hour, &mut out);
+                    total = total.add(out.settlement.map(|s| s.deduction).unwrap_or_default());
+                }
+                total
+            },
+            BatchSize::LargeInput,
+        )
+    });
+
+    let mut e = engine(&ppu);
+    let res = e.process_hour(ppu.hour, &ppu.chunks, &none);
+    let ids = out::Ids::new(PERIOD, &e.accounts, &e.catalog);
+    let names = Names::new(PERIOD, &e.accounts, &e.catalog, &e.packages, &e.subs, &ppu.files, &ids);
+    g.bench_function("write: line items built", |b| b.iter(|| out::line_items_batch(&res.lines, &ppu.chunks, &names).num_rows()));
+    let batch = out::line_items_batch(&res.lines, &ppu.chunks, &names);
+    g.bench_function("write: line items encoded and sealed", |b| {
+        b.iter(|| {
+            let mut sink = TableSink::create(&ppu.lake, "bench/line_items.parquet", out::line_items_schema()).expect("sink");
+            sink.write(&ppu.lake, &batch).expect("written");
+            sink.seal(&ppu.lake).expect("sealed").0.bytes
+        })
+    });
+    g.finish();
+
+    let mut g = c.benchmark_group(format!("hour of {} rows with commitments", full.rows));
+    g.throughput(Throughput::Elements(full.rows));
+    g.sample_size(20);
+    g.bench_function("rate, packages and subscriptions deducted", |b| {
+        b.iter_batched(|| engine(&full), |mut e| e.process_hour(full.hour, &full.chunks, &none).lines.len(), BatchSize::LargeInput)
+    });
+    g.finish();
+    let _ = &full.lake;
+}
+
+criterion_group!(benches, stages);
+criterion_main!(benches);
