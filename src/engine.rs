@@ -182,49 +182,33 @@ impl Engine {
         verdicts: &FxHashMap<FileRow, Rejection>,
     ) -> HourResult {
         let mut result = HourResult { hour, ..HourResult::default() };
-        let mut rows: Vec<(u32, Usage<'_>)> = Vec::new();
-        for (ci, c) in chunks.iter().enumerate() {
-            for r in 0..c.len {
-                result.rows_in += 1;
-                if let Some(only) = &self.only {
-                    // A what-if run: rows of other accounts are skipped before any check.
-                    if !c.account_id.get(r).and_then(|a| self.account_index.get(a)).is_some_and(|a| only.contains(a)) {
-                        continue;
+        // The row checks, in parallel over runs of rows; each run's rows and rejections
+        // are then joined in file order, so the outcome is the sequential one.
+        const RUN: usize = 4096;
+        let runs: Vec<(usize, usize, usize)> = chunks
+            .iter()
+            .enumerate()
+            .flat_map(|(ci, c)| (0..c.len).step_by(RUN).map(move |r| (ci, r, (r + RUN).min(c.len))))
+            .collect();
+        let checked: Vec<(Vec<(u32, Usage<'_>)>, Vec<Rejected>)> = runs
+            .into_par_iter()
+            .map(|(ci, from, to)| {
+                let c = &chunks[ci];
+                let mut rows = Vec::with_capacity(to - from);
+                let mut rejected = Vec::new();
+                for r in from..to {
+                    if let Some((acct, u)) = self.admit(c, ci, r, verdicts, &mut rejected) {
+                        rows.push((acct, u));
                     }
                 }
-                let loc = RowLoc { chunk: ci as u32, row: r as u32 };
-                let u = match check_row(c, loc, self.period) {
-                    Ok(u) => u,
-                    Err(why) => {
-                        result.rejected.push(Rejected { loc, why });
-                        continue;
-                    }
-                };
-                if let Some(why) = verdicts.get(&(c.file, c.file_row(r))) {
-                    result.rejected.push(Rejected { loc, why: why.clone() });
-                    continue;
-                }
-                if let Some(only) = &self.only {
-                    if !self.account_index.get(u.account_id).is_some_and(|a| only.contains(a)) {
-                        continue;
-                    }
-                }
-                let Some(&acct) = self.account_index.get(u.account_id) else {
-                    result.rejected.push(Rejected {
-                        loc,
-                        why: Rejection::new(Reason::UnknownAccount, format!("account '{}' is not in accounts", u.account_id)),
-                    });
-                    continue;
-                };
-                if !self.catalog.knows_sku(u.sku) {
-                    result.rejected.push(Rejected {
-                        loc,
-                        why: Rejection::new(Reason::UnknownSku, format!("SKU '{}' is nowhere in the catalog", u.sku)),
-                    });
-                    continue;
-                }
-                rows.push((acct, u));
-            }
+                (rows, rejected)
+            })
+            .collect();
+        result.rows_in = chunks.iter().map(|c| c.len as u64).sum();
+        let mut rows: Vec<(u32, Usage<'_>)> = Vec::with_capacity(checked.iter().map(|(r, _)| r.len()).sum());
+        for (r, rej) in checked {
+            rows.extend(r);
+            result.rejected.extend(rej);
         }
         rows.sort_unstable_by(|a, b| (a.0, a.1.start, a.1.record_id).cmp(&(b.0, b.1.start, b.1.record_id)));
 
@@ -268,6 +252,49 @@ impl Engine {
         result.rows_rated = n_rows - rejected_later;
         self.count(&result.lines);
         result
+    }
+
+    /// The row checks of one usage row: the account it is rated for and its fields,
+    /// or its rejection (pushed to `rejected`). `None` without a rejection: a row of
+    /// another account in a what-if run.
+    fn admit<'c>(
+        &self,
+        c: &'c UsageChunk,
+        ci: usize,
+        r: usize,
+        verdicts: &FxHashMap<FileRow, Rejection>,
+        rejected: &mut Vec<Rejected>,
+    ) -> Option<(u32, Usage<'c>)> {
+        if let Some(only) = &self.only {
+            // A what-if run: rows of other accounts are skipped before any check.
+            if !c.account_id.get(r).and_then(|a| self.account_index.get(a)).is_some_and(|a| only.contains(a)) {
+                return None;
+            }
+        }
+        let loc = RowLoc { chunk: ci as u32, row: r as u32 };
+        let u = match check_row(c, loc, self.period) {
+            Ok(u) => u,
+            Err(why) => {
+                rejected.push(Rejected { loc, why });
+                return None;
+            }
+        };
+        if let Some(why) = verdicts.get(&(c.file, c.file_row(r))) {
+            rejected.push(Rejected { loc, why: why.clone() });
+            return None;
+        }
+        let Some(&acct) = self.account_index.get(u.account_id) else {
+            rejected.push(Rejected {
+                loc,
+                why: Rejection::new(Reason::UnknownAccount, format!("account '{}' is not in accounts", u.account_id)),
+            });
+            return None;
+        };
+        if !self.catalog.knows_sku(u.sku) {
+            rejected.push(Rejected { loc, why: Rejection::new(Reason::UnknownSku, format!("SKU '{}' is nowhere in the catalog", u.sku)) });
+            return None;
+        }
+        Some((acct, u))
     }
 
     fn count(&mut self, lines: &[Line]) {

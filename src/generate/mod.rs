@@ -184,6 +184,7 @@ pub fn generate(lake: &Lake, cfg: &GenConfig) -> Result<GenReport, LakeError> {
     put_parquet(lake, crate::lake::inputs::SUBSCRIPTIONS, subscriptions_batch(&world.subscriptions))?;
     let first = cfg.from.start();
     let last = add_months(first, cfg.months as i32).unwrap_or(first);
+    let mut hours = Vec::new();
     let mut h = first;
     while h < last {
         if let (Some(days), Some(p)) = (cfg.days, Period::containing(h)) {
@@ -192,16 +193,34 @@ pub fn generate(lake: &Lake, cfg: &GenConfig) -> Result<GenReport, LakeError> {
                 continue;
             }
         }
-        for (name, rows) in world.hour(h) {
-            if rows.is_empty() {
-                continue;
-            }
-            let (date, hour) = crate::time::partition_of(h).unwrap_or_default();
-            report.usage_rows += rows.len() as u64;
-            report.usage_files += 1;
-            put_parquet(lake, &format!("usage/date={date}/hour={hour:02}/{name}"), usage::usage_batch(&rows))?;
-        }
+        hours.push(h);
         h += HOUR;
+    }
+    // Each hour's rows depend only on the seed and the hour: hours are generated and
+    // written in parallel, a few at a time, and the files are the same at any thread count.
+    use rayon::prelude::*;
+    let window = 2 * rayon::current_num_threads().max(1);
+    for some in hours.chunks(window) {
+        let written: Vec<(u64, u64)> = some
+            .par_iter()
+            .map(|&h| {
+                let (mut rows_n, mut files_n) = (0u64, 0u64);
+                for (name, rows) in world.hour(h) {
+                    if rows.is_empty() {
+                        continue;
+                    }
+                    let (date, hour) = crate::time::partition_of(h).unwrap_or_default();
+                    rows_n += rows.len() as u64;
+                    files_n += 1;
+                    put_parquet(lake, &format!("usage/date={date}/hour={hour:02}/{name}"), usage::usage_batch(&rows))?;
+                }
+                Ok((rows_n, files_n))
+            })
+            .collect::<Result<_, LakeError>>()?;
+        for (rows_n, files_n) in written {
+            report.usage_rows += rows_n;
+            report.usage_files += files_n;
+        }
     }
     Ok(report)
 }
