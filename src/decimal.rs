@@ -103,6 +103,15 @@ impl Dec {
 
     /// Number of decimal places actually used (0..=10).
     pub fn places_used(self) -> u32 {
+        // Most values fit 64 bits, where division by a constant is a multiplication.
+        if let Ok(mut v) = i64::try_from(self.0) {
+            let mut p = SCALE;
+            while p > 0 && v % 10 == 0 {
+                v /= 10;
+                p -= 1;
+            }
+            return p;
+        }
         let mut v = self.0;
         let mut p = SCALE;
         while p > 0 && v % 10 == 0 {
@@ -149,9 +158,14 @@ impl fmt::Display for Dec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let places = self.places_used().max(2);
         let abs = self.0.unsigned_abs();
+        let sign = if self.0 < 0 { "-" } else { "" };
+        if let Ok(abs) = u64::try_from(abs) {
+            let int = abs / ONE as u64;
+            let frac = abs % ONE as u64 / 10u64.pow(SCALE - places);
+            return write!(f, "{sign}{int}.{frac:0width$}", width = places as usize);
+        }
         let int = abs / ONE as u128;
         let frac = abs % ONE as u128 / 10u128.pow(SCALE - places);
-        let sign = if self.0 < 0 { "-" } else { "" };
         write!(f, "{sign}{int}.{frac:0width$}", width = places as usize)
     }
 }
@@ -184,6 +198,27 @@ impl Qty {
     }
     /// The quantity rounded half away from zero to 10 places, for display columns.
     pub fn to_dec(self) -> Dec {
+        // |q| / 3.6e9 by long division in 64-bit steps (the divisor fits 32 bits),
+        // rounded half away from zero: the same as `div_round_half_away`, faster.
+        const D: u64 = QTY_PER_DEC_UNIT as u64;
+        let n = self.0.unsigned_abs();
+        let (hi, lo) = ((n >> 64) as u64, n as u64);
+        let (q1, r1) = (hi / D, hi % D);
+        let mid = (r1 << 32) | (lo >> 32);
+        let (q2, r2) = (mid / D, mid % D);
+        let low = (r2 << 32) | (lo & 0xFFFF_FFFF);
+        let (q3, r3) = (low / D, low % D);
+        let mut q = ((q1 as u128) << 64) | ((q2 as u128) << 32) | q3 as u128;
+        if r3 * 2 >= D {
+            q += 1;
+        }
+        // |q| ≤ |i128::MIN| / 3.6e9: it fits, with its sign.
+        let q = q as i128;
+        Dec(if self.0 < 0 { -q } else { q })
+    }
+
+    /// [`Qty::to_dec`] by 128-bit division: the reference the fast path is tested against.
+    pub fn to_dec_reference(self) -> Dec {
         Dec(div_round_half_away(self.0, QTY_PER_DEC_UNIT))
     }
     pub fn is_zero(self) -> bool {
@@ -287,6 +322,44 @@ pub fn prorate(value: Dec, part: i128, whole: i128) -> Option<Dec> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// Display by 128-bit arithmetic only.
+    fn display_reference(d: Dec) -> String {
+        let mut v = d.0;
+        let mut p = SCALE;
+        while p > 0 && v % 10 == 0 {
+            v /= 10;
+            p -= 1;
+        }
+        let places = p.max(2);
+        let abs = d.0.unsigned_abs();
+        let int = abs / ONE as u128;
+        let frac = abs % ONE as u128 / 10u128.pow(SCALE - places);
+        let sign = if d.0 < 0 { "-" } else { "" };
+        format!("{sign}{int}.{frac:0width$}", width = places as usize)
+    }
+
+    fn edgy() -> impl Strategy<Value = i128> {
+        prop_oneof![
+            any::<i128>(),
+            any::<i64>().prop_map(|v| v as i128),
+            (any::<i64>(), 0u32..12).prop_map(|(v, e)| v as i128 * 10i128.pow(e)),
+            (any::<i64>(), -3i128..=3).prop_map(|(v, k)| v as i128 * QTY_PER_DEC_UNIT / 2 + k),
+            Just(i128::MIN),
+            Just(i128::MAX),
+            Just(i64::MAX as i128 + 1),
+            Just(i64::MIN as i128 - 1),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn fast_paths_agree_with_128_bit_arithmetic(v in edgy()) {
+            prop_assert_eq!(Qty(v).to_dec(), Qty(v).to_dec_reference());
+            prop_assert_eq!(Dec(v).to_string(), display_reference(Dec(v)));
+        }
+    }
 
     fn d(s: &str) -> Dec {
         Dec::parse(s).unwrap()

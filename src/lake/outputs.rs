@@ -413,6 +413,7 @@ pub fn line_items_batch(lines: &[Line], chunks: &[UsageChunk], n: &Names<'_>) ->
     let pe = n.period.end();
     let is_usage = |l: &Line| !matches!(l.kind, LineKind::Purchase | LineKind::Adjustment);
     let constant = |v: Option<&str>| col_str(lines.iter().map(|_| v));
+    let qty: Vec<Dec> = lines.iter().map(|l| l.quantity.to_dec()).collect();
     let list_unit_price = col_dec(lines.iter().map(|l| l.price_row.map(|_| l.list_unit_price)));
     let list_cost = col_dec(lines.iter().map(|l| Some(l.list_cost)));
     let commitment_id = col_str(views.iter().map(|v| v.commitment.map(|c| c.0)));
@@ -444,9 +445,9 @@ pub fn line_items_batch(lines: &[Line], chunks: &[UsageChunk], n: &Names<'_>) ->
             LineKind::Purchase => Some("Standard"),
             LineKind::Adjustment => None,
         })),
-        col_dec(lines.iter().map(|l| (l.kind != LineKind::Adjustment).then(|| l.quantity.to_dec()))),
+        col_dec(lines.iter().zip(&qty).map(|(l, q)| (l.kind != LineKind::Adjustment).then_some(*q))),
         col_str(lines.iter().map(|l| l.unit.map(unit_name))),
-        col_dec(lines.iter().map(|l| is_usage(l).then(|| l.quantity.to_dec()))),
+        col_dec(lines.iter().zip(&qty).map(|(l, q)| is_usage(l).then_some(*q))),
         col_str(lines.iter().map(|l| if is_usage(l) { l.unit.map(unit_name) } else { None })),
         list_unit_price.clone(),
         list_cost.clone(),
@@ -463,8 +464,8 @@ pub fn line_items_batch(lines: &[Line], chunks: &[UsageChunk], n: &Names<'_>) ->
             (LineKind::Unused, Some(_)) => Some("Unused"),
             _ => None,
         })),
-        col_dec(lines.iter().map(|l| {
-            (l.commitment.is_some() && matches!(l.kind, LineKind::Committed | LineKind::Unused)).then(|| l.quantity.to_dec())
+        col_dec(lines.iter().zip(&qty).map(|(l, q)| {
+            (l.commitment.is_some() && matches!(l.kind, LineKind::Committed | LineKind::Unused)).then_some(*q)
         })),
         col_str(lines.iter().map(|l| {
             if l.commitment.is_some() && matches!(l.kind, LineKind::Committed | LineKind::Unused) {
@@ -505,11 +506,11 @@ pub fn line_items_batch(lines: &[Line], chunks: &[UsageChunk], n: &Names<'_>) ->
         col_dec(lines.iter().map(|l| {
             l.price_row.filter(|_| matches!(l.kind, LineKind::Standard)).map(|r| n.catalog.row(r).tier_start)
         })),
-        col_fmt(lines.iter(), len, |b, l| {
+        col_fmt(lines.iter().zip(&qty), len, |b, (l, q)| {
             if l.kind == LineKind::Adjustment {
                 return false;
             }
-            exact_quantity(b, l.quantity);
+            exact_quantity(b, l.quantity, *q);
             true
         }),
     ];
@@ -532,9 +533,9 @@ pub fn sku_price_id(c: &Catalog, row: u32) -> String {
 
 /// The exact pricing quantity as a fraction `n/3.6e19` when it does not terminate in
 /// 10 places, else the decimal.
-fn exact_quantity(b: &mut impl std::fmt::Write, q: crate::decimal::Qty) {
-    let _ = if q.0 % 3_600_000_000 == 0 {
-        write!(b, "{}", q.to_dec())
+fn exact_quantity(b: &mut impl std::fmt::Write, q: crate::decimal::Qty, rounded: Dec) {
+    let _ = if crate::decimal::Qty::from_dec(rounded) == Some(q) {
+        write!(b, "{rounded}")
     } else {
         write!(b, "{}/{}", q.0, crate::decimal::QTY_PER_UNIT)
     };
