@@ -275,6 +275,7 @@ fn duplicate_verdicts(
 ) -> Result<FxHashMap<FileRow, crate::rules::checks::Rejection>, JobError> {
     let all: Vec<u32> = (0..usage.files.len() as u32).collect();
     let mut seen: Vec<(u64, FileRow)> = Vec::new();
+    let mut parts: Vec<Vec<(u64, FileRow)>> = Vec::new();
     for batch in all.chunks(64) {
         if usage.keep {
             // Small month: decode whole files once, keep them for rating.
@@ -298,10 +299,17 @@ fn duplicate_verdicts(
                 .zip(fetched.into_par_iter())
                 .map(|(&fi, bytes)| Ok(record_id_hashes(fi, bytes?)))
                 .collect::<Result<_, JobError>>()?;
-            seen.extend(hashed.into_iter().flatten());
+            parts.extend(hashed);
         }
     }
-    let suspects = dedup::suspects(seen);
+    // One allocation of the exact size (a month of ids is the run's largest array).
+    let mut all_seen = Vec::with_capacity(seen.len() + parts.iter().map(Vec::len).sum::<usize>());
+    all_seen.append(&mut seen);
+    for mut p in parts {
+        all_seen.append(&mut p);
+    }
+    let mut seen = all_seen;
+    let suspects = dedup::suspects(std::mem::take(&mut seen));
     if suspects.is_empty() {
         return Ok(FxHashMap::default());
     }
@@ -398,6 +406,13 @@ pub fn run(job: &CloseJob) -> Result<CloseReport, JobError> {
     // against the invoices before publishing, so a line lost between the rules and
     // the files cannot go unnoticed.
     let mut written: FxHashMap<u32, (u64, Dec)> = FxHashMap::default();
+    // The hours settled hourly this period: only their settlements are kept, to be
+    // compared with the close's (a month without hourly runs keeps none).
+    let hourly_hours: std::collections::BTreeSet<Micros> = output
+        .list(&format!("hourly/settlements/billing_period={period}/"))?
+        .iter()
+        .filter_map(|l| l.path.rsplit("hour=").next().and_then(|s| s.strip_suffix(".parquet")).and_then(crate::time::parse_hour))
+        .collect();
     let mut settled: BTreeMap<(u32, Micros), Dec> = BTreeMap::new();
     let mut fault = std::env::var("BILLRUN_INJECT_FAULT").ok();
     rate_hours(&mut usage, &hours, &mut engine, &verdicts, |engine, mut res, chunks| {
@@ -422,7 +437,9 @@ pub fn run(job: &CloseJob) -> Result<CloseReport, JobError> {
         written_lines?;
         cost.observe_settlements(&res.settlements);
         for st in &res.settlements {
-            settled.insert((st.account, st.hour_start), st.deduction);
+            if hourly_hours.contains(&st.hour_start) {
+                settled.insert((st.account, st.hour_start), st.deduction);
+            }
         }
         write(&output, &mut sinks, "bills/settlements", &out::settlements_batch(&res.settlements, names))?;
         write(&output, &mut sinks, "bills/alerts", &out::alerts_batch(&res.alerts, names))?;

@@ -24,7 +24,8 @@ pub fn id_hash(record_id: &str) -> u64 {
 
 /// The rows whose record-id hash appears more than once: candidates for comparison.
 pub fn suspects(mut seen: Vec<(u64, FileRow)>) -> Vec<FileRow> {
-    seen.sort_unstable();
+    use rayon::slice::ParallelSliceMut;
+    seen.par_sort_unstable();
     let mut out = Vec::new();
     let mut i = 0;
     while i < seen.len() {
