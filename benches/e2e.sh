@@ -4,7 +4,9 @@
 # usage column and writing one Parquet copy of the usage (DuckDB). Reports wall time,
 # CPU time, peak RSS and rows/s of each.
 #
-# usage: benches/e2e.sh [ACCOUNTS...]      (default: 130 1300 → about 1M and 10M rows)
+# usage: benches/e2e.sh [ACCOUNTS...]      (default: 130 1300 → about 1M and 10M rows;
+#        13000 → about 94M rows). Sizes up to ONE_THREAD_MAX accounts (default 1300) are
+#        also closed by billrun on one thread, for the second thread's gain.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/billrun-target}"
@@ -12,6 +14,7 @@ cargo build --release -q
 BIN="$CARGO_TARGET_DIR/release/billrun"
 WORK="${BENCH_DIR:-/tmp/billrun-bench}"
 THREADS="${THREADS:-2}"
+ONE_THREAD_MAX="${ONE_THREAD_MAX:-1300}"
 sizes=("$@"); [ ${#sizes[@]} -gt 0 ] || sizes=(130 1300)
 measure() { # label, command...
   local label=$1; shift
@@ -20,13 +23,17 @@ measure() { # label, command...
 mkdir -p "$WORK"; : > "$WORK/times.txt"
 for accounts in "${sizes[@]}"; do
   lake="$WORK/lake-$accounts"
-  [ -f "$lake/catalog/prices.parquet" ] || "$BIN" generate --ppu-only --no-anomalies --accounts "$accounts" --out "$lake" > /dev/null
+  [ -f "$lake/catalog/prices.parquet" ] || measure "generate $accounts 0 0" "$BIN" generate --ppu-only --no-anomalies --accounts "$accounts" --out "$lake"
   rows=$(python3 -c "import duckdb; print(duckdb.connect().execute(\"select count(*) from read_parquet('$lake/usage/*/*/*.parquet')\").fetchone()[0])")
   bytes=$(du -sb "$lake/usage" | cut -f1)
   for round in 1 2; do
     rm -rf "$WORK/out-$accounts"
     measure "billrun $accounts $rows $bytes" "$BIN" --threads "$THREADS" run --period 2026-01 --input "$lake" --output "$WORK/out-$accounts" || true
     measure "duckdb $accounts $rows $bytes" python3 benches/duckdb_peer.py "$lake" 2026-01 "$WORK/peer-$accounts" "$THREADS"
+    if [ "$round" = 1 ] && [ "$accounts" -le "$ONE_THREAD_MAX" ]; then
+      rm -rf "$WORK/out-$accounts"
+      measure "billrun-1-thread $accounts $rows $bytes" "$BIN" --threads 1 run --period 2026-01 --input "$lake" --output "$WORK/out-$accounts" || true
+    fi
     measure "floor $accounts $rows $bytes" python3 -c "import duckdb; c=duckdb.connect(); c.execute('SET threads=$THREADS'); c.execute(\"COPY (SELECT * FROM read_parquet('$lake/usage/*/*/*.parquet')) TO '$WORK/floor-$accounts.parquet' (FORMAT parquet)\")"
   done
 done
@@ -35,7 +42,7 @@ import sys
 rows = {}
 for line in open(sys.argv[1]):
     p = line.split()
-    if len(p) != 8 or not p[1].isdigit():
+    if len(p) != 8 or not p[1].isdigit() or p[0] == "generate":
         continue
     who, acc, n, b, wall, user, sys_, rss = p
     rows.setdefault((int(n), who), []).append((float(wall), float(user) + float(sys_), int(rss)))
