@@ -275,7 +275,6 @@ fn duplicate_verdicts(
 ) -> Result<FxHashMap<FileRow, crate::rules::checks::Rejection>, JobError> {
     let all: Vec<u32> = (0..usage.files.len() as u32).collect();
     let mut seen: Vec<(u64, FileRow)> = Vec::new();
-    let mut parts: Vec<Vec<(u64, FileRow)>> = Vec::new();
     for batch in all.chunks(64) {
         if usage.keep {
             // Small month: decode whole files once, keep them for rating.
@@ -299,17 +298,10 @@ fn duplicate_verdicts(
                 .zip(fetched.into_par_iter())
                 .map(|(&fi, bytes)| Ok(record_id_hashes(fi, bytes?)))
                 .collect::<Result<_, JobError>>()?;
-            parts.extend(hashed);
+            seen.extend(hashed.into_iter().flatten());
         }
     }
-    // One allocation of the exact size (a month of ids is the run's largest array).
-    let mut all_seen = Vec::with_capacity(seen.len() + parts.iter().map(Vec::len).sum::<usize>());
-    all_seen.append(&mut seen);
-    for mut p in parts {
-        all_seen.append(&mut p);
-    }
-    let mut seen = all_seen;
-    let suspects = dedup::suspects(std::mem::take(&mut seen));
+    let suspects = dedup::suspects(seen);
     if suspects.is_empty() {
         return Ok(FxHashMap::default());
     }

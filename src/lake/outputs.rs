@@ -27,7 +27,7 @@ use parquet::file::writer::SerializedFileWriter;
 use parquet::schema::types::ColumnPath;
 use rayon::prelude::*;
 use parquet::basic::Compression;
-use parquet::file::properties::WriterProperties;
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use std::sync::Arc;
 
 pub const PROVIDER: &str = "AI Cloud Platform";
@@ -98,6 +98,10 @@ pub struct Written {
 /// quantities): written plain, since a dictionary would only cost time.
 const NEARLY_UNIQUE: &[&str] = &["x_UsageRecordId", "x_PricingQuantityExact", "record_id"];
 
+/// Free-text and id columns that no reader prunes by range: written without min/max
+/// statistics (computing them compares every value).
+const DESCRIPTIVE: &[&str] = &["ChargeDescription", "ResourceName", "Tags", "x_UsageRecordId", "x_PricingQuantityExact", "record_id", "detail"];
+
 /// Rows per row group of an output table.
 const ROW_GROUP_ROWS: usize = 1 << 20;
 
@@ -124,6 +128,9 @@ impl TableSink {
         for field in schema.fields() {
             if NEARLY_UNIQUE.contains(&field.name().as_str()) {
                 props = props.set_column_dictionary_enabled(ColumnPath::from(field.name().as_str()), false);
+            }
+            if DESCRIPTIVE.contains(&field.name().as_str()) {
+                props = props.set_column_statistics_enabled(ColumnPath::from(field.name().as_str()), EnabledStatistics::None);
             }
         }
         let props = props.build();
