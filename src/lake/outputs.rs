@@ -129,7 +129,10 @@ impl TableSink {
             if NEARLY_UNIQUE.contains(&field.name().as_str()) {
                 props = props.set_column_dictionary_enabled(ColumnPath::from(field.name().as_str()), false);
             }
-            if DESCRIPTIVE.contains(&field.name().as_str()) {
+            // Decimal columns too: the parquet writer's min/max of a decimal column keep
+            // slices of its conversion buffers alive until the file is closed, batch after
+            // batch (at 94M rows, gigabytes; at page or row-group level alike).
+            if DESCRIPTIVE.contains(&field.name().as_str()) || matches!(field.data_type(), DataType::Decimal128(..)) {
                 props = props.set_column_statistics_enabled(ColumnPath::from(field.name().as_str()), EnabledStatistics::None);
             }
         }
