@@ -322,8 +322,14 @@ impl AccountBook {
             });
         }
         if !overflow.is_zero() {
-            let c = self.tiers.entry(u.sku.to_string()).or_default().entry(u.region.to_string()).or_default();
-            *c = c.add(overflow);
+            // Found without allocating; the names are copied once, on first use.
+            match self.tiers.get_mut(u.sku).and_then(|m| m.get_mut(u.region)) {
+                Some(c) => *c = c.add(overflow),
+                None => {
+                    let c = self.tiers.entry(u.sku.to_string()).or_default().entry(u.region.to_string()).or_default();
+                    *c = c.add(overflow);
+                }
+            }
         }
         Ok(())
     }
