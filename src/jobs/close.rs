@@ -207,9 +207,7 @@ impl Usage<'_> {
         let bytes = self.lake.get(&f.path)?;
         Ok(read_usage_file(file, f, bytes)?)
     }
-}
 
-impl Usage<'_> {
     /// The chunks of a few hours, each hour's files in order.
     fn decode_hours(&self, hours: &[(&Micros, &Vec<u32>)]) -> Result<Vec<(Micros, Vec<UsageChunk>)>, JobError> {
         let mut out = Vec::with_capacity(hours.len());
@@ -224,12 +222,9 @@ impl Usage<'_> {
             return Ok(out);
         }
         let all: Vec<u32> = hours.iter().flat_map(|(_, w)| w.iter().copied()).collect();
-        let mut decoded: FxHashMap<u32, Vec<UsageChunk>> = match &self.only {
-            Some(only) => decode_many_of(self.lake, self.files, &all, &|a: &str| only.contains(a))?,
-            None => decode_many(self.lake, self.files, &all)?,
-        }
-        .into_iter()
-        .collect();
+        let wanted = self.only.as_ref().map(|only| move |a: &str| only.contains(a));
+        let wanted = wanted.as_ref().map(|w| w as &(dyn Fn(&str) -> bool + Sync));
+        let mut decoded: FxHashMap<u32, Vec<UsageChunk>> = decode_many(self.lake, self.files, &all, wanted)?.into_iter().collect();
         for (hour, which) in hours {
             let mut chunks = Vec::new();
             for f in which.iter() {
@@ -241,30 +236,26 @@ impl Usage<'_> {
     }
 }
 
-/// Reads and decodes several files in parallel.
-fn decode_many(lake: &Lake, files: &[UsageFile], which: &[u32]) -> Result<Vec<(u32, Vec<UsageChunk>)>, JobError> {
-    let rels: Vec<String> = which.iter().map(|&i| files[i as usize].path.clone()).collect();
-    let fetched = lake.get_many(&rels);
-    which
-        .par_iter()
-        .zip(fetched.into_par_iter())
-        .map(|(&i, bytes)| Ok((i, read_usage_file(i, &files[i as usize], bytes?)?)))
-        .collect()
-}
-
-/// Reads several files in parallel, decoding only the rows of the wanted accounts.
-fn decode_many_of(
+/// Reads and decodes several files in parallel: every row, or only the rows of the
+/// `wanted` accounts.
+fn decode_many(
     lake: &Lake,
     files: &[UsageFile],
     which: &[u32],
-    wanted: &(dyn Fn(&str) -> bool + Sync),
+    wanted: Option<&(dyn Fn(&str) -> bool + Sync)>,
 ) -> Result<Vec<(u32, Vec<UsageChunk>)>, JobError> {
     let rels: Vec<String> = which.iter().map(|&i| files[i as usize].path.clone()).collect();
     let fetched = lake.get_many(&rels);
     which
         .par_iter()
         .zip(fetched.into_par_iter())
-        .map(|(&i, bytes)| Ok((i, inputs::read_usage_file_of(i, &files[i as usize], bytes?, wanted)?)))
+        .map(|(&i, bytes)| {
+            let f = &files[i as usize];
+            Ok((i, match wanted {
+                Some(wanted) => inputs::read_usage_file_of(i, f, bytes?, wanted)?,
+                None => read_usage_file(i, f, bytes?)?,
+            }))
+        })
         .collect()
 }
 
@@ -278,7 +269,7 @@ fn duplicate_verdicts(
     for batch in all.chunks(64) {
         if usage.keep {
             // Small month: decode whole files once, keep them for rating.
-            for (fi, chunks) in decode_many(usage.lake, usage.files, batch)? {
+            for (fi, chunks) in decode_many(usage.lake, usage.files, batch, None)? {
                 for c in &chunks {
                     for r in 0..c.len {
                         if let Some(id) = c.record_id.get(r) {
@@ -403,7 +394,7 @@ pub fn run(job: &CloseJob) -> Result<CloseReport, JobError> {
     let hourly_hours: std::collections::BTreeSet<Micros> = output
         .list(&format!("hourly/settlements/billing_period={period}/"))?
         .iter()
-        .filter_map(|l| l.path.rsplit("hour=").next().and_then(|s| s.strip_suffix(".parquet")).and_then(crate::time::parse_hour))
+        .filter_map(|l| hourly_file_hour(&l.path))
         .collect();
     let mut settled: BTreeMap<(u32, Micros), Dec> = BTreeMap::new();
     let mut fault = std::env::var("BILLRUN_INJECT_FAULT").ok();
@@ -783,16 +774,14 @@ fn inputs_of(lake: &Lake, files: &[UsageFile]) -> Result<Vec<InputRead>, JobErro
 /// reading that one column. A file that cannot be read this way yields nothing here:
 /// the rating pass reads it whole and refuses it with the reason.
 fn record_id_hashes(fi: u32, bytes: bytes::Bytes) -> Vec<(u64, FileRow)> {
-    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
     use parquet::arrow::ProjectionMask;
-    let read = std::panic::catch_unwind(move || -> Option<Vec<arrow_array::RecordBatch>> {
-        let b = ParquetRecordBatchReaderBuilder::try_new(bytes).ok()?;
+    let read = inputs::decode_parquet_with("", bytes, |b| {
         let mask = ProjectionMask::columns(b.parquet_schema(), ["record_id"]);
-        b.with_projection(mask).with_batch_size(64 * 1024).build().ok()?.collect::<Result<Vec<_>, _>>().ok()
+        b.with_projection(mask)
     });
     let mut out = Vec::new();
     let mut first = 0u32;
-    for batch in read.ok().flatten().unwrap_or_default() {
+    for batch in read.unwrap_or_default() {
         if let Ok(ids) = crate::lake::columns::StrCol::of(&batch, "record_id") {
             for r in 0..batch.num_rows() {
                 if let Some(id) = ids.get(r) {
@@ -804,7 +793,6 @@ fn record_id_hashes(fi: u32, bytes: bytes::Bytes) -> Vec<(u64, FileRow)> {
     }
     out
 }
-
 
 /// Rates a set of usage files of a period (their duplicates judged among them), hour
 /// by hour in order: the hourly run's loop.
@@ -826,6 +814,11 @@ pub fn rate_files(
     rate_hours(&mut usage, &hours, engine, &verdicts, each)
 }
 
+/// The hour of an hourly run's file, `…/hour=YYYY-MM-DDTHH.parquet`.
+fn hourly_file_hour(path: &str) -> Option<Micros> {
+    path.rsplit("hour=").next().and_then(|s| s.strip_suffix(".parquet")).and_then(crate::time::parse_hour)
+}
+
 /// The settlements of the close against those the hourly runs published: one row per
 /// account and hour settled hourly whose deduction changed (late usage, or a record
 /// id repeated across hours, which only the whole month shows).
@@ -839,7 +832,7 @@ fn settlement_changes(
     let mut hourly: BTreeMap<(String, Micros), Dec> = BTreeMap::new();
     let mut hours = std::collections::BTreeSet::new();
     for l in lake.list(&format!("hourly/settlements/billing_period={period}/"))? {
-        let Some(h) = l.path.rsplit("hour=").next().and_then(|s| s.strip_suffix(".parquet")).and_then(crate::time::parse_hour) else { continue };
+        let Some(h) = hourly_file_hour(&l.path) else { continue };
         hours.insert(h);
         for b in inputs::decode_parquet(&l.path, lake.get(&l.path)?)? {
             let (acct, at, ded) = match (StrCol::of(&b, "account_id"), TsCol::of(&b, "hour_start"), DecCol::of(&b, "deduction")) {

@@ -59,15 +59,22 @@ fn col_err(file: &str, column: &str, p: ColumnProblem) -> InputError {
 /// decoder runs under `catch_unwind`, so even a decoder bug on malformed bytes becomes
 /// an error.
 pub fn decode_parquet(file: &str, bytes: Bytes) -> Result<Vec<RecordBatch>> {
+    decode_parquet_with(file, bytes, |b| b)
+}
+
+/// [`decode_parquet`] with the reader configured first (a projection, a selection of
+/// rows), under the same guard.
+pub fn decode_parquet_with(
+    file: &str,
+    bytes: Bytes,
+    configure: impl FnOnce(ParquetRecordBatchReaderBuilder<Bytes>) -> ParquetRecordBatchReaderBuilder<Bytes>,
+) -> Result<Vec<RecordBatch>> {
     let corrupt = |e: &dyn std::fmt::Display| InputError::Corrupt { file: file.into(), why: e.to_string() };
-    let decoded = std::panic::catch_unwind(move || -> std::result::Result<Vec<RecordBatch>, String> {
-        let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
-            .map_err(|e| e.to_string())?
-            .with_batch_size(64 * 1024)
-            .build()
-            .map_err(|e| e.to_string())?;
+    let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || -> std::result::Result<Vec<RecordBatch>, String> {
+        let builder = ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(|e| e.to_string())?;
+        let reader = configure(builder).with_batch_size(64 * 1024).build().map_err(|e| e.to_string())?;
         reader.collect::<std::result::Result<Vec<_>, _>>().map_err(|e| e.to_string())
-    });
+    }));
     match decoded {
         Ok(Ok(batches)) => Ok(batches),
         Ok(Err(why)) => Err(corrupt(&why)),
@@ -545,18 +552,10 @@ pub fn read_usage_file(file_idx: u32, f: &UsageFile, bytes: Bytes) -> Result<Vec
 pub fn read_usage_file_of(file_idx: u32, f: &UsageFile, bytes: Bytes, wanted: &(dyn Fn(&str) -> bool + Sync)) -> Result<Vec<UsageChunk>> {
     use parquet::arrow::arrow_reader::RowSelection;
     use parquet::arrow::ProjectionMask;
-    let corrupt = |e: &dyn std::fmt::Display| InputError::Corrupt { file: f.path.clone(), why: e.to_string() };
-    let accounts = std::panic::catch_unwind(|| -> std::result::Result<Vec<RecordBatch>, String> {
-        let b = ParquetRecordBatchReaderBuilder::try_new(bytes.clone()).map_err(|e| e.to_string())?;
+    let accounts = decode_parquet_with(&f.path, bytes.clone(), |b| {
         let mask = ProjectionMask::columns(b.parquet_schema(), ["account_id"]);
-        let reader = b.with_projection(mask).with_batch_size(64 * 1024).build().map_err(|e| e.to_string())?;
-        reader.collect::<std::result::Result<Vec<_>, _>>().map_err(|e| e.to_string())
-    });
-    let accounts = match accounts {
-        Ok(Ok(b)) => b,
-        Ok(Err(why)) => return Err(corrupt(&why)),
-        Err(_) => return Err(corrupt(&"the Parquet decoder failed on malformed data")),
-    };
+        b.with_projection(mask)
+    })?;
     let mut rows: Vec<u32> = Vec::new();
     let mut filters = Vec::with_capacity(accounts.len());
     let mut first = 0u32;
@@ -571,22 +570,9 @@ pub fn read_usage_file_of(file_idx: u32, f: &UsageFile, bytes: Bytes, wanted: &(
         return Ok(Vec::new());
     }
     let selection = RowSelection::from_filters(&filters);
-    let decoded = std::panic::catch_unwind(move || -> std::result::Result<Vec<RecordBatch>, String> {
-        let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
-            .map_err(|e| e.to_string())?
-            .with_row_selection(selection)
-            .with_batch_size(64 * 1024)
-            .build()
-            .map_err(|e| e.to_string())?;
-        reader.collect::<std::result::Result<Vec<_>, _>>().map_err(|e| e.to_string())
-    });
-    let batches = match decoded {
-        Ok(Ok(b)) => b,
-        Ok(Err(why)) => return Err(corrupt(&why)),
-        Err(_) => return Err(corrupt(&"the Parquet decoder failed on malformed data")),
-    };
+    let batches = decode_parquet_with(&f.path, bytes, |b| b.with_row_selection(selection))?;
     if batches.iter().map(|b| b.num_rows()).sum::<usize>() != rows.len() {
-        return Err(corrupt(&"the selected rows could not be read back"));
+        return Err(InputError::Corrupt { file: f.path.clone(), why: "the selected rows could not be read back".into() });
     }
     usage_chunks(file_idx, f, &batches, Some(&rows))
 }
