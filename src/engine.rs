@@ -153,13 +153,21 @@ impl Engine {
     /// into an engine built from the same reference data and period, it continues
     /// exactly where this one stopped (the hourly run's checkpoint).
     pub fn snapshot(&self) -> Result<serde_json::Value, String> {
-        let books = serde_json::to_value(&self.books).map_err(|e| e.to_string())?;
+        let mut books = serde_json::to_value(&self.books).map_err(|e| e.to_string())?;
+        if let Some(each) = books.as_array_mut() {
+            for (v, b) in each.iter_mut().zip(&self.books) {
+                v["tiers"] = serde_json::to_value(b.tiers_by_name(&self.catalog)).map_err(|e| e.to_string())?;
+            }
+        }
         let tally = serde_json::to_value(&self.tally).map_err(|e| e.to_string())?;
         Ok(serde_json::json!({ "books": books, "tally": tally }))
     }
 
     pub fn restore(&mut self, state: serde_json::Value) -> Result<(), String> {
-        let books: Vec<AccountBook> = serde_json::from_value(state["books"].clone()).map_err(|e| e.to_string())?;
+        let mut books: Vec<AccountBook> = serde_json::from_value(state["books"].clone()).map_err(|e| e.to_string())?;
+        for b in &mut books {
+            b.key_tiers(&self.catalog);
+        }
         let tally: Vec<(u64, Dec)> = serde_json::from_value(state["tally"].clone()).map_err(|e| e.to_string())?;
         if books.len() != self.books.len() || tally.len() != self.tally.len() {
             return Err("the checkpoint was taken with other accounts".into());

@@ -5,7 +5,7 @@
 
 use super::checks::{Rejection, Usage};
 use super::packages::{self, PackageBook};
-use super::pricing::{pricing_quantity, rate_tiered, tier_at, Catalog, PriceLookup, RateError};
+use super::pricing::{pricing_quantity, rate_tiered_into, tier_at, Catalog, PriceLookup, RateError, Segment};
 use super::records::*;
 use super::subscriptions::{Coverage, Subscriptions};
 use crate::decimal::{line_amount, Dec, Qty};
@@ -61,8 +61,16 @@ pub struct AccountBook {
     pub usage_charges: Dec,
     pub truncated_total: Dec,
     pub committed_list_value: Dec,
-    /// Cumulative pay-per-use quantity per SKU and region, this period.
+    /// Cumulative pay-per-use quantity per SKU and region, this period, by name: the
+    /// form a checkpoint keeps (filled by [`AccountBook::tiers_by_name`]), and while
+    /// rating only the pairs the catalog does not price.
     tiers: FxHashMap<String, FxHashMap<String, Qty>>,
+    /// The same by the catalog's (SKU, region) key, while rating.
+    #[serde(skip)]
+    tier_keys: FxHashMap<u32, Qty>,
+    /// Reused for each row's tier segments.
+    #[serde(skip)]
+    segments: Vec<Segment>,
     pub packages: PackageBook,
     /// Usage intervals of each subscribed resource within its term, this period.
     pub sub_covered: FxHashMap<u32, Vec<(Micros, Micros)>>,
@@ -114,6 +122,8 @@ impl AccountBook {
             truncated_total: Dec::ZERO,
             committed_list_value: Dec::ZERO,
             tiers: FxHashMap::default(),
+            tier_keys: FxHashMap::default(),
+            segments: Vec::new(),
             packages,
             sub_covered: FxHashMap::default(),
         }
@@ -188,8 +198,8 @@ impl AccountBook {
                 let mut l = line(LineKind::Committed);
                 l.commitment = Some(Commitment::Subscription(s));
                 if own_row {
-                    if let PriceLookup::Tiers(tiers) = ctx.catalog.ppu_tiers(u.sku, u.region, &self.currency, u.start) {
-                        let t = tier_at(&tiers, self.cumulative(u.sku, u.region));
+                    if let PriceLookup::Tiers(set) = ctx.catalog.ppu_tiers(u.sku, u.region, &self.currency, u.start) {
+                        let t = tier_at(set.tiers, self.cumulative(set.key));
                         l.price_row = Some(t.row);
                         l.list_unit_price = t.unit_price;
                         l.list_cost = line_amount(t.unit_price, q).unwrap_or(Dec::ZERO);
@@ -237,7 +247,7 @@ impl AccountBook {
             out.lines.push(line(LineKind::PoolJob));
             return Ok(());
         }
-        let tiers = match ctx.catalog.ppu_tiers(u.sku, u.region, &self.currency, u.start) {
+        let set = match ctx.catalog.ppu_tiers(u.sku, u.region, &self.currency, u.start) {
             PriceLookup::Tiers(t) => t,
             PriceLookup::OtherCurrencyOnly => {
                 return Err(Rejection::new(
@@ -258,22 +268,23 @@ impl AccountBook {
                 ))
             }
         };
-        let cumulative = self.cumulative(u.sku, u.region);
+        let tiers = set.tiers;
+        let cumulative = self.cumulative(set.key);
         let plan = self.packages.plan(ctx.packages, u.region, u.sku, u.pool_type, u.start, q);
         let overflow = q.sub(plan.iter().fold(Qty::ZERO, |a, d| a.add(d.quantity)));
-        let segments = if plan.is_empty() || !overflow.is_zero() {
-            Some(rate_tiered(&tiers, cumulative, overflow).map_err(|e| match e {
+        let mut segments = std::mem::take(&mut self.segments);
+        segments.clear();
+        if plan.is_empty() || !overflow.is_zero() {
+            rate_tiered_into(tiers, cumulative, overflow, &mut segments).map_err(|e| match e {
                 RateError::BelowFirstTier => Rejection::new(
                     Reason::NoPrice,
                     format!("no price tier of {} in {} covers its cumulative quantity", u.sku, u.region),
                 ),
                 RateError::Overflow => Rejection::new(Reason::Schema, "the amount is beyond the priceable range (38 digits)"),
-            })?)
-        } else {
-            None
-        };
+            })?;
+        }
         // Covered parts: committed lines of the packages, listed at the current tier.
-        let list_tier = tier_at(&tiers, cumulative);
+        let list_tier = tier_at(tiers, cumulative);
         for (k, d) in self.packages.commit(ctx.packages, &plan).into_iter().enumerate() {
             out.deductions.push(Deduction {
                 account: self.idx,
@@ -308,7 +319,7 @@ impl AccountBook {
                 });
             }
         }
-        for s in segments.into_iter().flatten() {
+        for s in &segments {
             self.hour_sum = self.hour_sum.add(s.amount);
             self.hour_has_ppu = true;
             out.lines.push(Line {
@@ -321,21 +332,46 @@ impl AccountBook {
                 ..line(LineKind::Standard)
             });
         }
+        self.segments = segments;
         if !overflow.is_zero() {
-            // Found without allocating; the names are copied once, on first use.
-            match self.tiers.get_mut(u.sku).and_then(|m| m.get_mut(u.region)) {
-                Some(c) => *c = c.add(overflow),
-                None => {
-                    let c = self.tiers.entry(u.sku.to_string()).or_default().entry(u.region.to_string()).or_default();
-                    *c = c.add(overflow);
-                }
-            }
+            let c = self.tier_keys.entry(set.key).or_default();
+            *c = c.add(overflow);
         }
         Ok(())
     }
 
-    fn cumulative(&self, sku: &str, region: &str) -> Qty {
-        self.tiers.get(sku).and_then(|m| m.get(region)).copied().unwrap_or(Qty::ZERO)
+    fn cumulative(&self, key: u32) -> Qty {
+        self.tier_keys.get(&key).copied().unwrap_or(Qty::ZERO)
+    }
+
+    /// The cumulative quantities by SKU and region name, as a checkpoint keeps them:
+    /// a catalog's keys are its own, names hold across catalogs.
+    pub fn tiers_by_name(&self, catalog: &Catalog) -> FxHashMap<String, FxHashMap<String, Qty>> {
+        let mut out = self.tiers.clone();
+        for (&key, &q) in &self.tier_keys {
+            let (sku, region) = catalog.ppu_names(key);
+            let c = out.entry(sku.to_string()).or_default().entry(region.to_string()).or_default();
+            *c = c.add(q);
+        }
+        out
+    }
+
+    /// After a checkpoint is restored: the cumulative quantities by name are keyed
+    /// by `catalog`; pairs it does not price are kept by name.
+    pub fn key_tiers(&mut self, catalog: &Catalog) {
+        for (sku, regions) in std::mem::take(&mut self.tiers) {
+            for (region, q) in regions {
+                match catalog.ppu_key(&sku, &region) {
+                    Some(key) => {
+                        let c = self.tier_keys.entry(key).or_default();
+                        *c = c.add(q);
+                    }
+                    None => {
+                        self.tiers.entry(sku.clone()).or_default().insert(region, q);
+                    }
+                }
+            }
+        }
     }
 
     /// Settles the hour that starts at `hour_start`, if it had pay-per-use lines: the
@@ -425,5 +461,62 @@ pub fn phase_in_episode(since: Micros, grace: i64, retention: i64, t: Micros) ->
         Phase::Frozen
     } else {
         Phase::Released
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{BillingItem, BillingMode, PriceRow, PricingUnit};
+
+    fn catalog(skus: &[&str]) -> Catalog {
+        let row = |sku: &str| PriceRow {
+            sku: sku.into(),
+            region: "r1".into(),
+            billing_mode: BillingMode::PayPerUse,
+            pricing_unit: PricingUnit::NodeHour,
+            currency: "USD".into(),
+            unit_price: Dec::from_int(1),
+            tier_start: Dec::ZERO,
+            effective_from: 0,
+            effective_to: None,
+            billing_item: BillingItem::Compute,
+            description: None,
+            row: 0,
+        };
+        Catalog::new(skus.iter().map(|s| row(s)).collect()).unwrap()
+    }
+
+    /// A checkpoint keeps cumulative quantities by name: restored under a catalog
+    /// whose keys moved (a SKU was added before it), each lands on its own pair, and
+    /// a pair the new catalog does not price is kept by name.
+    #[test]
+    fn tier_cumulatives_survive_a_checkpoint_across_catalogs() {
+        let (before, after) = (catalog(&["s1", "s2"]), catalog(&["s0", "s1"]));
+        let account = Account {
+            account_id: "a".into(),
+            account_name: "a".into(),
+            currency: "USD".into(),
+            opening_balance: Dec::ZERO,
+            balance_as_of: 0,
+            grace_days: 0,
+            retention_days: 0,
+            balance_alert_threshold: None,
+        };
+        let period = Period::containing(0).unwrap();
+        let mut book = AccountBook::open(0, &account, period, None, &[], PackageBook::default());
+        let q = |n: i64| Qty::from_dec(Dec::from_int(n)).unwrap();
+        book.tier_keys.insert(before.ppu_key("s1", "r1").unwrap(), q(5));
+        book.tier_keys.insert(before.ppu_key("s2", "r1").unwrap(), q(7));
+        let mut json = serde_json::to_value(&book).unwrap();
+        json["tiers"] = serde_json::to_value(book.tiers_by_name(&before)).unwrap();
+
+        let mut restored: AccountBook = serde_json::from_value(json).unwrap();
+        restored.key_tiers(&after);
+        assert_ne!(before.ppu_key("s1", "r1"), after.ppu_key("s1", "r1"));
+        assert_eq!(restored.cumulative(after.ppu_key("s1", "r1").unwrap()), q(5));
+        assert_eq!(restored.cumulative(after.ppu_key("s0", "r1").unwrap()), Qty::ZERO);
+        assert_eq!(restored.tiers["s2"]["r1"], q(7));
+        assert_eq!(restored.tiers_by_name(&after), book.tiers_by_name(&before));
     }
 }

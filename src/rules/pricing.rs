@@ -14,6 +14,35 @@ pub struct Catalog {
     by_sku_region: FxHashMap<String, FxHashMap<String, Vec<u32>>>,
     skus: HashSet<String>,
     ppu_unit: FxHashMap<String, PricingUnit>,
+    /// The pay-per-use prices of each (SKU, region): an index into `ppu`.
+    ppu_index: FxHashMap<String, FxHashMap<String, u32>>,
+    ppu: Vec<PpuPrices>,
+    /// The (SKU, region) of each key.
+    ppu_names: Vec<(String, String)>,
+}
+
+/// The pay-per-use prices of one (SKU, region), worked out once per catalog: the
+/// spans of time over which the same rows are in force, with their tiers by currency.
+#[derive(Debug, Default)]
+struct PpuPrices {
+    /// By ascending `from`; the first starts at `Micros::MIN`, each lasts until the next.
+    spans: Vec<PpuSpan>,
+}
+
+#[derive(Debug, Default)]
+struct PpuSpan {
+    from: Micros,
+    /// Every currency with a row in force, with its tiers by ascending `(start, row)`
+    /// (empty when no row of that currency has a tier start that fits a quantity).
+    currencies: Vec<(String, Vec<Tier>)>,
+}
+
+/// The tiers of one (SKU, region) in one currency at an instant. `key` names the
+/// (SKU, region) within the catalog: the key of the account's cumulative quantity.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct TierSet<'a> {
+    pub key: u32,
+    pub tiers: &'a [Tier],
 }
 
 /// One tier of a price in force: `[start, next tier's start)` priced at `row`.
@@ -26,9 +55,9 @@ pub struct Tier {
 
 /// What the catalog says about a pay-per-use price at an instant.
 #[derive(Debug, PartialEq, Eq)]
-pub enum PriceLookup {
+pub enum PriceLookup<'a> {
     /// The tiers in the account's currency, by ascending `tier_start`.
-    Tiers(Vec<Tier>),
+    Tiers(TierSet<'a>),
     /// Prices exist for the SKU, region and instant, but only in other currencies.
     OtherCurrencyOnly,
     None,
@@ -65,7 +94,61 @@ impl Catalog {
             }
         }
         c.rows = rows;
+        c.index_ppu();
         Ok(c)
+    }
+
+    /// Works out the pay-per-use spans of every (SKU, region). Rows come in and go
+    /// out of force only at their `effective_from` and `effective_to`, so the rows in
+    /// force at one of those instants are in force until the next.
+    fn index_ppu(&mut self) {
+        let mut keys: Vec<(&String, &String, &Vec<u32>)> =
+            self.by_sku_region.iter().flat_map(|(sku, m)| m.iter().map(move |(region, rows)| (sku, region, rows))).collect();
+        keys.sort();
+        for (sku, region, rows) in keys {
+            let ppu: Vec<&PriceRow> =
+                rows.iter().map(|&i| &self.rows[i as usize]).filter(|r| r.billing_mode == BillingMode::PayPerUse).collect();
+            if ppu.is_empty() {
+                continue;
+            }
+            let mut edges: Vec<Micros> = vec![Micros::MIN];
+            for r in &ppu {
+                edges.push(r.effective_from);
+                edges.extend(r.effective_to);
+            }
+            edges.sort_unstable();
+            edges.dedup();
+            let spans = edges
+                .into_iter()
+                .map(|from| {
+                    let mut currencies: Vec<(String, Vec<Tier>)> = Vec::new();
+                    for &i in rows {
+                        let r = &self.rows[i as usize];
+                        if r.billing_mode != BillingMode::PayPerUse || !r.in_force(from) {
+                            continue;
+                        }
+                        let at = match currencies.iter().position(|(c, _)| *c == r.currency) {
+                            Some(k) => k,
+                            None => {
+                                currencies.push((r.currency.clone(), Vec::new()));
+                                currencies.len() - 1
+                            }
+                        };
+                        if let Some(start) = Qty::from_dec(r.tier_start) {
+                            currencies[at].1.push(Tier { start, row: i, unit_price: r.unit_price });
+                        }
+                    }
+                    for (_, tiers) in &mut currencies {
+                        tiers.sort_by_key(|t| (t.start, t.row));
+                    }
+                    PpuSpan { from, currencies }
+                })
+                .collect();
+            let key = self.ppu.len() as u32;
+            self.ppu.push(PpuPrices { spans });
+            self.ppu_names.push((sku.clone(), region.clone()));
+            self.ppu_index.entry(sku.clone()).or_default().insert(region.clone(), key);
+        }
     }
 
     pub fn knows_sku(&self, sku: &str) -> bool {
@@ -94,8 +177,33 @@ impl Catalog {
         }
     }
 
+    /// The key of a (SKU, region) with pay-per-use prices.
+    pub fn ppu_key(&self, sku: &str, region: &str) -> Option<u32> {
+        self.ppu_index.get(sku).and_then(|m| m.get(region)).copied()
+    }
+
+    /// The (SKU, region) of a key.
+    pub fn ppu_names(&self, key: u32) -> (&str, &str) {
+        let (sku, region) = &self.ppu_names[key as usize];
+        (sku, region)
+    }
+
     /// The pay-per-use tiers in force for `(sku, region, currency)` at `t`.
-    pub fn ppu_tiers(&self, sku: &str, region: &str, currency: &str, t: Micros) -> PriceLookup {
+    pub fn ppu_tiers(&self, sku: &str, region: &str, currency: &str, t: Micros) -> PriceLookup<'_> {
+        let Some(key) = self.ppu_key(sku, region) else { return PriceLookup::None };
+        let spans = &self.ppu[key as usize].spans;
+        let span = &spans[spans.partition_point(|s| s.from <= t).saturating_sub(1)];
+        match span.currencies.iter().find(|(c, _)| c == currency) {
+            Some((_, tiers)) if !tiers.is_empty() => PriceLookup::Tiers(TierSet { key, tiers }),
+            _ if span.currencies.iter().any(|(c, _)| c != currency) => PriceLookup::OtherCurrencyOnly,
+            _ => PriceLookup::None,
+        }
+    }
+
+    /// [`Catalog::ppu_tiers`] worked out from the rows at each call: the reference
+    /// the indexed lookup is tested against.
+    #[cfg(test)]
+    fn ppu_tiers_reference(&self, sku: &str, region: &str, currency: &str, t: Micros) -> Option<Result<Vec<Tier>, bool>> {
         let mut tiers = Vec::new();
         let mut other_currency = false;
         for &i in self.rows_for(sku, region) {
@@ -112,11 +220,11 @@ impl Catalog {
         }
         if !tiers.is_empty() {
             tiers.sort_by_key(|t| (t.start, t.row));
-            PriceLookup::Tiers(tiers)
+            Some(Ok(tiers))
         } else if other_currency {
-            PriceLookup::OtherCurrencyOnly
+            Some(Err(true))
         } else {
-            PriceLookup::None
+            None
         }
     }
 
@@ -171,13 +279,21 @@ pub enum RateError {
 /// Splits `quantity`, starting at `cumulative`, into one segment per tier it crosses.
 pub fn rate_tiered(tiers: &[Tier], cumulative: Qty, quantity: Qty) -> Result<Vec<Segment>, RateError> {
     let mut out = Vec::with_capacity(1);
+    rate_tiered_into(tiers, cumulative, quantity, &mut out)?;
+    Ok(out)
+}
+
+/// [`rate_tiered`] into a buffer the caller reuses (cleared first).
+pub fn rate_tiered_into(tiers: &[Tier], cumulative: Qty, quantity: Qty, out: &mut Vec<Segment>) -> Result<(), RateError> {
+    out.clear();
     let end = cumulative.checked_add(quantity).ok_or(RateError::Overflow)?;
     if quantity.is_zero() {
         let t = tier_at(tiers, cumulative);
         if cumulative < t.start {
             return Err(RateError::BelowFirstTier);
         }
-        return Ok(vec![Segment { tier: t, quantity, amount: Dec::ZERO }]);
+        out.push(Segment { tier: t, quantity, amount: Dec::ZERO });
+        return Ok(());
     }
     if cumulative < tiers[0].start {
         return Err(RateError::BelowFirstTier);
@@ -195,7 +311,7 @@ pub fn rate_tiered(tiers: &[Tier], cumulative: Qty, quantity: Qty) -> Result<Vec
             out.push(Segment { tier: *t, quantity: q, amount });
         }
     }
-    Ok(out)
+    Ok(())
 }
 
 #[cfg(test)]
@@ -250,5 +366,48 @@ mod tests {
         assert_eq!(pricing_quantity(PricingUnit::GbHour, 1, 1, d("10"), hour / 4).unwrap(), q("2.5"));
         assert_eq!(pricing_quantity(PricingUnit::Count, 3, 3, d("7"), hour).unwrap(), q("7"));
         assert_eq!(pricing_quantity(PricingUnit::Gb, 1, 1, d("0.3"), 1).unwrap(), q("0.3"));
+    }
+
+    use crate::model::BillingItem;
+    use proptest::prelude::*;
+
+    fn row(spec: (u8, u8, bool, u8, u8, u8, i64, Option<i64>)) -> PriceRow {
+        let (sku, region, ppu, currency, price, tier, from, len) = spec;
+        PriceRow {
+            sku: format!("s{}", sku % 2),
+            region: format!("r{}", region % 2),
+            billing_mode: if ppu { BillingMode::PayPerUse } else { BillingMode::YearlyMonthly },
+            pricing_unit: if ppu { PricingUnit::NodeHour } else { PricingUnit::NodeMonth },
+            currency: ["USD", "EUR", "CNY"][currency as usize % 3].to_string(),
+            unit_price: Dec::from_int(price as i64),
+            tier_start: Dec::from_int(tier as i64 % 4 * 10),
+            effective_from: from,
+            effective_to: len.map(|l| from + l),
+            billing_item: BillingItem::Compute,
+            description: None,
+            row: 0,
+        }
+    }
+
+    proptest! {
+        /// The spans worked out once per catalog give, at every instant, what the rows
+        /// in force at that instant give: the same tiers in the same order, or the same
+        /// reason for having none.
+        #[test]
+        fn indexed_tiers_agree_with_the_rows_in_force(
+            specs in proptest::collection::vec((0u8..2, 0u8..2, any::<bool>(), 0u8..3, 0u8..9, 0u8..4, 0i64..40, proptest::option::of(1i64..30)), 0..12),
+            probes in proptest::collection::vec((0u8..2, 0u8..2, 0u8..3, -5i64..80), 1..40),
+        ) {
+            let c = Catalog::new(specs.into_iter().map(row).collect()).unwrap();
+            for (sku, region, currency, t) in probes {
+                let (sku, region, currency) = (format!("s{sku}"), format!("r{region}"), ["USD", "EUR", "CNY"][currency as usize]);
+                let fast = match c.ppu_tiers(&sku, &region, currency, t) {
+                    PriceLookup::Tiers(set) => Some(Ok(set.tiers.to_vec())),
+                    PriceLookup::OtherCurrencyOnly => Some(Err(true)),
+                    PriceLookup::None => None,
+                };
+                prop_assert_eq!(fast, c.ppu_tiers_reference(&sku, &region, currency, t), "{} {} {} at {}", sku, region, currency, t);
+            }
+        }
     }
 }
