@@ -218,15 +218,18 @@ impl Engine {
             rows.extend(r);
             result.rejected.extend(rej);
         }
-        rows.sort_unstable_by(|a, b| (a.0, a.1.start, a.1.record_id).cmp(&(b.0, b.1.start, b.1.record_id)));
+        // The rating order, `(account, start_time, record_id)`, sorted as positions:
+        // the rows themselves stay where they are.
+        let mut order: Vec<(u32, Micros, &str, u32)> = rows.iter().enumerate().map(|(i, (a, u))| (*a, u.start, u.record_id, i as u32)).collect();
+        order.sort_unstable();
 
-        // Pair each account that has rows with its slice, then rate accounts in parallel.
-        let mut work: Vec<(&mut AccountBook, &[(u32, Usage<'_>)])> = Vec::new();
+        // Pair each account that has rows with its positions, then rate accounts in parallel.
+        let mut work: Vec<(&mut AccountBook, &[(u32, Micros, &str, u32)])> = Vec::new();
         {
-            let mut rest: &[(u32, Usage<'_>)] = &rows;
+            let mut rest: &[(u32, Micros, &str, u32)] = &order;
             let mut books = self.books.iter_mut();
-            while let Some(&(acct, _)) = rest.first() {
-                let n = rest.iter().take_while(|(a, _)| *a == acct).count();
+            while let Some(&(acct, ..)) = rest.first() {
+                let n = rest.iter().take_while(|o| o.0 == acct).count();
                 let (mine, tail) = rest.split_at(n);
                 let book = books.by_ref().find(|b| b.idx == acct).expect("books are in account order");
                 work.push((book, mine));
@@ -234,21 +237,22 @@ impl Engine {
             }
         }
         let ctx = Ctx { catalog: &self.catalog, subs: &self.subs, packages: &self.packages };
+        let rows = &rows;
         let outs: Vec<HourOut> = work
             .into_par_iter()
             .with_min_len(64)
             .map(|(book, mine)| {
                 let mut out = HourOut::default();
-                for (_, u) in mine {
-                    book.rate(u, &ctx, &mut out);
+                for &(.., i) in mine {
+                    book.rate(&rows[i as usize].1, &ctx, &mut out);
                 }
                 book.settle(hour, &mut out);
                 out
             })
             .collect();
         let n_rows = rows.len() as u64;
-        drop(rows);
         let mut rejected_later = 0u64;
+        result.lines.reserve(outs.iter().map(|o| o.lines.len()).sum());
         for o in outs {
             rejected_later += o.rejected.len() as u64;
             result.lines.extend(o.lines);
