@@ -128,17 +128,41 @@ impl Syms {
 const DIMS: [&str; 8] = ["billing_item", "module", "product", "billing_mode", "sku", "region", "charge_category", "module_billing_item"];
 
 /// The hour-by-hour accumulators, keyed by interned names so that a line costs no
-/// allocation once its names have been seen.
+/// allocation once its names have been seen, and kept per account: an hour's lines
+/// come account by account, so each line updates small tables that are already at
+/// hand rather than probing tables of the whole period.
 #[derive(Debug, Default)]
 struct Tally {
     syms: Syms,
-    composition: FxHashMap<(u32, u8, Sym), Sums>,
-    resources: FxHashMap<(u32, Sym), (Sums, Option<Module>)>,
-    /// account, source, target, project, tags, method.
-    allocation: FxHashMap<(u32, Sym, Sym, Sym, Sym, Method), Dec>,
-    notebooks: FxHashMap<(u32, Sym), NotebookUse>,
-    ppu_public: FxHashMap<(u32, Sym, Sym), (Qty, Dec)>,
-    ppu_resources: FxHashMap<(u32, Sym), PpuResource>,
+    /// By account index.
+    accounts: Vec<AccountTally>,
+}
+
+/// One account's accumulators.
+#[derive(Debug, Default)]
+struct AccountTally {
+    /// Σ EffectiveCost of the account's lines (`None`: no line yet).
+    effective: Option<Dec>,
+    daily: FxHashMap<i64, Sums>,
+    composition: FxHashMap<(u8, Sym), Sums>,
+    resources: FxHashMap<Sym, (Sums, Option<Module>)>,
+    /// source, target, project, tags, method.
+    allocation: FxHashMap<AllocSyms, Dec>,
+    notebooks: FxHashMap<Sym, NotebookUse>,
+    ppu_public: FxHashMap<(Sym, Sym), (Qty, Dec)>,
+    ppu_resources: FxHashMap<Sym, PpuResource>,
+}
+
+/// An allocation's source, target, project, tags and method.
+type AllocSyms = (Sym, Sym, Sym, Sym, Method);
+
+/// The accumulators of account `a`, opened on first use.
+fn of(accounts: &mut Vec<AccountTally>, a: u32) -> &mut AccountTally {
+    let i = a as usize;
+    if accounts.len() <= i {
+        accounts.resize_with(i + 1, AccountTally::default);
+    }
+    &mut accounts[i]
 }
 
 /// The interned names of a line's usage row.
@@ -260,25 +284,23 @@ impl CostBook {
             for (j, &k) in ph.jobs.iter().enumerate() {
                 let u = view(&lines[k], chunks);
                 let key = (
-                    *account,
                     pool_sym,
                     t.syms.opt(u.as_ref().map(|u| u.resource)),
                     t.syms.opt(u.as_ref().and_then(|u| u.project)),
                     t.syms.opt(u.as_ref().and_then(|u| u.tags)),
                     Method::PoolNodeSeconds,
                 );
-                t.allocate(key, shares[j]);
+                t.allocate(*account, key, shares[j]);
                 allocated[k] = true;
             }
             let idle = (
-                *account,
                 pool_sym,
                 pool_sym,
                 t.syms.opt(pool_view.as_ref().and_then(|u| u.project)),
                 t.syms.opt(pool_view.as_ref().and_then(|u| u.tags)),
                 Method::PoolIdle,
             );
-            t.allocate(idle, shares[ph.jobs.len()]);
+            t.allocate(*account, idle, shares[ph.jobs.len()]);
             for &k in &ph.own {
                 allocated[k] = true;
             }
@@ -293,43 +315,43 @@ impl CostBook {
             self.observe_line(l, u.as_ref(), syms, n);
             if !allocated[k] {
                 let key = self.tally.direct_key(l, u.as_ref(), syms, n);
-                self.tally.allocate(key, l.effective);
+                self.tally.allocate(l.account, key, l.effective);
             }
         }
     }
 
     fn observe_line(&mut self, l: &Line, u: Option<&UsageView<'_>>, syms: Option<RowSyms>, n: &Names<'_>) {
         let module = u.and_then(|u| u.module);
-        let t = &mut self.tally;
+        let Tally { syms: names, accounts } = &mut self.tally;
         let (item_name, item) = match l.price_row {
             Some(r) => {
                 let name = n.catalog.row(r).billing_item.as_str();
-                (name, t.syms.stable(name))
+                (name, names.stable(name))
             }
             None => {
                 let name = billing_item_of_module(module);
-                (name, t.syms.stable(name))
+                (name, names.stable(name))
             }
         };
-        let module_name = t.syms.stable(match (module, l.kind) {
+        let module_name = names.stable(match (module, l.kind) {
             (Some(m), _) => m.as_str(),
             (None, LineKind::Purchase) => "purchase",
             (None, LineKind::Adjustment) => "settlement",
             (None, _) => "commitment",
         });
         let (sku, region) = match (u, l.commitment) {
-            (Some(u), _) => (u.sku.map(|s| t.syms.id(s)), u.region.map(|s| t.syms.id(s))),
+            (Some(u), _) => (u.sku.map(|s| names.id(s)), u.region.map(|s| names.id(s))),
             (None, Some(Commitment::Package(i))) => {
                 let p = &n.packages[i as usize];
-                (Some(t.syms.stable(&p.sku)), Some(t.syms.stable(&p.region)))
+                (Some(names.stable(&p.sku)), Some(names.stable(&p.region)))
             }
             (None, Some(Commitment::Subscription(i))) => {
                 let s = n.subs.get(i);
-                (Some(t.syms.stable(&s.sku)), Some(t.syms.stable(&s.region)))
+                (Some(names.stable(&s.sku)), Some(names.stable(&s.region)))
             }
             (None, None) => (None, None),
         };
-        let mode = t.syms.stable(match (l.kind, l.commitment) {
+        let mode = names.stable(match (l.kind, l.commitment) {
             (LineKind::PoolJob, _) => "dedicated_pool",
             (_, Some(Commitment::Package(_))) => "package",
             (_, Some(Commitment::Subscription(_))) => "yearly_monthly",
@@ -338,37 +360,44 @@ impl CostBook {
         let values: [Option<Sym>; 8] = [
             Some(item),
             Some(module_name),
-            Some(t.syms.stable(product(module, l.kind))),
+            Some(names.stable(product(module, l.kind))),
             Some(mode),
             sku,
             region,
-            Some(t.syms.stable(l.kind.charge_category())),
+            Some(names.stable(l.kind.charge_category())),
             // What each module is made of: notebook = compute + block storage, …
-            Some(t.syms.pair(module_name, item)),
+            Some(names.pair(module_name, item)),
         ];
-        for (dim, value) in values.into_iter().enumerate() {
-            let Some(sym) = value else { continue };
-            if t.syms.name(sym).is_none_or(str::is_empty) {
-                continue;
-            }
-            t.composition.entry((l.account, dim as u8, sym)).or_default().add(l);
-        }
-        let item = item_name;
-        self.daily.entry((l.account, l.charge_start.div_euclid(DAY))).or_default().add(l);
-        let e = self.effective.entry(l.account).or_default();
-        *e = e.add(l.effective);
         let resource = match (syms, l.commitment) {
             (Some(s), _) => Some(s.resource),
-            (None, Some(Commitment::Package(i))) => Some(t.syms.stable(&n.packages[i as usize].package_id)),
-            (None, Some(Commitment::Subscription(i))) => Some(t.syms.stable(&n.subs.get(i).resource_id)),
+            (None, Some(Commitment::Package(i))) => Some(names.stable(&n.packages[i as usize].package_id)),
+            (None, Some(Commitment::Subscription(i))) => Some(names.stable(&n.subs.get(i).resource_id)),
             _ => None,
         };
+        let own_rows = matches!(module, Some(Module::DedicatedPool | Module::LiteCluster | Module::LiteServer));
+        let public_key = match (u, l.kind) {
+            (Some(u), LineKind::Standard) if !own_rows && item_name == "compute" && u.pool_id.is_none() => {
+                Some((names.id(u.sku.unwrap_or("")), names.id(u.region.unwrap_or(""))))
+            }
+            _ => None,
+        };
+        let at = of(accounts, l.account);
+        for (dim, value) in values.into_iter().enumerate() {
+            let Some(sym) = value else { continue };
+            if names.name(sym).is_none_or(str::is_empty) {
+                continue;
+            }
+            at.composition.entry((dim as u8, sym)).or_default().add(l);
+        }
+        let item = item_name;
+        at.daily.entry(l.charge_start.div_euclid(DAY)).or_default().add(l);
+        at.effective = Some(at.effective.unwrap_or_default().add(l.effective));
         if let Some(r) = resource {
-            let e = t.resources.entry((l.account, r)).or_insert((Sums::default(), module));
+            let e = at.resources.entry(r).or_insert((Sums::default(), module));
             e.0.add(l);
         }
         if let (Some(s), Some(Module::Notebook)) = (syms, module) {
-            let nb = t.notebooks.entry((l.account, s.resource)).or_default();
+            let nb = at.notebooks.entry(s.resource).or_default();
             if item == "compute" {
                 nb.last_compute = Some(nb.last_compute.map_or(l.charge_end, |t| t.max(l.charge_end)));
             } else {
@@ -377,30 +406,26 @@ impl CostBook {
             }
         }
         if let (Some(u), LineKind::Standard) = (u, l.kind) {
-            match module {
-                Some(Module::DedicatedPool | Module::LiteCluster | Module::LiteServer) => {
-                    let key = (l.account, syms.map_or(NO_SYM, |s| s.resource));
-                    let r = t.ppu_resources.entry(key).or_insert_with(|| PpuResource {
-                        sku: u.sku.unwrap_or("").to_string(),
-                        region: u.region.unwrap_or("").to_string(),
-                        module,
-                        min_size: u.size,
-                        max_size: u.size,
-                        ..PpuResource::default()
-                    });
-                    r.min_size = r.min_size.min(u.size);
-                    r.max_size = r.max_size.max(u.size);
-                    r.cost = r.cost.add(l.billed);
-                    r.hours += 1;
-                }
-                _ if item == "compute" && u.pool_id.is_none() => {
-                    let key = (l.account, t.syms.id(u.sku.unwrap_or("")), t.syms.id(u.region.unwrap_or("")));
-                    let e = t.ppu_public.entry(key).or_default();
-                    e.0 = e.0.add(l.quantity);
-                    e.1 = e.1.add(l.billed);
-                }
-                _ => {}
+            if own_rows {
+                let key = syms.map_or(NO_SYM, |s| s.resource);
+                let r = at.ppu_resources.entry(key).or_insert_with(|| PpuResource {
+                    sku: u.sku.unwrap_or("").to_string(),
+                    region: u.region.unwrap_or("").to_string(),
+                    module,
+                    min_size: u.size,
+                    max_size: u.size,
+                    ..PpuResource::default()
+                });
+                r.min_size = r.min_size.min(u.size);
+                r.max_size = r.max_size.max(u.size);
+                r.cost = r.cost.add(l.billed);
+                r.hours += 1;
             }
+        }
+        if let Some(key) = public_key {
+            let e = at.ppu_public.entry(key).or_default();
+            e.0 = e.0.add(l.quantity);
+            e.1 = e.1.add(l.billed);
         }
     }
 
@@ -410,18 +435,21 @@ impl CostBook {
         let t = std::mem::take(&mut self.tally);
         let s = &t.syms;
         let opt = |i: Sym| s.name(i).map(str::to_string);
-        self.composition = t.composition.into_iter().map(|((a, d, v), x)| ((a, DIMS[d as usize], s.string(v)), x)).collect();
-        self.resources = t.resources.into_iter().map(|((a, r), x)| ((a, s.string(r)), x)).collect();
-        self.allocation = t
-            .allocation
-            .into_iter()
-            .map(|((account, source, target, project, tags, method), x)| {
-                (AllocKey { account, source: opt(source), target: opt(target), project: opt(project), tags: opt(tags), method }, x)
-            })
-            .collect();
-        self.notebooks = t.notebooks.into_iter().map(|((a, r), x)| ((a, s.string(r)), x)).collect();
-        self.ppu_public = t.ppu_public.into_iter().map(|((a, k, r), x)| ((a, s.string(k), s.string(r)), x)).collect();
-        self.ppu_resources = t.ppu_resources.into_iter().map(|((a, r), x)| ((a, s.string(r)), x)).collect();
+        for (a, at) in t.accounts.into_iter().enumerate() {
+            let a = a as u32;
+            if let Some(e) = at.effective {
+                self.effective.insert(a, e);
+            }
+            self.daily.extend(at.daily.into_iter().map(|(d, x)| ((a, d), x)));
+            self.composition.extend(at.composition.into_iter().map(|((d, v), x)| ((a, DIMS[d as usize], s.string(v)), x)));
+            self.resources.extend(at.resources.into_iter().map(|(r, x)| ((a, s.string(r)), x)));
+            self.allocation.extend(at.allocation.into_iter().map(|((source, target, project, tags, method), x)| {
+                (AllocKey { account: a, source: opt(source), target: opt(target), project: opt(project), tags: opt(tags), method }, x)
+            }));
+            self.notebooks.extend(at.notebooks.into_iter().map(|(r, x)| ((a, s.string(r)), x)));
+            self.ppu_public.extend(at.ppu_public.into_iter().map(|((k, r), x)| ((a, s.string(k), s.string(r)), x)));
+            self.ppu_resources.extend(at.ppu_resources.into_iter().map(|(r, x)| ((a, s.string(r)), x)));
+        }
     }
 
     /// Records an hour's settlements (for burn rates).
@@ -444,12 +472,12 @@ impl CostBook {
 }
 
 impl Tally {
-    fn allocate(&mut self, key: (u32, Sym, Sym, Sym, Sym, Method), amount: Dec) {
-        let e = self.allocation.entry(key).or_default();
+    fn allocate(&mut self, account: u32, key: AllocSyms, amount: Dec) {
+        let e = of(&mut self.accounts, account).allocation.entry(key).or_default();
         *e = e.add(amount);
     }
 
-    fn direct_key(&mut self, l: &Line, u: Option<&UsageView<'_>>, syms: Option<RowSyms>, n: &Names<'_>) -> (u32, Sym, Sym, Sym, Sym, Method) {
+    fn direct_key(&mut self, l: &Line, u: Option<&UsageView<'_>>, syms: Option<RowSyms>, n: &Names<'_>) -> AllocSyms {
         let mut commitment_resource = |c: Option<Commitment>| match c {
             Some(Commitment::Package(i)) => self.syms.stable(&n.packages[i as usize].package_id),
             Some(Commitment::Subscription(i)) => self.syms.stable(&n.subs.get(i).resource_id),
@@ -468,7 +496,7 @@ impl Tally {
             _ => (commitment_resource(l.commitment), Method::Direct),
         };
         let (project, tags) = syms.map_or((NO_SYM, NO_SYM), |s| (s.project, s.tags));
-        (l.account, resource, resource, project, tags, method)
+        (resource, resource, project, tags, method)
     }
 }
 
