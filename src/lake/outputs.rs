@@ -23,7 +23,11 @@ use arrow_array::{
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use parquet::arrow::arrow_writer::{compute_leaves, ArrowColumnChunk, ArrowColumnWriter, ArrowRowGroupWriterFactory};
 use parquet::arrow::ArrowWriter;
+use parquet::column::writer::ColumnCloseResult;
+use parquet::file::metadata::ColumnChunkMetaData;
+use parquet::file::properties::WriterPropertiesPtr;
 use parquet::file::writer::SerializedFileWriter;
+use parquet::schema::types::ColumnDescPtr;
 use parquet::schema::types::ColumnPath;
 use rayon::prelude::*;
 use parquet::basic::Compression;
@@ -108,12 +112,22 @@ const ROW_GROUP_ROWS: usize = 1 << 20;
 /// Streams one table to the lake. Columns are encoded in parallel (one task per
 /// column, on the run's thread pool); each column's encoding depends only on its own
 /// values, so the bytes are the same whatever the number of threads.
+///
+/// A column that is the very same array as an earlier one (FOCUS repeats some:
+/// `ContractedCost` is `ListCost`, `RegionName` is `RegionId`, …) and is written with
+/// the same settings is encoded once: the row group gets the earlier column's pages
+/// again, under its own name. The bytes are those a second encoding would give.
 pub struct TableSink {
     rel: String,
     file: SerializedFileWriter<LakeWriter>,
     factory: ArrowRowGroupWriterFactory,
     /// The open row group's column writers (empty when none is open).
     group: Vec<ArrowColumnWriter>,
+    /// For each column of the open row group, the earlier column it repeats.
+    copy_of: Vec<Option<usize>>,
+    /// Columns that may repeat an earlier one: same type, nullability and settings
+    /// (`None`: the schema has nested columns, and nothing is repeated).
+    may_copy: Option<Vec<Vec<usize>>>,
     group_rows: usize,
     groups: usize,
     rows: u64,
@@ -138,9 +152,10 @@ impl TableSink {
         }
         let props = props.build();
         let out = lake.writer(rel)?;
-        let writer = ArrowWriter::try_new(out, schema, Some(props)).map_err(|e| io_err(lake, rel, e))?;
+        let writer = ArrowWriter::try_new(out, schema.clone(), Some(props)).map_err(|e| io_err(lake, rel, e))?;
         let (file, factory) = writer.into_serialized_writer().map_err(|e| io_err(lake, rel, e))?;
-        Ok(TableSink { rel: rel.to_string(), file, factory, group: Vec::new(), group_rows: 0, groups: 0, rows: 0 })
+        let may_copy = same_settings(&schema, &file);
+        Ok(TableSink { rel: rel.to_string(), file, factory, group: Vec::new(), copy_of: Vec::new(), may_copy, group_rows: 0, groups: 0, rows: 0 })
     }
 
     pub fn write(&mut self, lake: &Lake, batch: &RecordBatch) -> LakeResult<()> {
@@ -148,6 +163,8 @@ impl TableSink {
     }
 
     fn write_batch(&mut self, batch: &RecordBatch) -> parquet::errors::Result<()> {
+        // Found on the batch itself: slicing makes new arrays of every column.
+        let copy_of = copies(batch.columns(), self.may_copy.as_deref());
         let mut at = 0;
         while at < batch.num_rows() {
             if self.group.is_empty() {
@@ -155,11 +172,23 @@ impl TableSink {
             }
             let take = (ROW_GROUP_ROWS - self.group_rows).min(batch.num_rows() - at);
             let part = batch.slice(at, take);
-            let mut leaves = Vec::with_capacity(self.group.len());
-            for (array, field) in part.columns().iter().zip(part.schema().fields()) {
-                leaves.extend(compute_leaves(field, array)?);
+            if self.group_rows == 0 {
+                self.copy_of = copy_of.clone();
+            } else if copy_of != self.copy_of {
+                return Err(parquet::errors::ParquetError::General(format!(
+                    "internal: the columns that repeat others changed within a row group ({:?}, then {:?})",
+                    self.copy_of, copy_of
+                )));
             }
-            self.group.par_iter_mut().zip(leaves.par_iter()).try_for_each(|(w, leaf)| w.write(leaf))?;
+            let mut leaves = Vec::with_capacity(self.group.len());
+            for ((array, field), copy) in part.columns().iter().zip(part.schema().fields()).zip(&self.copy_of) {
+                if copy.is_none() {
+                    leaves.extend(compute_leaves(field, array)?);
+                }
+            }
+            let copy_of = &self.copy_of;
+            let mut own: Vec<&mut ArrowColumnWriter> = self.group.iter_mut().zip(copy_of).filter(|(_, c)| c.is_none()).map(|(w, _)| w).collect();
+            own.par_iter_mut().zip(leaves.par_iter()).try_for_each(|(w, leaf)| w.write(leaf))?;
             self.group_rows += take;
             self.rows += take as u64;
             at += take;
@@ -172,10 +201,33 @@ impl TableSink {
 
     fn close_group(&mut self) -> parquet::errors::Result<()> {
         let writers = std::mem::take(&mut self.group);
-        let chunks: Vec<ArrowColumnChunk> = writers.into_par_iter().map(ArrowColumnWriter::close).collect::<Result<_, _>>()?;
+        let copy_of = std::mem::take(&mut self.copy_of);
+        let chunks: Vec<Option<ArrowColumnChunk>> = writers
+            .into_par_iter()
+            .zip(copy_of.par_iter())
+            .map(|(w, c)| if c.is_some() { Ok(None) } else { w.close().map(Some) })
+            .collect::<Result<_, _>>()?;
+        let repeated: Vec<bool> = (0..chunks.len()).map(|i| copy_of.contains(&Some(i))).collect();
+        let descr: Vec<ColumnDescPtr> = (0..chunks.len()).map(|i| self.file.schema_descr().column(i)).collect();
+        let props = self.file.properties().clone();
+        let mut encoded: Vec<Option<(bytes::Bytes, ColumnCloseResult)>> = vec![None; chunks.len()];
         let mut rg = self.file.next_row_group()?;
-        for c in chunks {
-            c.append_to_row_group(&mut rg)?;
+        for (i, c) in chunks.into_iter().enumerate() {
+            match (c, copy_of[i]) {
+                (Some(c), _) if repeated[i] => {
+                    let (bytes, close) = spliced(c, descr[i].clone(), &props)?;
+                    rg.append_column(&bytes, close.clone())?;
+                    encoded[i] = Some((bytes, close));
+                }
+                (Some(c), _) => c.append_to_row_group(&mut rg)?,
+                (None, Some(j)) => {
+                    let Some((bytes, close)) = &encoded[j] else {
+                        return Err(parquet::errors::ParquetError::General(format!("internal: column {i} repeats {j}, not encoded")));
+                    };
+                    rg.append_column(bytes, renamed(close, descr[i].clone())?)?;
+                }
+                (None, None) => return Err(parquet::errors::ParquetError::General(format!("internal: column {i} was not encoded"))),
+            }
         }
         rg.close()?;
         self.groups += 1;
@@ -194,6 +246,88 @@ impl TableSink {
         let sealed = out.seal()?;
         Ok((Written { path: rel, rows: self.rows, bytes: sealed.size, sha256: sealed.sha256.clone() }, sealed))
     }
+}
+
+/// For each column, the earlier columns it may repeat (see [`TableSink`]): the same
+/// type and nullability, and the same encoding settings.
+fn same_settings(schema: &Schema, file: &SerializedFileWriter<LakeWriter>) -> Option<Vec<Vec<usize>>> {
+    let fields = schema.fields();
+    let descr = file.schema_descr();
+    if descr.num_columns() != fields.len() || fields.iter().any(|f| f.data_type().is_nested()) {
+        return None;
+    }
+    let props = file.properties();
+    let settings = |i: usize| {
+        let path = descr.column(i).path().clone();
+        (
+            props.dictionary_enabled(&path),
+            props.statistics_enabled(&path),
+            props.encoding(&path),
+            props.compression(&path),
+            props.bloom_filter_properties(&path).is_some(),
+        )
+    };
+    Some(
+        (0..fields.len())
+            .map(|i| {
+                (0..i)
+                    .filter(|&j| {
+                        fields[j].data_type() == fields[i].data_type()
+                            && fields[j].is_nullable() == fields[i].is_nullable()
+                            && settings(j) == settings(i)
+                    })
+                    .collect()
+            })
+            .collect(),
+    )
+}
+
+/// For each column of a batch, the earliest earlier column that is the same array.
+fn copies(columns: &[ArrayRef], may_copy: Option<&[Vec<usize>]>) -> Vec<Option<usize>> {
+    let Some(may) = may_copy else { return vec![None; columns.len()] };
+    (0..columns.len()).map(|i| may[i].iter().copied().find(|&j| Arc::ptr_eq(&columns[i], &columns[j]))).collect()
+}
+
+/// A column chunk's bytes, in file order, and its close result with offsets into them.
+fn spliced(chunk: ArrowColumnChunk, column: ColumnDescPtr, props: &WriterPropertiesPtr) -> parquet::errors::Result<(bytes::Bytes, ColumnCloseResult)> {
+    let close = chunk.close().clone();
+    let schema = Arc::new(parquet::schema::types::Type::group_type_builder("schema").with_fields(vec![column.self_type_ptr()]).build()?);
+    let mut scratch = SerializedFileWriter::new(Vec::new(), schema, props.clone())?;
+    let mut rg = scratch.next_row_group()?;
+    chunk.append_to_row_group(&mut rg)?;
+    let placed = rg.close()?;
+    scratch.flush()?;
+    let all = std::mem::take(scratch.inner_mut());
+    let m = placed.column(0);
+    let start = m.dictionary_page_offset().unwrap_or_else(|| m.data_page_offset()) as usize;
+    let dictionary_len = m.dictionary_page_offset().map_or(0, |d| (m.data_page_offset() - d) as usize);
+    let bytes = bytes::Bytes::from(all).slice(start..start + m.compressed_size() as usize);
+    Ok((bytes, close.update_dictionary_location(dictionary_len)?))
+}
+
+/// A close result for another column with the same pages.
+fn renamed(close: &ColumnCloseResult, column: ColumnDescPtr) -> parquet::errors::Result<ColumnCloseResult> {
+    let m = &close.metadata;
+    let mut b = ColumnChunkMetaData::builder(column)
+        .set_compression_codec(m.compression_codec())
+        .set_encodings_mask(*m.encodings_mask())
+        .set_total_compressed_size(m.compressed_size())
+        .set_total_uncompressed_size(m.uncompressed_size())
+        .set_num_values(m.num_values())
+        .set_data_page_offset(m.data_page_offset())
+        .set_dictionary_page_offset(m.dictionary_page_offset())
+        .set_unencoded_byte_array_data_bytes(m.unencoded_byte_array_data_bytes())
+        .set_repetition_level_histogram(m.repetition_level_histogram().cloned())
+        .set_definition_level_histogram(m.definition_level_histogram().cloned());
+    if let Some(st) = m.statistics() {
+        b = b.set_statistics(st.clone());
+    }
+    if let Some(v) = m.page_encoding_stats() {
+        b = b.set_page_encoding_stats(v.clone());
+    } else if let Some(mask) = m.page_encoding_stats_mask() {
+        b = b.set_page_encoding_stats_mask(*mask);
+    }
+    Ok(ColumnCloseResult { metadata: b.build()?, ..close.clone() })
 }
 
 fn io_err(lake: &Lake, rel: &str, e: impl std::fmt::Display) -> super::store::LakeError {
@@ -898,4 +1032,66 @@ pub fn package_deductions_batch(ds: &[Deduction], chunks: &[UsageChunk], n: &Nam
         col_string(ds.iter().map(|d| Some(why(d)))),
     ];
     RecordBatch::try_new(package_deductions_schema(), cols).expect("deduction columns match the schema")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table(lake: &Lake, rel: &str, batches: &[Vec<ArrayRef>]) -> Written {
+        let schema = Arc::new(Schema::new(vec![s("a"), s("b"), f("x", dec_type(), false), f("y", dec_type(), false), s("c")]));
+        let mut sink = TableSink::create(lake, rel, schema.clone()).unwrap();
+        for cols in batches {
+            sink.write(lake, &RecordBatch::try_new(schema.clone(), cols.clone()).unwrap()).unwrap();
+        }
+        let (written, sealed) = sink.seal(lake).unwrap();
+        sealed.complete().unwrap();
+        written
+    }
+
+    fn batch(k: usize, shared: bool) -> Vec<ArrayRef> {
+        let a = col_string((0..1000).map(|i| (i % 7 != 0).then(|| format!("v{}", (i * k) % 13))));
+        let x = col_dec((0..1000).map(|i| Some(Dec::from_int((i * k % 97) as i64))));
+        let (b, y) = if shared { (a.clone(), x.clone()) } else { (Arc::new(StringArray::from(a.to_data())) as ArrayRef, col_dec((0..1000).map(|i| Some(Dec::from_int((i * k % 97) as i64))))) };
+        vec![a, b, x, y, constant_col(k)]
+    }
+
+    fn constant_col(k: usize) -> ArrayRef {
+        col_string((0..1000).map(|_| Some(format!("c{k}"))))
+    }
+
+    /// A column that is the same array as an earlier one is encoded once and its
+    /// pages written again: the file is byte for byte the one two encodings give.
+    #[test]
+    fn a_repeated_column_gives_the_bytes_of_its_own_encoding() {
+        let tmp = tempfile::tempdir().unwrap();
+        let lake = Lake::open(tmp.path().to_str().unwrap(), true).unwrap();
+        let shared: Vec<_> = (1..4).map(|k| batch(k, true)).collect();
+        let copied: Vec<_> = (1..4).map(|k| batch(k, false)).collect();
+        let may = vec![vec![], vec![0], vec![], vec![2], vec![0, 1]];
+        assert_eq!(copies(&shared[0], Some(&may)), vec![None, Some(0), None, Some(2), None]);
+        assert_eq!(copies(&copied[0], Some(&may)), vec![None; 5]);
+        let (one, two) = (table(&lake, "one.parquet", &shared), table(&lake, "two.parquet", &copied));
+        assert_eq!(one.sha256, two.sha256);
+        assert_eq!(one.bytes, two.bytes);
+        let back = crate::lake::inputs::decode_parquet("one.parquet", std::fs::read(tmp.path().join("one.parquet")).unwrap().into()).unwrap();
+        assert_eq!(back.iter().map(RecordBatch::num_rows).sum::<usize>(), 3000);
+        for b in &back {
+            assert_eq!(b.column(0), b.column(1));
+            assert_eq!(b.column(2), b.column(3));
+        }
+    }
+
+    /// Columns that stop repeating each other within a row group are refused, not
+    /// written wrong.
+    #[test]
+    fn a_repetition_that_changes_within_a_row_group_is_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let lake = Lake::open(tmp.path().to_str().unwrap(), true).unwrap();
+        let schema = Arc::new(Schema::new(vec![s("a"), s("b"), f("x", dec_type(), false), f("y", dec_type(), false), s("c")]));
+        let mut sink = TableSink::create(&lake, "t.parquet", schema.clone()).unwrap();
+        sink.write(&lake, &RecordBatch::try_new(schema.clone(), batch(1, true)).unwrap()).unwrap();
+        let err = sink.write(&lake, &RecordBatch::try_new(schema, batch(2, false)).unwrap()).unwrap_err();
+        assert!(err.to_string().contains("changed within a row group"), "{err}");
+    }
 }
