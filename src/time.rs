@@ -58,7 +58,16 @@ impl Period {
         Some(Period { year: d.year(), month: d.month() })
     }
 
+    /// The period's first instant. Checked for every usage row, so worked out by
+    /// integer arithmetic (the calendar's day count) rather than through a date type.
     pub fn start(self) -> Micros {
+        if (1..=9999).contains(&self.year) && (1..=12).contains(&self.month) {
+            return days_from_civil(self.year as i64, self.month as i64, 1) * DAY;
+        }
+        self.start_reference()
+    }
+
+    fn start_reference(self) -> Micros {
         Utc.with_ymd_and_hms(self.year, self.month, 1, 0, 0, 0)
             .single()
             .map(|d| d.timestamp_micros())
@@ -131,6 +140,17 @@ impl fmt::Display for Period {
     }
 }
 
+/// Days from 1970-01-01 to a date of the proleptic Gregorian calendar.
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
 /// Parses `YYYY-MM-DDTHH` into the start of that hour.
 pub fn parse_hour(s: &str) -> Option<Micros> {
     let (date, hh) = s.split_once('T')?;
@@ -155,6 +175,16 @@ pub fn add_months(t: Micros, months: i32) -> Option<Micros> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn period_starts_agree_with_the_calendar() {
+        for year in 1..=9999 {
+            for month in 1..=12 {
+                let p = super::Period { year, month };
+                assert_eq!(p.start(), p.start_reference(), "{year}-{month}");
+            }
+        }
+    }
+
     use super::*;
 
     #[test]
