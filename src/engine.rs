@@ -101,6 +101,32 @@ pub struct Engine {
     tally: Vec<(u64, Dec)>,
     /// When set, only these accounts are rated (a what-if run); other rows are skipped.
     only: Option<rustc_hash::FxHashSet<u32>>,
+    /// When set (a partial what-if run), only these rows of each account are rated.
+    rows_of: Option<FxHashMap<u32, RowFilter>>,
+    /// Per account, the part of this hour's pay-per-use sum that comes from rows not
+    /// rated here (a partial what-if run): added before the hour is settled. Set by
+    /// the caller before each hour.
+    pub unrated: FxHashMap<u32, Dec>,
+}
+
+/// The rows of an account that a purchase can change: those of its SKU and region
+/// (they share the tier cumulative and the packages), and those of its resource or of
+/// the jobs on it (a subscription covers them).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RowFilter {
+    pub sku: String,
+    pub region: String,
+    pub resource: Option<String>,
+}
+
+impl RowFilter {
+    fn wants(&self, c: &UsageChunk, r: usize) -> bool {
+        let (sku, region) = (c.sku.get(r), c.region.get(r));
+        if sku == Some(self.sku.as_str()) && region == Some(self.region.as_str()) {
+            return true;
+        }
+        self.resource.as_deref().is_some_and(|res| c.resource_id.get(r) == Some(res) || c.pool_id.get(r) == Some(res))
+    }
 }
 
 impl Engine {
@@ -141,12 +167,26 @@ impl Engine {
             })
             .collect();
         let tally = vec![(0, Dec::ZERO); accounts.len()];
-        Ok(Engine { period, accounts, packages, catalog, subs, account_index, books, tally, only: None })
+        Ok(Engine { period, accounts, packages, catalog, subs, account_index, books, tally, only: None, rows_of: None, unrated: FxHashMap::default() })
     }
 
     /// Restricts rating to some accounts (by id): a what-if run over part of a period.
     pub fn restrict(&mut self, accounts: &[String]) {
         self.only = Some(accounts.iter().filter_map(|a| self.account_index.get(a).copied()).collect());
+    }
+
+    /// Restricts rating to some rows of some accounts (by id): a partial what-if run,
+    /// whose other rows' pay-per-use sums are handed in hour by hour (`unrated`).
+    pub fn restrict_rows(&mut self, rows: Vec<(String, RowFilter)>) {
+        let by_idx: FxHashMap<u32, RowFilter> = rows.into_iter().filter_map(|(a, f)| Some((*self.account_index.get(&a)?, f))).collect();
+        self.only = Some(by_idx.keys().copied().collect());
+        self.rows_of = Some(by_idx);
+    }
+
+    /// Whether an account was in arrears at any time of the period so far, or opened
+    /// with a negative balance.
+    pub fn had_arrears(&self, account: u32) -> bool {
+        self.books.get(account as usize).is_some_and(|b| b.had_arrears())
     }
 
     /// The state the rating has reached: every account's book and tally. Restored
@@ -223,16 +263,21 @@ impl Engine {
         let mut order: Vec<(u32, Micros, &str, u32)> = rows.iter().enumerate().map(|(i, (a, u))| (*a, u.start, u.record_id, i as u32)).collect();
         order.sort_unstable();
 
-        // Pair each account that has rows with its positions, then rate accounts in parallel.
-        let mut work: Vec<(&mut AccountBook, &[(u32, Micros, &str, u32)])> = Vec::new();
+        // Pair each account that has rows (or, in a partial what-if run, a sum of rows
+        // not rated here) with its positions, then rate accounts in parallel.
+        let mut accts: Vec<u32> = order.iter().map(|o| o.0).collect();
+        accts.extend(self.unrated.keys().copied());
+        accts.sort_unstable();
+        accts.dedup();
+        let mut work: Vec<(&mut AccountBook, &[(u32, Micros, &str, u32)], Option<Dec>)> = Vec::new();
         {
             let mut rest: &[(u32, Micros, &str, u32)] = &order;
             let mut books = self.books.iter_mut();
-            while let Some(&(acct, ..)) = rest.first() {
+            for acct in accts {
                 let n = rest.iter().take_while(|o| o.0 == acct).count();
                 let (mine, tail) = rest.split_at(n);
                 let book = books.by_ref().find(|b| b.idx == acct).expect("books are in account order");
-                work.push((book, mine));
+                work.push((book, mine, self.unrated.get(&acct).copied()));
                 rest = tail;
             }
         }
@@ -241,10 +286,13 @@ impl Engine {
         let outs: Vec<HourOut> = work
             .into_par_iter()
             .with_min_len(64)
-            .map(|(book, mine)| {
+            .map(|(book, mine, unrated)| {
                 let mut out = HourOut::default();
                 for &(.., i) in mine {
                     book.rate(&rows[i as usize].1, &ctx, &mut out);
+                }
+                if let Some(sum) = unrated {
+                    book.add_unrated(sum);
                 }
                 book.settle(hour, &mut out);
                 out
@@ -278,9 +326,16 @@ impl Engine {
         rejected: &mut Vec<Rejected>,
     ) -> Option<(u32, Usage<'c>)> {
         if let Some(only) = &self.only {
-            // A what-if run: rows of other accounts are skipped before any check.
-            if !c.account_id.get(r).and_then(|a| self.account_index.get(a)).is_some_and(|a| only.contains(a)) {
+            // A what-if run: rows of other accounts are skipped before any check; in a
+            // partial one, the rows a purchase cannot change too.
+            let acct = c.account_id.get(r).and_then(|a| self.account_index.get(a));
+            if !acct.is_some_and(|a| only.contains(a)) {
                 return None;
+            }
+            if let (Some(rows_of), Some(a)) = (&self.rows_of, acct) {
+                if !rows_of.get(a).is_some_and(|f| f.wants(c, r)) {
+                    return None;
+                }
             }
         }
         let loc = RowLoc { chunk: ci as u32, row: r as u32 };

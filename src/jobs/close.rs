@@ -196,6 +196,9 @@ struct Usage<'a> {
     keep: bool,
     /// When set (a what-if run), files not kept are decoded for these accounts' rows only.
     only: Option<rustc_hash::FxHashSet<String>>,
+    /// Re-rate every recommended purchase's account whole (a test hook,
+    /// `BILLRUN_WHOLE_WHAT_IF`: the partial re-rating must give the same savings).
+    whole_what_if: bool,
 }
 
 impl Usage<'_> {
@@ -333,7 +336,7 @@ pub fn run(job: &CloseJob) -> Result<CloseReport, JobError> {
     let total_bytes: u64 = files.iter().map(|f| f.size).sum();
     tracing::info!(period = %period, files = files.len(), bytes = total_bytes, "plan");
 
-    let mut usage = Usage { lake: &input, files: &files, cache: FxHashMap::default(), keep: total_bytes <= job.cache_bytes, only: None };
+    let mut usage = Usage { lake: &input, files: &files, cache: FxHashMap::default(), keep: total_bytes <= job.cache_bytes, only: None, whole_what_if: std::env::var_os("BILLRUN_WHOLE_WHAT_IF").is_some() };
     let t = Instant::now();
     let verdicts = duplicate_verdicts(&mut usage, period)?;
     tracing::info!(duplicates = verdicts.len(), secs = t.elapsed().as_secs_f64(), "duplicate pass");
@@ -397,6 +400,7 @@ pub fn run(job: &CloseJob) -> Result<CloseReport, JobError> {
         .filter_map(|l| hourly_file_hour(&l.path))
         .collect();
     let mut settled: BTreeMap<(u32, Micros), Dec> = BTreeMap::new();
+    let mut hour_sums = HourSums::new(period, engine.accounts.len());
     let mut fault = std::env::var("BILLRUN_INJECT_FAULT").ok();
     rate_hours(&mut usage, &hours, &mut engine, &verdicts, |engine, mut res, chunks| {
         inject_fault(&mut fault, &mut res);
@@ -419,6 +423,7 @@ pub fn run(job: &CloseJob) -> Result<CloseReport, JobError> {
         );
         written_lines?;
         cost.observe_settlements(&res.settlements);
+        hour_sums.record(&res.settlements);
         for st in &res.settlements {
             if hourly_hours.contains(&st.hour_start) {
                 settled.insert((st.account, st.hour_start), st.deduction);
@@ -458,7 +463,8 @@ pub fn run(job: &CloseJob) -> Result<CloseReport, JobError> {
     check_allocation(&cost)?;
     let previous = previous_totals(&output, period)?;
     let t = Instant::now();
-    let recommendations = recommend(&engine, &res, &cost, &offers, what_if_reference, &opening, &mut usage, &hours, &verdicts)?;
+    let recommendations = recommend(&engine, &res, &cost, &offers, what_if_reference, &opening, &mut usage, &hours, &verdicts, &hour_sums)?;
+    drop(hour_sums);
     tracing::info!(recommendations = recommendations.len(), secs = t.elapsed().as_secs_f64(), "recommendations");
     drop(usage);
     let mut due: BTreeMap<String, Dec> = BTreeMap::new();
@@ -657,45 +663,143 @@ fn progress(len: u64, label: &str) -> indicatif::ProgressBar {
     bar
 }
 
+/// Each account's pay-per-use sum of every hour it was settled, as the period's
+/// rating found them: what a partial what-if run adds for the rows it does not rate.
+struct HourSums {
+    start: Micros,
+    /// Per account: hour offsets in the period, ascending, and their sums.
+    hours: Vec<Vec<u16>>,
+    sums: Vec<Vec<Dec>>,
+}
+
+impl HourSums {
+    fn new(period: crate::time::Period, accounts: usize) -> HourSums {
+        HourSums { start: period.start(), hours: vec![Vec::new(); accounts], sums: vec![Vec::new(); accounts] }
+    }
+
+    fn record(&mut self, settlements: &[crate::rules::records::Settlement]) {
+        for s in settlements {
+            let a = s.account as usize;
+            if let (Some(h), Ok(k)) = (self.hours.get_mut(a), u16::try_from((s.hour_start - self.start) / crate::time::HOUR)) {
+                h.push(k);
+                self.sums[a].push(s.line_amount);
+            }
+        }
+    }
+
+    fn get(&self, account: u32, hour: Micros) -> Option<Dec> {
+        let k = u16::try_from((hour - self.start) / crate::time::HOUR).ok()?;
+        let hours = self.hours.get(account as usize)?;
+        hours.binary_search(&k).ok().map(|i| self.sums[account as usize][i])
+    }
+}
+
 /// The period's recommendations. Purchases are verified by re-rating: the period is
 /// rated again, for the accounts concerned only, with each account's best candidate
 /// purchase added to the inventory; the saving is the difference of `total_due`.
+///
+/// An account that was never in arrears is re-rated in part: only the rows its
+/// purchase can change (its SKU and region, its resource) are rated, once without and
+/// once with the purchase, and each hour is settled with the rest of the hour's sum as
+/// the period's rating found it. While the balance stays positive the hour's sums are
+/// all the settlement depends on, so `total_due` is the one a whole re-rating gives;
+/// an account that would fall into arrears with the purchase is re-rated whole.
 #[allow(clippy::too_many_arguments)]
 fn recommend(
     engine: &Engine,
     res: &crate::engine::PeriodResult,
     cost: &crate::cost::CostBook,
     offers: &[crate::cost::recommend::Offer],
-    mut reference: inputs::Reference,
+    reference: inputs::Reference,
     opening: &Opening,
     usage: &mut Usage<'_>,
     hours: &BTreeMap<Micros, Vec<u32>>,
     verdicts: &FxHashMap<FileRow, crate::rules::checks::Rejection>,
+    hour_sums: &HourSums,
 ) -> Result<Vec<crate::cost::recommend::Recommendation>, JobError> {
     use crate::cost::recommend::{self as rec, Purchase};
+    use crate::engine::RowFilter;
     let period = engine.period;
     let candidates = rec::purchase_candidates(cost, &engine.accounts, &engine.catalog, offers, period);
     let mut out = Vec::new();
     if !candidates.is_empty() {
-        let mut who = Vec::new();
+        let mut with = reference.clone();
+        let mut partial: Vec<(String, RowFilter)> = Vec::new();
+        let mut whole: Vec<String> = Vec::new();
         for c in &candidates {
-            who.push(engine.accounts[c.account as usize].account_id.clone());
-            match &c.purchase {
-                Some(Purchase::Subscription(s)) => reference.subscriptions.push(s.clone()),
-                Some(Purchase::Package(p)) => reference.packages.push(p.clone()),
-                None => {}
+            let id = engine.accounts[c.account as usize].account_id.clone();
+            let filter = match &c.purchase {
+                Some(Purchase::Subscription(s)) => {
+                    with.subscriptions.push(s.clone());
+                    Some(RowFilter { sku: s.sku.clone(), region: s.region.clone(), resource: Some(s.resource_id.clone()) })
+                }
+                Some(Purchase::Package(p)) => {
+                    with.packages.push(p.clone());
+                    Some(RowFilter { sku: p.sku.clone(), region: p.region.clone(), resource: None })
+                }
+                None => None,
+            };
+            match filter {
+                Some(f) if !engine.had_arrears(c.account) && !usage.whole_what_if => partial.push((id, f)),
+                _ => whole.push(id),
             }
         }
-        let mut what_if = Engine::new(reference, period, opening).map_err(JobError::Plan)?;
-        what_if.restrict(&who);
-        usage.only = Some(who.iter().cloned().collect());
-        let rated = rate_hours(usage, hours, &mut what_if, verdicts, |_, _, _| Ok(()));
-        usage.only = None;
-        rated?;
-        let alt = what_if.finish();
+        let mut alternative: FxHashMap<u32, Dec> = FxHashMap::default();
+        if !partial.is_empty() {
+            let mut without = Engine::new(reference, period, opening).map_err(JobError::Plan)?;
+            let mut what_if = Engine::new(with.clone(), period, opening).map_err(JobError::Plan)?;
+            without.restrict_rows(partial.clone());
+            what_if.restrict_rows(partial.clone());
+            let idx: Vec<u32> = partial.iter().filter_map(|(a, _)| engine.account_index(a)).collect();
+            let mut astray: rustc_hash::FxHashSet<u32> = Default::default();
+            usage.only = Some(partial.iter().map(|(a, _)| a.clone()).collect());
+            let rated = rate_hours(usage, hours, &mut without, verdicts, |_, res, chunks| {
+                let changed: FxHashMap<u32, Dec> = res.settlements.iter().map(|s| (s.account, s.line_amount)).collect();
+                what_if.unrated.clear();
+                for &a in &idx {
+                    match (hour_sums.get(a, res.hour), changed.get(&a)) {
+                        (Some(all), part) => {
+                            what_if.unrated.insert(a, all.sub(part.copied().unwrap_or(Dec::ZERO)));
+                        }
+                        (None, Some(_)) => {
+                            astray.insert(a);
+                        }
+                        (None, None) => {}
+                    }
+                }
+                what_if.process_hour(res.hour, chunks, verdicts);
+                Ok(())
+            });
+            usage.only = None;
+            rated?;
+            what_if.unrated.clear();
+            for &a in &idx {
+                if astray.contains(&a) || what_if.had_arrears(a) || without.had_arrears(a) {
+                    whole.push(engine.accounts[a as usize].account_id.clone());
+                }
+            }
+            let alt = what_if.finish();
+            for &a in &idx {
+                if !whole.contains(&engine.accounts[a as usize].account_id) {
+                    alternative.insert(a, alt.invoices[a as usize].total_due);
+                }
+            }
+        }
+        if !whole.is_empty() {
+            let mut what_if = Engine::new(with, period, opening).map_err(JobError::Plan)?;
+            what_if.restrict(&whole);
+            usage.only = Some(whole.iter().cloned().collect());
+            let rated = rate_hours(usage, hours, &mut what_if, verdicts, |_, _, _| Ok(()));
+            usage.only = None;
+            rated?;
+            let alt = what_if.finish();
+            for a in whole.iter().filter_map(|a| engine.account_index(a)) {
+                alternative.insert(a, alt.invoices[a as usize].total_due);
+            }
+        }
         for mut c in candidates {
             let actual = res.invoices[c.account as usize].total_due;
-            let alternative = alt.invoices[c.account as usize].total_due;
+            let Some(&alternative) = alternative.get(&c.account) else { continue };
             let saving = actual.sub(alternative);
             if saving <= Dec::ZERO {
                 continue;
@@ -805,7 +909,7 @@ pub fn rate_files(
     each: impl FnMut(&Engine, crate::engine::HourResult, &[UsageChunk]) -> Result<(), JobError>,
 ) -> Result<(), JobError> {
     let total: u64 = files.iter().map(|f| f.size).sum();
-    let mut usage = Usage { lake, files, cache: FxHashMap::default(), keep: total <= cache_bytes, only: None };
+    let mut usage = Usage { lake, files, cache: FxHashMap::default(), keep: total <= cache_bytes, only: None, whole_what_if: false };
     let verdicts = duplicate_verdicts(&mut usage, period)?;
     let mut hours: BTreeMap<Micros, Vec<u32>> = BTreeMap::new();
     for (i, f) in files.iter().enumerate() {

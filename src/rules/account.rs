@@ -340,6 +340,18 @@ impl AccountBook {
         Ok(())
     }
 
+    /// Adds to the open hour a pay-per-use sum of rows rated elsewhere (a partial
+    /// what-if run): the hour is then settled as if they had been rated here.
+    pub fn add_unrated(&mut self, sum: Dec) {
+        self.hour_sum = self.hour_sum.add(sum);
+        self.hour_has_ppu = true;
+    }
+
+    /// In arrears at any time of the period so far, or opened with a negative balance.
+    pub fn had_arrears(&self) -> bool {
+        !self.episodes.is_empty() || self.arrears_since.is_some() || self.opening_balance.is_negative()
+    }
+
     fn cumulative(&self, key: u32) -> Qty {
         self.tier_keys.get(&key).copied().unwrap_or(Qty::ZERO)
     }

@@ -77,6 +77,55 @@ fn recommended_purchases_save_exactly_what_rerating_saves() {
     assert_eq!(b["estimated_saving"], "120.00");
 }
 
+/// A purchase is verified by re-rating only the rows it can change, each hour settled
+/// with the rest of the hour's sum: the savings are those of re-rating the accounts
+/// whole (`BILLRUN_WHOLE_WHAT_IF`), byte for byte. E's package would also move the
+/// tier of its dedicated-pool GPU rows, and its hours carry storage cents that the
+/// truncation of each hour's sum must see; D was in arrears, so it is re-rated whole.
+#[test]
+fn partial_rerating_gives_the_savings_of_a_whole_one() {
+    let mut s = scenario();
+    s.price("obs", GbHour, "0.0013", "0");
+    s.account("D", "300");
+    s.account("E", "5000");
+    for k in 0..25 {
+        let (at, end) = (format!("2026-01-{:02}T12:00", k + 2), format!("2026-01-{:02}T13:00", k + 2));
+        s.usage(&format!("d-{k}"), "D", "gpu", &at, &end, 10);
+        s.usage(&format!("e-{k}"), "E", "gpu", &at, &end, 10);
+        let r = s.usage(&format!("e-pool-{k}"), "E", "gpu", &at, &end, 6);
+        r.pool_type = Some("dedicated".into());
+        let r = s.usage(&format!("e-obs-{k}"), "E", "obs", &at, &end, 1);
+        r.module = Some("obs".into());
+        r.quantity = Some(d("3.3333"));
+        // B's GPU hours also carry CPU and storage its package does not change.
+        let (at, end) = (format!("2026-01-{:02}T10:00", k + 2), format!("2026-01-{:02}T11:00", k + 2));
+        s.usage(&format!("b-cpu-{k}"), "B", "cpu", &at, &end, 3);
+        let r = s.usage(&format!("b-obs-{k}"), "B", "obs", &at, &end, 1);
+        r.module = Some("obs".into());
+        r.quantity = Some(d("777.7777"));
+    }
+    s.write();
+    let run = |out: &str, whole: bool| {
+        let out = s.dir.path().join(out);
+        let mut cmd = crate::lakes::billrun();
+        cmd.args(["run", "--period", "2026-01", "--input"]).arg(s.lake()).arg("--output").arg(&out);
+        if whole {
+            cmd.env("BILLRUN_WHOLE_WHAT_IF", "1");
+        }
+        let o = cmd.output().unwrap();
+        assert!(matches!(o.status.code(), Some(0 | 1)), "{}", String::from_utf8_lossy(&o.stderr));
+        out
+    };
+    let (partial, whole) = (run("partial", false), run("whole", true));
+    let recs = Outputs::rows(&read_table(&partial, "cost/recommendations", "2026-01"));
+    let verified: Vec<&str> = recs.iter().filter(|r| r["verified_by_rerating"] == "true").map(|r| r["account_id"].as_str()).collect();
+    assert!(["A", "B", "D"].iter().all(|a| verified.contains(a)), "{recs:#?}");
+    let b = recs.iter().find(|r| r["account_id"] == "B").unwrap();
+    assert_eq!(b["estimated_saving"], "120.00", "{b:#?}");
+    assert_eq!(recs, Outputs::rows(&read_table(&whole, "cost/recommendations", "2026-01")));
+    assert_eq!(files_under(&partial, |p| p.ends_with(".parquet")), files_under(&whole, |p| p.ends_with(".parquet")));
+}
+
 #[test]
 fn idle_notebooks_lapsing_packages_and_arrears_risk() {
     let mut s = Scenario::new();
