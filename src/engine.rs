@@ -232,7 +232,7 @@ impl Engine {
         let mut result = HourResult { hour, ..HourResult::default() };
         // The row checks, in parallel over runs of rows; each run's rows and rejections
         // are then joined in file order, so the outcome is the sequential one.
-        const RUN: usize = 4096;
+        const RUN: usize = 1024;
         let runs: Vec<(usize, usize, usize)> = chunks
             .iter()
             .enumerate()

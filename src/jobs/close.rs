@@ -402,7 +402,11 @@ pub fn run(job: &CloseJob) -> Result<CloseReport, JobError> {
     let mut settled: BTreeMap<(u32, Micros), Dec> = BTreeMap::new();
     let mut hour_sums = HourSums::new(period, engine.accounts.len());
     let mut fault = std::env::var("BILLRUN_INJECT_FAULT").ok();
-    rate_hours(&mut usage, &hours, &mut engine, &verdicts, |engine, mut res, chunks| {
+    // The rating of an hour overlaps the writing of the one before: the writers run on
+    // a thread of their own, handed the rated hours through a channel of two, with
+    // their own copy of the reference data for the names.
+    let refs = (engine.accounts.clone(), engine.catalog.clone(), engine.packages.clone(), engine.subs.clone());
+    let mut write_hour = |mut res: crate::engine::HourResult, chunks: &[UsageChunk]| -> Result<(), JobError> {
         inject_fault(&mut fault, &mut res);
         tally(&mut written, &res.lines);
         let hour = res.settlements.first().map(|s| s.hour_start);
@@ -413,7 +417,7 @@ pub fn run(job: &CloseJob) -> Result<CloseReport, JobError> {
         for r in &res.rejected {
             *report.rejected.entry(r.why.reason.as_str().to_string()).or_default() += 1;
         }
-        let names = names(engine, &files, &ids);
+        let names = Names::new(period, &refs.0, &refs.1, &refs.2, &refs.3, &files, &ids);
         let names = &names;
         // The cost book and the line items read the same lines: one on each side.
         let line_items = sinks.get_mut("bills/line_items").ok_or_else(|| JobError::Bug("no sink for bills/line_items".into()))?;
@@ -443,6 +447,22 @@ pub fn run(job: &CloseJob) -> Result<CloseReport, JobError> {
             )));
         }
         Ok(())
+    };
+    std::thread::scope(|scope| {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<(crate::engine::HourResult, Vec<UsageChunk>)>(2);
+        let writer = scope.spawn(move || {
+            for (res, chunks) in rx {
+                write_hour(res, &chunks)?;
+            }
+            Ok::<(), JobError>(())
+        });
+        let rated = rate_hours(&mut usage, &hours, &mut engine, &verdicts, |_, res, chunks| {
+            tx.send((res, chunks.to_vec())).map_err(|_| JobError::Bug("the writers stopped".into()))
+        });
+        drop(tx);
+        let written = writer.join().map_err(|_| JobError::Bug("the writers panicked".into()))?;
+        // The writers' own error first: a rating stopped by their failure reports it.
+        written.and(rated)
     })?;
     tracing::info!(rows = report.rows_in, secs = t.elapsed().as_secs_f64(), "rated");
 
@@ -753,22 +773,36 @@ fn recommend(
             let idx: Vec<u32> = partial.iter().filter_map(|(a, _)| engine.account_index(a)).collect();
             let mut astray: rustc_hash::FxHashSet<u32> = Default::default();
             usage.only = Some(partial.iter().map(|(a, _)| a.clone()).collect());
-            let rated = rate_hours(usage, hours, &mut without, verdicts, |_, res, chunks| {
-                let changed: FxHashMap<u32, Dec> = res.settlements.iter().map(|s| (s.account, s.line_amount)).collect();
-                what_if.unrated.clear();
-                for &a in &idx {
-                    match (hour_sums.get(a, res.hour), changed.get(&a)) {
-                        (Some(all), part) => {
-                            what_if.unrated.insert(a, all.sub(part.copied().unwrap_or(Dec::ZERO)));
-                        }
-                        (None, Some(_)) => {
-                            astray.insert(a);
-                        }
-                        (None, None) => {}
+            // The rating with the purchase runs an hour behind the one without, on a
+            // thread of its own: it needs each hour's sums of the rows not rated.
+            let rated = std::thread::scope(|scope| {
+                let (tx, rx) = std::sync::mpsc::sync_channel::<(Micros, FxHashMap<u32, Dec>, Vec<UsageChunk>)>(1);
+                let what_if = &mut what_if;
+                let with_purchase = scope.spawn(move || {
+                    for (hour, unrated, chunks) in rx {
+                        what_if.unrated = unrated;
+                        what_if.process_hour(hour, &chunks, verdicts);
                     }
-                }
-                what_if.process_hour(res.hour, chunks, verdicts);
-                Ok(())
+                });
+                let rated = rate_hours(usage, hours, &mut without, verdicts, |_, res, chunks| {
+                    let changed: FxHashMap<u32, Dec> = res.settlements.iter().map(|s| (s.account, s.line_amount)).collect();
+                    let mut unrated = FxHashMap::default();
+                    for &a in &idx {
+                        match (hour_sums.get(a, res.hour), changed.get(&a)) {
+                            (Some(all), part) => {
+                                unrated.insert(a, all.sub(part.copied().unwrap_or(Dec::ZERO)));
+                            }
+                            (None, Some(_)) => {
+                                astray.insert(a);
+                            }
+                            (None, None) => {}
+                        }
+                    }
+                    tx.send((res.hour, unrated, chunks.to_vec())).map_err(|_| JobError::Bug("the what-if rating stopped".into()))
+                });
+                drop(tx);
+                with_purchase.join().map_err(|_| JobError::Bug("the what-if rating panicked".into()))?;
+                rated
             });
             usage.only = None;
             rated?;

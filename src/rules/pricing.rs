@@ -8,7 +8,7 @@ use rustc_hash::FxHashMap;
 use std::collections::HashSet;
 
 /// The price catalog, indexed by SKU and region.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct Catalog {
     pub rows: Vec<PriceRow>,
     by_sku_region: FxHashMap<String, FxHashMap<String, Vec<u32>>>,
@@ -23,13 +23,13 @@ pub struct Catalog {
 
 /// The pay-per-use prices of one (SKU, region), worked out once per catalog: the
 /// spans of time over which the same rows are in force, with their tiers by currency.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 struct PpuPrices {
     /// By ascending `from`; the first starts at `Micros::MIN`, each lasts until the next.
     spans: Vec<PpuSpan>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 struct PpuSpan {
     from: Micros,
     /// Every currency with a row in force, with its tiers by ascending `(start, row)`

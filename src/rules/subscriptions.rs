@@ -35,7 +35,7 @@ pub enum Coverage {
     Released(u32),
 }
 
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct Subscriptions {
     pub subs: Vec<Subscription>,
     pub orders: Vec<Order>,
