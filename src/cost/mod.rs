@@ -200,6 +200,8 @@ struct UsageView<'a> {
     tags: Option<&'a str>,
     module: Option<Module>,
     pool_id: Option<&'a str>,
+    /// Run on the public pool (`pool_type = public`): what packages cover.
+    public: bool,
     sku: Option<&'a str>,
     region: Option<&'a str>,
 }
@@ -215,6 +217,7 @@ fn view<'a>(l: &Line, chunks: &'a [UsageChunk]) -> Option<UsageView<'a>> {
         tags: c.tags.get(i),
         module: c.module.get(i).and_then(Module::parse),
         pool_id: c.pool_id.get(i).filter(|s| !s.is_empty()),
+        public: c.pool_type.get(i) == Some("public"),
         sku: c.sku.get(i),
         region: c.region.get(i),
     })
@@ -376,7 +379,7 @@ impl CostBook {
         };
         let own_rows = matches!(module, Some(Module::DedicatedPool | Module::LiteCluster | Module::LiteServer));
         let public_key = match (u, l.kind) {
-            (Some(u), LineKind::Standard) if !own_rows && item_name == "compute" && u.pool_id.is_none() => {
+            (Some(u), LineKind::Standard) if !own_rows && item_name == "compute" && u.public && u.pool_id.is_none() => {
                 Some((names.id(u.sku.unwrap_or("")), names.id(u.region.unwrap_or(""))))
             }
             _ => None,

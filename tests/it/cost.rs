@@ -79,9 +79,10 @@ fn recommended_purchases_save_exactly_what_rerating_saves() {
 
 /// A purchase is verified by re-rating only the rows it can change, each hour settled
 /// with the rest of the hour's sum: the savings are those of re-rating the accounts
-/// whole (`BILLRUN_WHOLE_WHAT_IF`), byte for byte. E's package would also move the
-/// tier of its dedicated-pool GPU rows, and its hours carry storage cents that the
-/// truncation of each hour's sum must see; D was in arrears, so it is re-rated whole.
+/// whole (`BILLRUN_WHOLE_WHAT_IF`), byte for byte. E's package also moves the tier of
+/// its dedicated-pool GPU rows (which it does not cover, and which are not counted in
+/// the packages to buy), and its hours carry storage cents that the truncation of
+/// each hour's sum must see; D was in arrears, so it is re-rated whole.
 #[test]
 fn partial_rerating_gives_the_savings_of_a_whole_one() {
     let mut s = scenario();
@@ -119,7 +120,12 @@ fn partial_rerating_gives_the_savings_of_a_whole_one() {
     let (partial, whole) = (run("partial", false), run("whole", true));
     let recs = Outputs::rows(&read_table(&partial, "cost/recommendations", "2026-01"));
     let verified: Vec<&str> = recs.iter().filter(|r| r["verified_by_rerating"] == "true").map(|r| r["account_id"].as_str()).collect();
-    assert!(["A", "B", "D"].iter().all(|a| verified.contains(a)), "{recs:#?}");
+    assert!(["A", "B", "D", "E"].iter().all(|a| verified.contains(a)), "{recs:#?}");
+    // E: the packages cover its public-pool GPU only (250 h: 2 packages, 200 h, 280.00);
+    // its dedicated-pool GPU then stays below the 300 h tier: 300 + 50 h public + 150 h
+    // dedicated at 2.00 = 400.00 + 280.00 = 680.00, against 750.00.
+    let e = recs.iter().find(|r| r["account_id"] == "E").unwrap();
+    assert_eq!((e["estimated_saving"].as_str(), e["kind"].as_str()), ("70.00", "package"), "{e:#?}");
     let b = recs.iter().find(|r| r["account_id"] == "B").unwrap();
     assert_eq!(b["estimated_saving"], "120.00", "{b:#?}");
     assert_eq!(recs, Outputs::rows(&read_table(&whole, "cost/recommendations", "2026-01")));
