@@ -99,10 +99,9 @@ pub struct Engine {
     books: Vec<AccountBook>,
     /// Per account: lines so far and Σ BilledCost.
     tally: Vec<(u64, Dec)>,
-    /// When set, only these accounts are rated (a what-if run); other rows are skipped.
-    only: Option<rustc_hash::FxHashSet<u32>>,
-    /// When set (a partial what-if run), only these rows of each account are rated.
-    rows_of: Option<FxHashMap<u32, RowFilter>>,
+    /// When set, only these accounts are rated (a what-if run), and of an account with
+    /// a filter only the rows it wants (a partial one); other rows are skipped.
+    only: Option<FxHashMap<u32, Option<RowFilter>>>,
     /// Per account, the part of this hour's pay-per-use sum that comes from rows not
     /// rated here (a partial what-if run): added before the hour is settled. Set by
     /// the caller before each hour.
@@ -167,20 +166,18 @@ impl Engine {
             })
             .collect();
         let tally = vec![(0, Dec::ZERO); accounts.len()];
-        Ok(Engine { period, accounts, packages, catalog, subs, account_index, books, tally, only: None, rows_of: None, unrated: FxHashMap::default() })
+        Ok(Engine { period, accounts, packages, catalog, subs, account_index, books, tally, only: None, unrated: FxHashMap::default() })
     }
 
     /// Restricts rating to some accounts (by id): a what-if run over part of a period.
     pub fn restrict(&mut self, accounts: &[String]) {
-        self.only = Some(accounts.iter().filter_map(|a| self.account_index.get(a).copied()).collect());
+        self.only = Some(accounts.iter().filter_map(|a| Some((*self.account_index.get(a)?, None))).collect());
     }
 
     /// Restricts rating to some rows of some accounts (by id): a partial what-if run,
     /// whose other rows' pay-per-use sums are handed in hour by hour (`unrated`).
-    pub fn restrict_rows(&mut self, rows: Vec<(String, RowFilter)>) {
-        let by_idx: FxHashMap<u32, RowFilter> = rows.into_iter().filter_map(|(a, f)| Some((*self.account_index.get(&a)?, f))).collect();
-        self.only = Some(by_idx.keys().copied().collect());
-        self.rows_of = Some(by_idx);
+    pub fn restrict_rows(&mut self, rows: &[(String, RowFilter)]) {
+        self.only = Some(rows.iter().filter_map(|(a, f)| Some((*self.account_index.get(a)?, Some(f.clone())))).collect());
     }
 
     /// Whether an account was in arrears at any time of the period so far, or opened
@@ -328,14 +325,10 @@ impl Engine {
         if let Some(only) = &self.only {
             // A what-if run: rows of other accounts are skipped before any check; in a
             // partial one, the rows a purchase cannot change too.
-            let acct = c.account_id.get(r).and_then(|a| self.account_index.get(a));
-            if !acct.is_some_and(|a| only.contains(a)) {
-                return None;
-            }
-            if let (Some(rows_of), Some(a)) = (&self.rows_of, acct) {
-                if !rows_of.get(a).is_some_and(|f| f.wants(c, r)) {
-                    return None;
-                }
+            match c.account_id.get(r).and_then(|a| only.get(self.account_index.get(a)?)) {
+                Some(None) => {}
+                Some(Some(f)) if f.wants(c, r) => {}
+                _ => return None,
             }
         }
         let loc = RowLoc { chunk: ci as u32, row: r as u32 };

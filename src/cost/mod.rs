@@ -379,7 +379,8 @@ impl CostBook {
         };
         let own_rows = matches!(module, Some(Module::DedicatedPool | Module::LiteCluster | Module::LiteServer));
         let public_key = match (u, l.kind) {
-            (Some(u), LineKind::Standard) if !own_rows && item_name == "compute" && u.public && u.pool_id.is_none() => {
+            // Public-pool rows carry no pool id (the row checks refuse one).
+            (Some(u), LineKind::Standard) if !own_rows && item_name == "compute" && u.public => {
                 Some((names.id(u.sku.unwrap_or("")), names.id(u.region.unwrap_or(""))))
             }
             _ => None,

@@ -768,8 +768,8 @@ fn recommend(
         if !partial.is_empty() {
             let mut without = Engine::new(reference, period, opening).map_err(JobError::Plan)?;
             let mut what_if = Engine::new(with.clone(), period, opening).map_err(JobError::Plan)?;
-            without.restrict_rows(partial.clone());
-            what_if.restrict_rows(partial.clone());
+            without.restrict_rows(&partial);
+            what_if.restrict_rows(&partial);
             let idx: Vec<u32> = partial.iter().filter_map(|(a, _)| engine.account_index(a)).collect();
             let mut astray: rustc_hash::FxHashSet<u32> = Default::default();
             usage.only = Some(partial.iter().map(|(a, _)| a.clone()).collect());
@@ -806,15 +806,14 @@ fn recommend(
             });
             usage.only = None;
             rated?;
-            what_if.unrated.clear();
-            for &a in &idx {
-                if astray.contains(&a) || what_if.had_arrears(a) || without.had_arrears(a) {
-                    whole.push(engine.accounts[a as usize].account_id.clone());
-                }
-            }
+            // Re-rated whole instead: an hour's sum the period's rating did not have, or
+            // arrears on either side (the hours' sums are then not all that counts).
+            astray.extend(idx.iter().copied().filter(|&a| what_if.had_arrears(a) || without.had_arrears(a)));
             let alt = what_if.finish();
             for &a in &idx {
-                if !whole.contains(&engine.accounts[a as usize].account_id) {
+                if astray.contains(&a) {
+                    whole.push(engine.accounts[a as usize].account_id.clone());
+                } else {
                     alternative.insert(a, alt.invoices[a as usize].total_due);
                 }
             }
