@@ -1,0 +1,595 @@
+//! The lake's own encoder for two kinds of output column chunk: strings drawn from
+//! short lists (account ids, SKUs, units, constants), which the line items carry as
+//! dictionary keys, and exact decimals.
+//!
+//! The general Parquet writer hashes every string again to find its dictionary
+//! entry, compares every value for the statistics, and turns each decimal into a
+//! byte buffer of its own; on the line-item table those steps were most of the
+//! close's encoding time. Here a key is looked up once per distinct key and row
+//! group, string statistics come from the distinct values, and decimals stay 16-byte
+//! integers until they are written.
+//!
+//! The chunks are plain Parquet, as the general writer makes them: a PLAIN dictionary
+//! page first, then format-v1 data pages of at most 20,000 rows (definition levels
+//! RLE, values RLE_DICTIONARY; PLAIN for the pages of a decimal column after its
+//! dictionary is full), Snappy compression, chunk statistics, and a column and an
+//! offset index.
+
+use arrow_array::types::UInt32Type;
+use arrow_array::{Array, ArrayRef, Decimal128Array, DictionaryArray, StringArray};
+use bytes::Bytes;
+use parquet::basic::{Compression, Encoding, PageType, Type as PhysicalType};
+use parquet::column::page::{CompressedPage, Page, PageWriter};
+use parquet::column::writer::ColumnCloseResult;
+use parquet::data_type::{ByteArray, FixedLenByteArray};
+use parquet::errors::{ParquetError, Result};
+use parquet::file::metadata::{ColumnChunkMetaData, ColumnIndexBuilder, OffsetIndexBuilder, PageEncodingStats};
+use parquet::file::statistics::{Statistics, ValueStatistics};
+use parquet::file::writer::{SerializedPageWriter, TrackedWrite};
+use parquet::schema::types::ColumnDescPtr;
+use rustc_hash::FxHashMap;
+use std::sync::Arc;
+
+/// Rows per data page: the general writer's default limit.
+pub const PAGE_ROWS: usize = 20_000;
+/// Entries a decimal column's dictionary may hold (1 MiB of 16-byte values, the
+/// general writer's dictionary page limit); the pages after it fills are PLAIN.
+const DEC_DICT_MAX: usize = 65_536;
+/// Longest min or max a column index holds (the general writer's default); a page
+/// whose bound is longer leaves the chunk without a column index.
+const INDEX_BOUND_MAX: usize = 64;
+const NONE: u32 = u32::MAX;
+
+/// Whether a column of this Arrow type, written to this Parquet column, is one
+/// this encoder takes.
+pub fn takes(data_type: &arrow_schema::DataType, descr: &ColumnDescPtr) -> bool {
+    use arrow_schema::DataType as D;
+    match data_type {
+        D::Dictionary(k, v) => **k == D::UInt32 && **v == D::Utf8 && descr.physical_type() == PhysicalType::BYTE_ARRAY,
+        D::Decimal128(..) => descr.physical_type() == PhysicalType::FIXED_LEN_BYTE_ARRAY && descr.type_length() == 16,
+        _ => false,
+    }
+}
+
+/// The distinct values of the open row group, in order of first appearance.
+enum Dictionary {
+    Str {
+        /// PLAIN encoding of the entries: 4-byte length, then the bytes.
+        plain: Vec<u8>,
+        /// Each entry's bytes in `plain`.
+        spans: Vec<(u32, u32)>,
+        by_content: FxHashMap<Box<[u8]>, u32>,
+        /// The dictionary values the keys of the last batch index, and the entry of
+        /// each key (`NONE`: not seen yet).
+        values: Option<ArrayRef>,
+        slot: Vec<u32>,
+    },
+    Dec {
+        entries: Vec<i128>,
+        ids: FxHashMap<i128, u32>,
+        /// Full: the remaining pages are PLAIN.
+        full: bool,
+    },
+}
+
+/// A written data page and what the indexes need of it.
+struct DataPage {
+    page: CompressedPage,
+    encoding: Encoding,
+    rows: usize,
+    nulls: usize,
+    bounds: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+/// Encodes one column of a row group.
+pub struct ChunkEncoder {
+    descr: ColumnDescPtr,
+    nullable: bool,
+    stats: bool,
+    /// Whether a decimal column may use a dictionary.
+    dictionary: bool,
+    dict: Dictionary,
+    /// The open page: definition levels (nullable columns), and the non-null
+    /// values as dictionary entries (strings) or as they are (decimals).
+    levels: Vec<u32>,
+    ids: Vec<u32>,
+    decimals: Vec<i128>,
+    page_rows: usize,
+    page_nulls: usize,
+    pages: Vec<DataPage>,
+    /// Scratch: the page each string entry was last seen in.
+    seen: Vec<u32>,
+}
+
+impl ChunkEncoder {
+    /// An encoder for a column of `data_type` (one [`takes`]). Decimal columns use a
+    /// dictionary when `dictionary`; string columns always do.
+    pub fn new(data_type: &arrow_schema::DataType, descr: ColumnDescPtr, nullable: bool, dictionary: bool, stats: bool) -> ChunkEncoder {
+        let dict = match data_type {
+            arrow_schema::DataType::Decimal128(..) => Dictionary::Dec { entries: Vec::new(), ids: FxHashMap::default(), full: !dictionary },
+            _ => Dictionary::Str { plain: Vec::new(), spans: Vec::new(), by_content: FxHashMap::default(), values: None, slot: Vec::new() },
+        };
+        ChunkEncoder {
+            descr,
+            nullable,
+            stats,
+            dictionary,
+            dict,
+            levels: Vec::with_capacity(PAGE_ROWS),
+            ids: Vec::with_capacity(PAGE_ROWS),
+            decimals: Vec::new(),
+            page_rows: 0,
+            page_nulls: 0,
+            pages: Vec::new(),
+            seen: Vec::new(),
+        }
+    }
+
+    /// Appends a batch's values.
+    pub fn write(&mut self, array: &dyn Array) -> Result<()> {
+        if array.null_count() > 0 && !self.nullable {
+            return Err(ParquetError::General(format!("nulls in the required column {}", self.descr.name())));
+        }
+        if let Some(a) = array.as_any().downcast_ref::<DictionaryArray<UInt32Type>>() {
+            return self.write_keys(a);
+        }
+        if let Some(a) = array.as_any().downcast_ref::<Decimal128Array>() {
+            return self.write_decimals(a);
+        }
+        Err(ParquetError::General(format!("column {}: {} is not encoded here", self.descr.name(), array.data_type())))
+    }
+
+    fn write_keys(&mut self, a: &DictionaryArray<UInt32Type>) -> Result<()> {
+        let name = self.descr.name().to_string();
+        let strings = a
+            .values()
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .ok_or_else(|| ParquetError::General(format!("column {name}: dictionary values are not strings")))?;
+        let keys = a.keys();
+        let mut at = 0;
+        while at < a.len() {
+            let take = (PAGE_ROWS - self.page_rows).min(a.len() - at);
+            let Dictionary::Str { plain, spans, by_content, values, slot } = &mut self.dict else {
+                return Err(ParquetError::General(format!("column {name}: strings for a decimal column")));
+            };
+            if !values.as_ref().is_some_and(|v| Arc::ptr_eq(v, a.values())) {
+                *values = Some(a.values().clone());
+                slot.clear();
+                slot.resize(strings.len(), NONE);
+            }
+            for i in at..at + take {
+                if a.is_null(i) {
+                    self.levels.push(0);
+                    self.page_nulls += 1;
+                    continue;
+                }
+                let k = keys.value(i) as usize;
+                let mut id = *slot.get(k).ok_or_else(|| ParquetError::General(format!("column {name}: key {k} out of range")))?;
+                if id == NONE {
+                    if strings.is_null(k) {
+                        return Err(ParquetError::General(format!("column {name}: key {k} names a null value")));
+                    }
+                    let s = strings.value(k).as_bytes();
+                    id = match by_content.get(s) {
+                        Some(&id) => id,
+                        None => {
+                            let id = spans.len() as u32;
+                            let start = plain.len() + 4;
+                            plain.extend_from_slice(&(s.len() as u32).to_le_bytes());
+                            plain.extend_from_slice(s);
+                            spans.push((start as u32, s.len() as u32));
+                            by_content.insert(s.into(), id);
+                            id
+                        }
+                    };
+                    slot[k] = id;
+                }
+                self.levels.push(1);
+                self.ids.push(id);
+            }
+            self.page_rows += take;
+            at += take;
+            if self.page_rows == PAGE_ROWS {
+                self.close_page()?;
+            }
+        }
+        Ok(())
+    }
+
+    fn write_decimals(&mut self, a: &Decimal128Array) -> Result<()> {
+        if !matches!(self.dict, Dictionary::Dec { .. }) {
+            return Err(ParquetError::General(format!("column {}: decimals for a string column", self.descr.name())));
+        }
+        let values = a.values();
+        for (i, &v) in values.iter().enumerate() {
+            if a.is_null(i) {
+                self.levels.push(0);
+                self.page_nulls += 1;
+            } else {
+                self.levels.push(1);
+                self.decimals.push(v);
+            }
+            self.page_rows += 1;
+            if self.page_rows == PAGE_ROWS {
+                self.close_page()?;
+            }
+        }
+        Ok(())
+    }
+
+    fn close_page(&mut self) -> Result<()> {
+        let rows = self.page_rows;
+        if rows == 0 {
+            return Ok(());
+        }
+        let mut buf = Vec::with_capacity(16 + self.ids.len().max(self.decimals.len()) * 2);
+        if self.nullable {
+            buf.extend_from_slice(&[0; 4]);
+            hybrid(&self.levels, 1, &mut buf);
+            let len = (buf.len() - 4) as u32;
+            buf[..4].copy_from_slice(&len.to_le_bytes());
+        }
+        let page_no = self.pages.len() as u32;
+        let (encoding, bounds) = match &mut self.dict {
+            // A page of nulls only has no values: PLAIN, so that a chunk of nulls
+            // only needs no dictionary.
+            _ if self.ids.is_empty() && self.decimals.is_empty() => (Encoding::PLAIN, None),
+            Dictionary::Str { plain, spans, .. } => {
+                let bounds = if self.stats { str_bounds(&self.ids, spans, plain, &mut self.seen, page_no) } else { None };
+                values_rle(&self.ids, spans.len(), &mut buf);
+                (Encoding::RLE_DICTIONARY, bounds)
+            }
+            Dictionary::Dec { entries, ids, full } => {
+                let bounds = match (self.stats, self.decimals.iter().min(), self.decimals.iter().max()) {
+                    (true, Some(lo), Some(hi)) => Some((lo.to_be_bytes().to_vec(), hi.to_be_bytes().to_vec())),
+                    _ => None,
+                };
+                if !*full && entries.len() >= DEC_DICT_MAX {
+                    *full = true;
+                }
+                if *full {
+                    buf.reserve(self.decimals.len() * 16);
+                    for v in &self.decimals {
+                        buf.extend_from_slice(&v.to_be_bytes());
+                    }
+                    (Encoding::PLAIN, bounds)
+                } else {
+                    self.ids.clear();
+                    for &v in &self.decimals {
+                        let next = entries.len() as u32;
+                        let id = *ids.entry(v).or_insert(next);
+                        if id == next {
+                            entries.push(v);
+                        }
+                        self.ids.push(id);
+                    }
+                    values_rle(&self.ids, entries.len(), &mut buf);
+                    (Encoding::RLE_DICTIONARY, bounds)
+                }
+            }
+        };
+        let uncompressed = buf.len();
+        let page = Page::DataPage {
+            buf: snappy(&buf)?,
+            num_values: rows as u32,
+            encoding,
+            def_level_encoding: Encoding::RLE,
+            rep_level_encoding: Encoding::RLE,
+            statistics: None,
+        };
+        self.pages.push(DataPage { page: CompressedPage::new(page, uncompressed), encoding, rows, nulls: self.page_nulls, bounds });
+        self.levels.clear();
+        self.ids.clear();
+        self.decimals.clear();
+        self.page_rows = 0;
+        self.page_nulls = 0;
+        Ok(())
+    }
+
+    /// The row group's chunk: its bytes (dictionary page first), and its close
+    /// result with offsets into them. The encoder is ready for the next row group.
+    pub fn finish(&mut self) -> Result<(Bytes, ColumnCloseResult)> {
+        self.close_page()?;
+        let pages = std::mem::take(&mut self.pages);
+        // Stamps are page numbers within the row group.
+        self.seen.clear();
+        let dictionary = match &mut self.dict {
+            Dictionary::Str { plain, spans, by_content, values, slot } => {
+                let page = (!spans.is_empty()).then(|| (std::mem::take(plain), spans.len()));
+                spans.clear();
+                by_content.clear();
+                *values = None;
+                slot.clear();
+                page
+            }
+            Dictionary::Dec { entries, ids, full } => {
+                let used = pages.iter().any(|p| p.encoding == Encoding::RLE_DICTIONARY);
+                let page = used.then(|| {
+                    let mut plain = Vec::with_capacity(entries.len() * 16);
+                    for v in entries.iter() {
+                        plain.extend_from_slice(&v.to_be_bytes());
+                    }
+                    (plain, entries.len())
+                });
+                entries.clear();
+                ids.clear();
+                *full = !self.dictionary;
+                page
+            }
+        };
+
+        let mut sink = TrackedWrite::new(Vec::new());
+        let mut writer = SerializedPageWriter::new(&mut sink);
+        let mut encodings = vec![Encoding::RLE];
+        let mut encoding_stats = Vec::new();
+        let (mut compressed, mut uncompressed, mut values) = (0i64, 0i64, 0i64);
+        let mut dictionary_offset = None;
+        if let Some((plain, entries)) = dictionary {
+            let len = plain.len();
+            let page = Page::DictionaryPage { buf: snappy(&plain)?, num_values: entries as u32, encoding: Encoding::PLAIN, is_sorted: false };
+            let spec = writer.write_page(CompressedPage::new(page, len))?;
+            dictionary_offset = Some(spec.offset as i64);
+            compressed += spec.compressed_size as i64;
+            uncompressed += spec.uncompressed_size as i64;
+            encodings.push(Encoding::PLAIN);
+            encoding_stats.push(PageEncodingStats { page_type: PageType::DICTIONARY_PAGE, encoding: Encoding::PLAIN, count: 1 });
+        }
+        let mut offsets = OffsetIndexBuilder::new();
+        let mut index = ColumnIndexBuilder::new(self.descr.physical_type());
+        let mut index_valid = self.stats;
+        let (mut lo, mut hi): (Option<Vec<u8>>, Option<Vec<u8>>) = (None, None);
+        let signed = self.descr.physical_type() == PhysicalType::FIXED_LEN_BYTE_ARRAY;
+        let less = |a: &[u8], b: &[u8]| if signed { be_i128(a) < be_i128(b) } else { a < b };
+        let mut first_data = None;
+        let mut nulls = 0u64;
+        for p in pages {
+            let spec = writer.write_page(p.page)?;
+            first_data.get_or_insert(spec.offset as i64);
+            compressed += spec.compressed_size as i64;
+            uncompressed += spec.uncompressed_size as i64;
+            values += p.rows as i64;
+            nulls += p.nulls as u64;
+            offsets.append_offset_and_size(spec.offset as i64, spec.compressed_size as i32);
+            offsets.append_row_count(p.rows as i64);
+            if !encodings.contains(&p.encoding) {
+                encodings.push(p.encoding);
+            }
+            match encoding_stats.last_mut() {
+                Some(PageEncodingStats { page_type: PageType::DATA_PAGE, encoding, count }) if *encoding == p.encoding => *count += 1,
+                _ => encoding_stats.push(PageEncodingStats { page_type: PageType::DATA_PAGE, encoding: p.encoding, count: 1 }),
+            }
+            match p.bounds {
+                Some((min, max)) => {
+                    if min.len() > INDEX_BOUND_MAX || max.len() > INDEX_BOUND_MAX {
+                        index_valid = false;
+                    }
+                    index.append(false, min.clone(), max.clone(), p.nulls as i64, None);
+                    if lo.as_ref().is_none_or(|l| less(&min, l)) {
+                        lo = Some(min);
+                    }
+                    if hi.as_ref().is_none_or(|h| less(h, &max)) {
+                        hi = Some(max);
+                    }
+                }
+                None => index.append(true, Vec::new(), Vec::new(), p.nulls as i64, None),
+            }
+        }
+        writer.close()?;
+        drop(writer);
+        let bytes = Bytes::from(sink.into_inner()?);
+
+        let mut builder = ColumnChunkMetaData::builder(self.descr.clone())
+            .set_compression(Compression::SNAPPY)
+            .set_encodings(encodings)
+            .set_page_encoding_stats(encoding_stats)
+            .set_total_compressed_size(compressed)
+            .set_total_uncompressed_size(uncompressed)
+            .set_num_values(values)
+            .set_data_page_offset(first_data.unwrap_or(0))
+            .set_dictionary_page_offset(dictionary_offset);
+        if self.stats {
+            let statistics = if signed {
+                let v = |b: Option<Vec<u8>>| b.map(|b| FixedLenByteArray::from(ByteArray::from(b)));
+                Statistics::FixedLenByteArray(ValueStatistics::new(v(lo), v(hi), None, Some(nulls), false).with_backwards_compatible_min_max(true))
+            } else {
+                let v = |b: Option<Vec<u8>>| b.map(ByteArray::from);
+                Statistics::ByteArray(ValueStatistics::new(v(lo), v(hi), None, Some(nulls), false))
+            };
+            builder = builder.set_statistics(statistics);
+        }
+        let column_index = if index_valid { Some(index.build()?) } else { None };
+        let close = ColumnCloseResult {
+            bytes_written: bytes.len() as u64,
+            rows_written: values as u64,
+            metadata: builder.build()?,
+            bloom_filter: None,
+            column_index,
+            offset_index: Some(offsets.build()),
+        };
+        Ok((bytes, close))
+    }
+}
+
+fn be_i128(b: &[u8]) -> i128 {
+    let mut a = [0u8; 16];
+    a.copy_from_slice(&b[..16]);
+    i128::from_be_bytes(a)
+}
+
+/// The least and greatest string of a page's entries, each distinct entry compared
+/// once.
+fn str_bounds(ids: &[u32], spans: &[(u32, u32)], plain: &[u8], seen: &mut Vec<u32>, page_no: u32) -> Option<(Vec<u8>, Vec<u8>)> {
+    if seen.len() < spans.len() {
+        seen.resize(spans.len(), NONE);
+    }
+    let text = |id: u32| {
+        let (at, len) = spans[id as usize];
+        &plain[at as usize..(at + len) as usize]
+    };
+    let (mut lo, mut hi): (Option<&[u8]>, Option<&[u8]>) = (None, None);
+    let mut last = NONE;
+    for &id in ids {
+        if id == last || seen[id as usize] == page_no {
+            continue;
+        }
+        last = id;
+        seen[id as usize] = page_no;
+        let s = text(id);
+        if lo.is_none_or(|l| s < l) {
+            lo = Some(s);
+        }
+        if hi.is_none_or(|h| s > h) {
+            hi = Some(s);
+        }
+    }
+    Some((lo?.to_vec(), hi?.to_vec()))
+}
+
+/// Dictionary indexes as a data page holds them: the bit width, then the hybrid runs.
+fn values_rle(ids: &[u32], entries: usize, out: &mut Vec<u8>) {
+    let bw = bit_width(entries.saturating_sub(1) as u32);
+    out.push(bw);
+    hybrid(ids, bw, out);
+}
+
+fn bit_width(max: u32) -> u8 {
+    (32 - max.leading_zeros()) as u8
+}
+
+fn snappy(buf: &[u8]) -> Result<Bytes> {
+    snap::raw::Encoder::new().compress_vec(buf).map(Bytes::from).map_err(|e| ParquetError::External(Box::new(e)))
+}
+
+/// The RLE / bit-packing hybrid encoding of `values` (each below 2^`bw`): runs of
+/// eight or more equal values as RLE runs, the rest bit-packed in groups of eight.
+pub fn hybrid(values: &[u32], bw: u8, out: &mut Vec<u8>) {
+    let n = values.len();
+    let mut literal_from = 0;
+    let mut i = 0;
+    while i < n {
+        let v = values[i];
+        let mut j = i + 1;
+        while j < n && values[j] == v {
+            j += 1;
+        }
+        if j - i >= 8 {
+            // Bit-packed groups are whole: the pending literals take the run's first
+            // values up to a multiple of eight.
+            let pad = (8 - (i - literal_from) % 8) % 8;
+            let literal_to = i + pad;
+            if literal_to > literal_from {
+                bit_pack(&values[literal_from..literal_to], bw, out);
+            }
+            if j - literal_to >= 8 {
+                rle_run(j - literal_to, v, bw, out);
+                literal_from = j;
+            } else {
+                literal_from = literal_to;
+            }
+        }
+        i = j;
+    }
+    if n > literal_from {
+        bit_pack(&values[literal_from..n], bw, out);
+    }
+}
+
+fn varint(mut v: u64, out: &mut Vec<u8>) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn rle_run(count: usize, value: u32, bw: u8, out: &mut Vec<u8>) {
+    varint((count as u64) << 1, out);
+    out.extend_from_slice(&value.to_le_bytes()[..(bw as usize).div_ceil(8)]);
+}
+
+/// Bit-packed runs of at most 63 groups of eight (the last group padded with zeros).
+fn bit_pack(values: &[u32], bw: u8, out: &mut Vec<u8>) {
+    for run in values.chunks(63 * 8) {
+        let groups = run.len().div_ceil(8);
+        varint(((groups as u64) << 1) | 1, out);
+        let (mut acc, mut bits) = (0u64, 0u32);
+        for k in 0..groups * 8 {
+            let v = run.get(k).copied().unwrap_or(0) as u64;
+            acc |= v << bits;
+            bits += bw as u32;
+            while bits >= 8 {
+                out.push(acc as u8);
+                acc >>= 8;
+                bits -= 8;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Decodes the hybrid encoding (the format's definition, written out).
+    fn unhybrid(mut b: &[u8], bw: u8, n: usize) -> Vec<u32> {
+        let mut out = Vec::new();
+        while out.len() < n {
+            let (mut h, mut shift) = (0u64, 0);
+            loop {
+                let byte = b[0];
+                b = &b[1..];
+                h |= ((byte & 0x7f) as u64) << shift;
+                shift += 7;
+                if byte < 0x80 {
+                    break;
+                }
+            }
+            if h & 1 == 0 {
+                let w = (bw as usize).div_ceil(8);
+                let mut v = [0u8; 4];
+                v[..w].copy_from_slice(&b[..w]);
+                b = &b[w..];
+                out.extend(std::iter::repeat_n(u32::from_le_bytes(v), (h >> 1) as usize));
+            } else {
+                let count = (h >> 1) as usize * 8;
+                let (mut acc, mut bits) = (0u64, 0u32);
+                for _ in 0..count {
+                    while bits < bw as u32 {
+                        acc |= (b[0] as u64) << bits;
+                        b = &b[1..];
+                        bits += 8;
+                    }
+                    out.push((acc & ((1u64 << bw) - 1)) as u32);
+                    acc >>= bw;
+                    bits -= bw as u32;
+                }
+            }
+        }
+        out.truncate(n);
+        out
+    }
+
+    #[test]
+    fn hybrid_runs_decode_to_their_values() {
+        let cases: Vec<Vec<u32>> = vec![
+            vec![],
+            vec![0; 5],
+            vec![1; 20_000],
+            (0..1000).map(|i| i % 7).collect(),
+            (0..1000).map(|i| if i % 100 < 60 { 3 } else { i % 5 }).collect(),
+            [vec![1, 2, 3], vec![9; 8], vec![4], vec![9; 13], vec![5, 6]].concat(),
+            (0..3000).map(|i| (i * 7919) % 100_000).collect(),
+        ];
+        for values in cases {
+            let bw = bit_width(values.iter().copied().max().unwrap_or(0));
+            let mut out = Vec::new();
+            hybrid(&values, bw, &mut out);
+            assert_eq!(unhybrid(&out, bw, values.len()), values, "bit width {bw}");
+        }
+        // Long runs cost a few bytes, not one bit a value.
+        let mut out = Vec::new();
+        hybrid(&[1; 20_000], 1, &mut out);
+        assert!(out.len() <= 4, "{}", out.len());
+    }
+}
