@@ -31,7 +31,7 @@ use rustc_hash::FxHashMap;
 use std::sync::Arc;
 
 /// Rows per data page: the general writer's default limit.
-pub const PAGE_ROWS: usize = 20_000;
+const PAGE_ROWS: usize = 20_000;
 /// Entries a decimal column's dictionary may hold (1 MiB of 16-byte values, the
 /// general writer's dictionary page limit); the pages after it fills are PLAIN.
 const DEC_DICT_MAX: usize = 65_536;
@@ -463,7 +463,7 @@ fn snappy(buf: &[u8]) -> Result<Bytes> {
 
 /// The RLE / bit-packing hybrid encoding of `values` (each below 2^`bw`): runs of
 /// eight or more equal values as RLE runs, the rest bit-packed in groups of eight.
-pub fn hybrid(values: &[u32], bw: u8, out: &mut Vec<u8>) {
+fn hybrid(values: &[u32], bw: u8, out: &mut Vec<u8>) {
     let n = values.len();
     let mut literal_from = 0;
     let mut i = 0;

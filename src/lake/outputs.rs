@@ -189,7 +189,7 @@ impl TableSink {
                 .fields()
                 .iter()
                 .map(|f| match f.data_type() {
-                    DataType::Dictionary(_, v) if **v == DataType::Utf8 => f.as_ref().clone().with_data_type(DataType::Utf8),
+                    t if *t == keyed_type() => f.as_ref().clone().with_data_type(DataType::Utf8),
                     _ => f.as_ref().clone(),
                 })
                 .collect::<Vec<_>>(),
@@ -1282,7 +1282,7 @@ mod tests {
         let indexed = SerializedFileReader::new_with_options(file, options).unwrap().metadata().clone();
         let all: Vec<ArrayRef> = (0..5).map(|c| {
             let parts: Vec<&dyn Array> = a.iter().map(|b| b.column(c).as_ref()).collect();
-            arrow_select_concat(&parts)
+            concat(&parts)
         }).collect();
         let mut group_start = 0usize;
         for g in 0..2 {
@@ -1299,8 +1299,8 @@ mod tests {
                     let to = pages.get(p + 1).map_or(group_start + ma.row_group(g).num_rows() as usize, |n| group_start + n.first_row_index as usize);
                     let values: Vec<Vec<u8>> = (from..to).filter(|&r| all[c].is_valid(r)).map(|r| sortable(&all[c], r)).collect();
                     let (lo, hi) = (values.iter().min().unwrap(), values.iter().max().unwrap());
-                    assert_eq!(ix.min_value(p).map(|v| sortable_bytes(c, v)), Some(lo.clone()), "page {p} of column {c}, row group {g}");
-                    assert_eq!(ix.max_value(p).map(|v| sortable_bytes(c, v)), Some(hi.clone()), "page {p} of column {c}, row group {g}");
+                    assert_eq!(ix.min_value(p).map(|v| sortable_bytes(c >= 3, v)), Some(lo.clone()), "page {p} of column {c}, row group {g}");
+                    assert_eq!(ix.max_value(p).map(|v| sortable_bytes(c >= 3, v)), Some(hi.clone()), "page {p} of column {c}, row group {g}");
                 }
             }
             group_start += ma.row_group(g).num_rows() as usize;
@@ -1321,14 +1321,16 @@ mod tests {
             _ => a.as_any().downcast_ref::<StringArray>().unwrap().value(r).as_bytes().to_vec(),
         }
     }
-    fn sortable_bytes(column: usize, v: &[u8]) -> Vec<u8> {
+    /// A bound of the column index as bytes that sort as [`sortable`]'s.
+    fn sortable_bytes(decimal: bool, v: &[u8]) -> Vec<u8> {
         let mut b = v.to_vec();
-        if column >= 3 {
+        if decimal {
             b[0] ^= 0x80;
         }
         b
     }
-    fn arrow_select_concat(parts: &[&dyn Array]) -> ArrayRef {
+    /// One column of several batches, as one array.
+    fn concat(parts: &[&dyn Array]) -> ArrayRef {
         match parts[0].data_type() {
             DataType::Decimal128(..) => col_dec(parts.iter().flat_map(|p| {
                 let d = p.as_any().downcast_ref::<Decimal128Array>().unwrap();
