@@ -6,7 +6,7 @@
 //! concatenated in account order, so the output does not depend on the thread count.
 
 use crate::decimal::{Dec, Qty};
-use crate::lake::inputs::{Reference, UsageChunk};
+use crate::lake::inputs::{Reference, RowKeys, UsageChunk};
 use crate::model::{Account, Package, Phase, Reason};
 use crate::rules::account::{AccountBook, AccountOpening, Ctx, HourOut};
 use crate::rules::checks::{check_row, Rejection, RowLoc, Usage};
@@ -106,6 +106,9 @@ pub struct Engine {
     /// rated here (a partial what-if run): added before the hour is settled. Set by
     /// the caller before each hour.
     pub unrated: FxHashMap<u32, Dec>,
+    /// Rate each hour on the calling thread (a what-if run, whose two ratings already
+    /// run side by side) instead of spreading it over the thread pool.
+    pub sequential: bool,
 }
 
 /// The rows of an account that a purchase can change: those of its SKU and region
@@ -119,12 +122,11 @@ pub struct RowFilter {
 }
 
 impl RowFilter {
-    fn wants(&self, c: &UsageChunk, r: usize) -> bool {
-        let (sku, region) = (c.sku.get(r), c.region.get(r));
-        if sku == Some(self.sku.as_str()) && region == Some(self.region.as_str()) {
+    pub fn wants(&self, k: &RowKeys<'_>) -> bool {
+        if k.sku == Some(self.sku.as_str()) && k.region == Some(self.region.as_str()) {
             return true;
         }
-        self.resource.as_deref().is_some_and(|res| c.resource_id.get(r) == Some(res) || c.pool_id.get(r) == Some(res))
+        self.resource.as_deref().is_some_and(|res| k.resource_id == Some(res) || k.pool_id == Some(res))
     }
 }
 
@@ -166,7 +168,7 @@ impl Engine {
             })
             .collect();
         let tally = vec![(0, Dec::ZERO); accounts.len()];
-        Ok(Engine { period, accounts, packages, catalog, subs, account_index, books, tally, only: None, unrated: FxHashMap::default() })
+        Ok(Engine { period, accounts, packages, catalog, subs, account_index, books, tally, only: None, unrated: FxHashMap::default(), sequential: false })
     }
 
     /// Restricts rating to some accounts (by id): a what-if run over part of a period.
@@ -227,7 +229,7 @@ impl Engine {
         verdicts: &FxHashMap<FileRow, Rejection>,
     ) -> HourResult {
         let mut result = HourResult { hour, ..HourResult::default() };
-        // The row checks, in parallel over runs of rows; each run's rows and rejections
+        // The row checks, in parallel over runs of rows (unless sequential); each run's rows and rejections
         // are then joined in file order, so the outcome is the sequential one.
         const RUN: usize = 1024;
         let runs: Vec<(usize, usize, usize)> = chunks
@@ -235,20 +237,17 @@ impl Engine {
             .enumerate()
             .flat_map(|(ci, c)| (0..c.len).step_by(RUN).map(move |r| (ci, r, (r + RUN).min(c.len))))
             .collect();
-        let checked: Vec<(Vec<(u32, Usage<'_>)>, Vec<Rejected>)> = runs
-            .into_par_iter()
-            .map(|(ci, from, to)| {
-                let c = &chunks[ci];
-                let mut rows = Vec::with_capacity(to - from);
-                let mut rejected = Vec::new();
-                for r in from..to {
-                    if let Some((acct, u)) = self.admit(c, ci, r, verdicts, &mut rejected) {
-                        rows.push((acct, u));
-                    }
+        let checked: Vec<(Vec<(u32, Usage<'_>)>, Vec<Rejected>)> = each(self.sequential, runs, 1, |(ci, from, to)| {
+            let c = &chunks[ci];
+            let mut rows = Vec::with_capacity(to - from);
+            let mut rejected = Vec::new();
+            for r in from..to {
+                if let Some((acct, u)) = self.admit(c, ci, r, verdicts, &mut rejected) {
+                    rows.push((acct, u));
                 }
-                (rows, rejected)
-            })
-            .collect();
+            }
+            (rows, rejected)
+        });
         result.rows_in = chunks.iter().map(|c| c.len as u64).sum();
         let mut rows: Vec<(u32, Usage<'_>)> = Vec::with_capacity(checked.iter().map(|(r, _)| r.len()).sum());
         for (r, rej) in checked {
@@ -280,21 +279,17 @@ impl Engine {
         }
         let ctx = Ctx { catalog: &self.catalog, subs: &self.subs, packages: &self.packages };
         let rows = &rows;
-        let outs: Vec<HourOut> = work
-            .into_par_iter()
-            .with_min_len(64)
-            .map(|(book, mine, unrated)| {
-                let mut out = HourOut::default();
-                for &(.., i) in mine {
-                    book.rate(&rows[i as usize].1, &ctx, &mut out);
-                }
-                if let Some(sum) = unrated {
-                    book.add_unrated(sum);
-                }
-                book.settle(hour, &mut out);
-                out
-            })
-            .collect();
+        let outs: Vec<HourOut> = each(self.sequential, work, 64, |(book, mine, unrated)| {
+            let mut out = HourOut::default();
+            for &(.., i) in mine {
+                book.rate(&rows[i as usize].1, &ctx, &mut out);
+            }
+            if let Some(sum) = unrated {
+                book.add_unrated(sum);
+            }
+            book.settle(hour, &mut out);
+            out
+        });
         let n_rows = rows.len() as u64;
         let mut rejected_later = 0u64;
         result.lines.reserve(outs.iter().map(|o| o.lines.len()).sum());
@@ -327,7 +322,7 @@ impl Engine {
             // partial one, the rows a purchase cannot change too.
             match c.account_id.get(r).and_then(|a| only.get(self.account_index.get(a)?)) {
                 Some(None) => {}
-                Some(Some(f)) if f.wants(c, r) => {}
+                Some(Some(f)) if f.wants(&c.keys(r)) => {}
                 _ => return None,
             }
         }
@@ -482,6 +477,15 @@ impl Engine {
         res
     }
 
+}
+
+/// `f` over `items`, in order: on the thread pool (in runs of at least `min_len`), or
+/// on the calling thread.
+fn each<T: Send, R: Send>(sequential: bool, items: Vec<T>, min_len: usize, f: impl Fn(T) -> R + Sync + Send) -> Vec<R> {
+    match sequential {
+        true => items.into_iter().map(f).collect(),
+        false => items.into_par_iter().with_min_len(min_len).map(f).collect(),
+    }
 }
 
 /// Package quotas are in the pricing unit of their SKU (billing-rules §3).

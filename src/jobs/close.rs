@@ -194,8 +194,9 @@ struct Usage<'a> {
     files: &'a [UsageFile],
     cache: FxHashMap<u32, Vec<UsageChunk>>,
     keep: bool,
-    /// When set (a what-if run), files not kept are decoded for these accounts' rows only.
-    only: Option<rustc_hash::FxHashSet<String>>,
+    /// When set (a what-if run), files not kept are decoded for these accounts' rows
+    /// only, and of an account with a filter for the rows it wants.
+    only: Option<FxHashMap<String, Option<crate::engine::RowFilter>>>,
     /// Re-rate every recommended purchase's account whole (a test hook,
     /// `BILLRUN_WHOLE_WHAT_IF`: the partial re-rating must give the same savings).
     whole_what_if: bool,
@@ -225,9 +226,20 @@ impl Usage<'_> {
             return Ok(out);
         }
         let all: Vec<u32> = hours.iter().flat_map(|(_, w)| w.iter().copied()).collect();
-        let wanted = self.only.as_ref().map(|only| move |a: &str| only.contains(a));
-        let wanted = wanted.as_ref().map(|w| w as &(dyn Fn(&str) -> bool + Sync));
-        let mut decoded: FxHashMap<u32, Vec<UsageChunk>> = decode_many(self.lake, self.files, &all, wanted)?.into_iter().collect();
+        let wanted = self.only.as_ref().map(|only| {
+            move |k: &inputs::RowKeys<'_>| match k.account_id.and_then(|a| only.get(a)) {
+                Some(None) => true,
+                Some(Some(f)) => f.wants(k),
+                None => false,
+            }
+        });
+        let wanted = wanted.as_ref().map(|w| w as &(dyn Fn(&inputs::RowKeys<'_>) -> bool + Sync));
+        let mut decoded: FxHashMap<u32, Vec<UsageChunk>> = match decode_pool() {
+            Some(pool) => pool.install(|| decode_many(self.lake, self.files, &all, wanted)),
+            None => decode_many(self.lake, self.files, &all, wanted),
+        }?
+        .into_iter()
+        .collect();
         for (hour, which) in hours {
             let mut chunks = Vec::new();
             for f in which.iter() {
@@ -239,13 +251,18 @@ impl Usage<'_> {
     }
 }
 
+fn decode_pool() -> Option<&'static rayon::ThreadPool> {
+    static POOL: std::sync::OnceLock<Option<rayon::ThreadPool>> = std::sync::OnceLock::new();
+    POOL.get_or_init(|| rayon::ThreadPoolBuilder::new().num_threads(rayon::current_num_threads()).thread_name(|i| format!("decode-{i}")).build().ok()).as_ref()
+}
+
 /// Reads and decodes several files in parallel: every row, or only the rows of the
 /// `wanted` accounts.
 fn decode_many(
     lake: &Lake,
     files: &[UsageFile],
     which: &[u32],
-    wanted: Option<&(dyn Fn(&str) -> bool + Sync)>,
+    wanted: Option<&(dyn Fn(&inputs::RowKeys<'_>) -> bool + Sync)>,
 ) -> Result<Vec<(u32, Vec<UsageChunk>)>, JobError> {
     let rels: Vec<String> = which.iter().map(|&i| files[i as usize].path.clone()).collect();
     let fetched = lake.get_many(&rels);
@@ -770,11 +787,15 @@ fn recommend(
             let mut what_if = Engine::new(with.clone(), period, opening).map_err(JobError::Plan)?;
             without.restrict_rows(&partial);
             what_if.restrict_rows(&partial);
+            without.sequential = true;
+            what_if.sequential = true;
             let idx: Vec<u32> = partial.iter().filter_map(|(a, _)| engine.account_index(a)).collect();
             let mut astray: rustc_hash::FxHashSet<u32> = Default::default();
-            usage.only = Some(partial.iter().map(|(a, _)| a.clone()).collect());
+            usage.only = Some(partial.iter().map(|(a, f)| (a.clone(), Some(f.clone()))).collect());
             // The rating with the purchase runs an hour behind the one without, on a
             // thread of its own: it needs each hour's sums of the rows not rated.
+            let t0 = Instant::now();
+            let mut rerated = 0u64;
             let rated = std::thread::scope(|scope| {
                 let (tx, rx) = std::sync::mpsc::sync_channel::<(Micros, FxHashMap<u32, Dec>, Vec<UsageChunk>)>(1);
                 let what_if = &mut what_if;
@@ -798,6 +819,7 @@ fn recommend(
                             (None, None) => {}
                         }
                     }
+                    rerated += chunks.iter().map(|c| c.len as u64).sum::<u64>();
                     tx.send((res.hour, unrated, chunks.to_vec())).map_err(|_| JobError::Bug("the what-if rating stopped".into()))
                 });
                 drop(tx);
@@ -805,6 +827,7 @@ fn recommend(
                 rated
             });
             usage.only = None;
+            tracing::info!(accounts = idx.len(), rows = rerated, secs = t0.elapsed().as_secs_f64(), "purchases re-rated in part");
             rated?;
             // Re-rated whole instead: an hour's sum the period's rating did not have, or
             // arrears on either side (the hours' sums are then not all that counts).
@@ -821,7 +844,7 @@ fn recommend(
         if !whole.is_empty() {
             let mut what_if = Engine::new(with, period, opening).map_err(JobError::Plan)?;
             what_if.restrict(&whole);
-            usage.only = Some(whole.iter().cloned().collect());
+            usage.only = Some(whole.iter().map(|a| (a.clone(), None)).collect());
             let rated = rate_hours(usage, hours, &mut what_if, verdicts, |_, _, _| Ok(()));
             usage.only = None;
             rated?;

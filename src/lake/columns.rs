@@ -10,7 +10,7 @@ use crate::time::Micros;
 use arrow_array::cast::AsArray;
 use arrow_array::types::*;
 use arrow_array::{Array, ArrayRef, RecordBatch};
-use arrow_array::{Decimal128Array, LargeStringArray, StringArray, StringViewArray};
+use arrow_array::{Decimal128Array, Int32Array, LargeStringArray, StringArray, StringViewArray};
 use arrow_schema::{DataType, TimeUnit};
 
 /// Why a column could not be used.
@@ -30,12 +30,15 @@ fn wrong(arr: &ArrayRef, expected: &'static str) -> ColumnProblem {
     ColumnProblem::WrongType { found: arr.data_type().to_string(), expected }
 }
 
-/// A string column.
+/// A string column. A dictionary-encoded one (`Dictionary(Int32, Utf8)`, as the
+/// usage reader asks for the columns of few distinct values) keeps its keys: a row's
+/// string is looked up, never copied.
 #[derive(Clone, Debug)]
 pub enum StrCol {
     Utf8(StringArray),
     Large(LargeStringArray),
     View(StringViewArray),
+    Dict(Int32Array, StringArray),
 }
 
 impl StrCol {
@@ -45,6 +48,10 @@ impl StrCol {
             DataType::Utf8 => StrCol::Utf8(a.as_string::<i32>().clone()),
             DataType::LargeUtf8 => StrCol::Large(a.as_string::<i64>().clone()),
             DataType::Utf8View => StrCol::View(a.as_string_view().clone()),
+            DataType::Dictionary(k, v) if **k == DataType::Int32 && **v == DataType::Utf8 => {
+                let d = a.as_dictionary::<Int32Type>();
+                StrCol::Dict(d.keys().clone(), d.values().as_string::<i32>().clone())
+            }
             _ => return Err(wrong(a, "string")),
         })
     }
@@ -55,6 +62,15 @@ impl StrCol {
             StrCol::Utf8(a) => (!a.is_null(i)).then(|| a.value(i)),
             StrCol::Large(a) => (!a.is_null(i)).then(|| a.value(i)),
             StrCol::View(a) => (!a.is_null(i)).then(|| a.value(i)),
+            StrCol::Dict(keys, values) => {
+                if keys.is_null(i) {
+                    return None;
+                }
+                // A key outside the dictionary is refused by the decoder; `None` here
+                // all the same rather than a panic.
+                let k = usize::try_from(keys.value(i)).ok().filter(|&k| k < values.len())?;
+                (!values.is_null(k)).then(|| values.value(k))
+            }
         }
     }
 }

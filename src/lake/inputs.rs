@@ -69,9 +69,56 @@ pub fn decode_parquet_with(
     bytes: Bytes,
     configure: impl FnOnce(ParquetRecordBatchReaderBuilder<Bytes>) -> ParquetRecordBatchReaderBuilder<Bytes>,
 ) -> Result<Vec<RecordBatch>> {
+    decode_parquet_keyed(file, bytes, &[], configure)
+}
+
+/// The usage columns of few distinct values (a file holds an hour of a region): read
+/// as dictionaries, their strings are decoded once per column chunk instead of once
+/// per row.
+const USAGE_KEYED: [&str; 8] = ["account_id", "region", "module", "sku", "pool_type", "pool_id", "enterprise_project", "tags"];
+
+/// [`decode_parquet_with`], the string columns named in `keyed` read as
+/// `Dictionary(Int32, Utf8)`.
+fn decode_parquet_keyed(
+    file: &str,
+    bytes: Bytes,
+    keyed: &[&str],
+    configure: impl FnOnce(ParquetRecordBatchReaderBuilder<Bytes>) -> ParquetRecordBatchReaderBuilder<Bytes>,
+) -> Result<Vec<RecordBatch>> {
+    use arrow_schema::{DataType, Field, Schema};
+    use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
     let corrupt = |e: &dyn std::fmt::Display| InputError::Corrupt { file: file.into(), why: e.to_string() };
     let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || -> std::result::Result<Vec<RecordBatch>, String> {
-        let builder = ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(|e| e.to_string())?;
+        let mut meta = ArrowReaderMetadata::load(&bytes, ArrowReaderOptions::new()).map_err(|e| e.to_string())?;
+        let schema = meta.schema().clone();
+        // A column with no value at all (its statistics say so) is left plain: its
+        // dictionary is empty, and the decoder would then hash every null instead.
+        let all_null = |name: &str| {
+            let groups = meta.metadata().row_groups();
+            !groups.is_empty()
+                && groups.iter().all(|rg| {
+                    rg.columns().iter().find(|c| c.column_path().string() == name).and_then(|c| c.statistics()).and_then(|s| s.null_count_opt())
+                        == Some(rg.num_rows() as u64)
+                })
+        };
+        let hint = |f: &Field| {
+            keyed.contains(&f.name().as_str())
+                && matches!(f.data_type(), DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)
+                && !all_null(f.name())
+        };
+        if schema.fields().iter().any(|f| hint(f)) {
+            let fields: Vec<Field> = schema
+                .fields()
+                .iter()
+                .map(|f| match hint(f) {
+                    true => f.as_ref().clone().with_data_type(DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8))),
+                    false => f.as_ref().clone(),
+                })
+                .collect();
+            let hinted = Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()));
+            meta = ArrowReaderMetadata::try_new(meta.metadata().clone(), ArrowReaderOptions::new().with_schema(hinted)).map_err(|e| e.to_string())?;
+        }
+        let builder = ParquetRecordBatchReaderBuilder::new_with_metadata(bytes, meta);
         let reader = configure(builder).with_batch_size(64 * 1024).build().map_err(|e| e.to_string())?;
         reader.collect::<std::result::Result<Vec<_>, _>>().map_err(|e| e.to_string())
     }));
@@ -492,6 +539,17 @@ impl UsageChunk {
             None => self.first_row.saturating_add(r as u32),
         }
     }
+
+    /// The key columns of row `r`.
+    pub fn keys(&self, r: usize) -> RowKeys<'_> {
+        RowKeys {
+            account_id: self.account_id.get(r),
+            sku: self.sku.get(r),
+            region: self.region.get(r),
+            resource_id: self.resource_id.get(r),
+            pool_id: self.pool_id.get(r),
+        }
+    }
 }
 
 /// A usage file of the lake, in the order the rules read files (by path).
@@ -542,26 +600,38 @@ pub fn parse_partition(path: &str) -> Option<Micros> {
 /// Decodes one usage file into chunks. A file that is not readable Parquet, or that
 /// lacks a contract column, refuses the run.
 pub fn read_usage_file(file_idx: u32, f: &UsageFile, bytes: Bytes) -> Result<Vec<UsageChunk>> {
-    let batches = decode_parquet(&f.path, bytes)?;
+    let batches = decode_parquet_keyed(&f.path, bytes, &USAGE_KEYED, |b| b)?;
     usage_chunks(file_idx, f, &batches, None)
 }
 
-/// The rows of a usage file whose `account_id` is wanted, each keeping its row number
-/// in the file. The `account_id` column is decoded first; the other columns only for
-/// the rows it selects.
-pub fn read_usage_file_of(file_idx: u32, f: &UsageFile, bytes: Bytes, wanted: &(dyn Fn(&str) -> bool + Sync)) -> Result<Vec<UsageChunk>> {
+/// The rows of a usage file that are wanted, each keeping its row number in the file.
+/// The key columns ([`RowKeys`]) are decoded first; the other columns only for the
+/// rows they select.
+pub fn read_usage_file_of(file_idx: u32, f: &UsageFile, bytes: Bytes, wanted: &(dyn Fn(&RowKeys<'_>) -> bool + Sync)) -> Result<Vec<UsageChunk>> {
     use parquet::arrow::arrow_reader::RowSelection;
     use parquet::arrow::ProjectionMask;
-    let accounts = decode_parquet_with(&f.path, bytes.clone(), |b| {
-        let mask = ProjectionMask::columns(b.parquet_schema(), ["account_id"]);
+    const KEYS: [&str; 5] = ["account_id", "sku", "region", "resource_id", "pool_id"];
+    let keys = decode_parquet_keyed(&f.path, bytes.clone(), &USAGE_KEYED, |b| {
+        let mask = ProjectionMask::columns(b.parquet_schema(), KEYS);
         b.with_projection(mask)
     })?;
     let mut rows: Vec<u32> = Vec::new();
-    let mut filters = Vec::with_capacity(accounts.len());
+    let mut filters = Vec::with_capacity(keys.len());
     let mut first = 0u32;
-    for b in &accounts {
+    for b in &keys {
         let ids = StrCol::of(b, "account_id").map_err(|p| col_err(&f.path, "account_id", p))?;
-        let keep: arrow_array::BooleanArray = (0..b.num_rows()).map(|r| Some(ids.get(r).is_some_and(wanted))).collect();
+        // A key column that is missing or of another type selects as null here; the
+        // rows selected are decoded whole, and checked, afterwards.
+        let [sku, region, resource, pool] = [KEYS[1], KEYS[2], KEYS[3], KEYS[4]].map(|k| StrCol::of(b, k).ok());
+        fn at(c: &Option<StrCol>, r: usize) -> Option<&str> {
+            c.as_ref().and_then(|c| c.get(r))
+        }
+        let keep: arrow_array::BooleanArray = (0..b.num_rows())
+            .map(|r| {
+                let k = RowKeys { account_id: ids.get(r), sku: at(&sku, r), region: at(&region, r), resource_id: at(&resource, r), pool_id: at(&pool, r) };
+                Some(k.account_id.is_some() && wanted(&k))
+            })
+            .collect();
         rows.extend((0..b.num_rows()).filter(|&r| keep.value(r)).map(|r| first + r as u32));
         filters.push(keep);
         first = first.saturating_add(b.num_rows() as u32);
@@ -570,11 +640,22 @@ pub fn read_usage_file_of(file_idx: u32, f: &UsageFile, bytes: Bytes, wanted: &(
         return Ok(Vec::new());
     }
     let selection = RowSelection::from_filters(&filters);
-    let batches = decode_parquet_with(&f.path, bytes, |b| b.with_row_selection(selection))?;
+    let batches = decode_parquet_keyed(&f.path, bytes, &USAGE_KEYED, |b| b.with_row_selection(selection))?;
     if batches.iter().map(|b| b.num_rows()).sum::<usize>() != rows.len() {
         return Err(InputError::Corrupt { file: f.path.clone(), why: "the selected rows could not be read back".into() });
     }
     usage_chunks(file_idx, f, &batches, Some(&rows))
+}
+
+/// The columns of a usage row that say whose it is and what it meters: what a what-if
+/// run selects rows by.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RowKeys<'a> {
+    pub account_id: Option<&'a str>,
+    pub sku: Option<&'a str>,
+    pub region: Option<&'a str>,
+    pub resource_id: Option<&'a str>,
+    pub pool_id: Option<&'a str>,
 }
 
 /// Chunks over decoded batches; `rows` holds each row's number in the file when the

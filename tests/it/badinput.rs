@@ -274,3 +274,126 @@ fn permission_errors_are_reported_plainly() {
     assert!(err.contains(&s3.url("lake")) && !err.contains("wrong-secret-value"), "{err}");
     assert!(err.contains("403") || err.to_lowercase().contains("signature") || err.contains("AccessDenied"), "{err}");
 }
+
+/// Writers store a usage file's strings differently: as dictionary pages, as plain
+/// pages, as a dictionary that overflows into plain pages within a column chunk, or as
+/// Arrow dictionaries in the file's schema. The reader, which keeps the columns of few
+/// distinct values as dictionaries, gives every row the same strings from each, for
+/// the whole file and for a selection of its rows.
+#[test]
+fn usage_strings_read_the_same_however_the_file_stores_them() {
+    use arrow_array::{Array, ArrayRef, DictionaryArray, RecordBatch};
+    use billrun::lake::inputs::{read_usage_file, read_usage_file_of, RowKeys, UsageChunk, UsageFile};
+    use parquet::file::properties::WriterProperties;
+    use std::sync::Arc;
+    let n = 5_000;
+    let rows: Vec<billrun::generate::usage::Row> = (0..n)
+        .map(|k| billrun::generate::usage::Row {
+            record_id: Some(format!("rec-{k}")),
+            account_id: (k % 97 != 0).then(|| format!("acct-{:03}", (k * 7919) % 131)),
+            region: Some(["r-north", "r-south"][k % 2].into()),
+            resource_id: Some(format!("res-{}", k % 1_700)),
+            resource_name: (k % 5 != 0).then(|| format!("name-{}", k % 900)),
+            module: Some("training".into()),
+            sku: Some(format!("sku-{}", k % 13)),
+            unit_count: Some(1),
+            pool_type: Some("public".into()),
+            pool_id: None,
+            nodes: Some(1),
+            quantity: Some(Dec::from_int(1)),
+            start: Some(t("2026-01-02T00:00")),
+            end: Some(t("2026-01-02T01:00")),
+            enterprise_project: (k % 3 == 0).then(|| format!("proj-{}", k % 4)),
+            tags: Some(format!("{{\"team\":\"t{}\"}}", k % 6)),
+        })
+        .collect();
+    let batch = billrun::generate::usage::usage_batch(&rows);
+    let write = |batch: &RecordBatch, props: WriterProperties| -> bytes::Bytes {
+        let mut buf = Vec::new();
+        let mut w = parquet::arrow::ArrowWriter::try_new(&mut buf, batch.schema(), Some(props)).unwrap();
+        for at in (0..batch.num_rows()).step_by(1_000) {
+            w.write(&batch.slice(at, 1_000.min(batch.num_rows() - at))).unwrap();
+        }
+        w.close().unwrap();
+        buf.into()
+    };
+    // The same rows with the strings of few distinct values typed as Arrow dictionaries.
+    let typed = {
+        let schema = batch.schema();
+        let mut fields: Vec<arrow_schema::Field> = Vec::new();
+        let mut cols: Vec<ArrayRef> = Vec::new();
+        for (f, c) in schema.fields().iter().zip(batch.columns()) {
+            if ["account_id", "sku", "tags", "pool_id"].contains(&f.name().as_str()) {
+                let s = c.as_any().downcast_ref::<arrow_array::StringArray>().unwrap();
+                let d: DictionaryArray<arrow_array::types::Int32Type> = s.iter().collect();
+                fields.push(f.as_ref().clone().with_data_type(d.data_type().clone()));
+                cols.push(Arc::new(d));
+            } else {
+                fields.push(f.as_ref().clone());
+                cols.push(c.clone());
+            }
+        }
+        RecordBatch::try_new(Arc::new(arrow_schema::Schema::new(fields)), cols).unwrap()
+    };
+    let plain = WriterProperties::builder().set_dictionary_enabled(false).build();
+    let files = [
+        ("plain pages", write(&batch, plain.clone())),
+        ("dictionary pages, row groups of 2,000", write(&batch, WriterProperties::builder().set_max_row_group_row_count(Some(2_000)).build())),
+        (
+            "dictionaries that overflow into plain pages",
+            write(&batch, WriterProperties::builder().set_dictionary_page_size_limit(64).set_data_page_row_count_limit(300).set_write_batch_size(100).build()),
+        ),
+        ("Arrow dictionaries in the schema", write(&typed, WriterProperties::builder().build())),
+        ("Arrow dictionaries written plain", write(&typed, plain)),
+    ];
+    let same = |got: Vec<[Option<String>; 9]>, want: &[[Option<String>; 9]], what: String| {
+        let first = got.iter().zip(want).position(|(g, w)| g != w);
+        assert!(first.is_none() && got.len() == want.len(), "{what}: {} rows for {}; first difference at {first:?}: {:?} for {:?}", got.len(), want.len(), first.map(|i| &got[i]), first.map(|i| &want[i]));
+    };
+    let strings = |chunks: &[UsageChunk]| -> Vec<[Option<String>; 9]> {
+        let mut out = Vec::new();
+        for c in chunks {
+            for r in 0..c.len {
+                out.push(
+                    [&c.record_id, &c.account_id, &c.region, &c.resource_id, &c.resource_name, &c.sku, &c.pool_id, &c.enterprise_project, &c.tags]
+                        .map(|col| col.get(r).map(str::to_string)),
+                );
+            }
+        }
+        out
+    };
+    let f = UsageFile { path: "usage/date=2026-01-02/hour=00/f.parquet".into(), size: 0, e_tag: None, partition_hour: t("2026-01-02T00:00") };
+    // Rows without an account are never selected (they are no account's).
+    let wanted = |k: &RowKeys<'_>| k.account_id.is_some_and(|a| a.ends_with('7') || k.sku == Some("sku-3"));
+    let expected: Vec<[Option<String>; 9]> = (0..n)
+        .map(|k| {
+            let r = &rows[k];
+            [&r.record_id, &r.account_id, &r.region, &r.resource_id, &r.resource_name, &r.sku, &r.pool_id, &r.enterprise_project, &r.tags].map(|v| v.clone())
+        })
+        .collect();
+    let chosen: Vec<[Option<String>; 9]> = expected
+        .iter()
+        .filter(|e| e[1].as_deref().is_some_and(|a| a.ends_with('7') || e[5].as_deref() == Some("sku-3")))
+        .cloned()
+        .collect();
+    assert!(chosen.len() > 100 && chosen.len() < n / 2, "{}", chosen.len());
+    for (how, bytes) in files {
+        let all = read_usage_file(0, &f, bytes.clone()).unwrap_or_else(|e| panic!("{how}: {e}"));
+        same(strings(&all), &expected, format!("{how}: the whole file"));
+        let some = read_usage_file_of(0, &f, bytes, &wanted).unwrap_or_else(|e| panic!("{how}: {e}"));
+        same(strings(&some), &chosen, format!("{how}: a selection of rows"));
+        let numbers: Vec<u32> = some.iter().flat_map(|c| (0..c.len).map(|r| c.file_row(r))).collect();
+        let expected_numbers: Vec<u32> = (0..n as u32).filter(|&k| wanted(&some_keys(&rows[k as usize]))).collect();
+        assert_eq!(numbers, expected_numbers, "{how}: the selected rows keep their row numbers");
+    }
+}
+
+fn some_keys(r: &billrun::generate::usage::Row) -> billrun::lake::inputs::RowKeys<'_> {
+    billrun::lake::inputs::RowKeys {
+        account_id: r.account_id.as_deref(),
+        sku: r.sku.as_deref(),
+        region: r.region.as_deref(),
+        resource_id: r.resource_id.as_deref(),
+        pool_id: r.pool_id.as_deref(),
+    }
+}
