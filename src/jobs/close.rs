@@ -234,12 +234,7 @@ impl Usage<'_> {
             }
         });
         let wanted = wanted.as_ref().map(|w| w as &(dyn Fn(&inputs::RowKeys<'_>) -> bool + Sync));
-        let mut decoded: FxHashMap<u32, Vec<UsageChunk>> = match decode_pool() {
-            Some(pool) => pool.install(|| decode_many(self.lake, self.files, &all, wanted)),
-            None => decode_many(self.lake, self.files, &all, wanted),
-        }?
-        .into_iter()
-        .collect();
+        let mut decoded: FxHashMap<u32, Vec<UsageChunk>> = decode_many(self.lake, self.files, &all, wanted)?.into_iter().collect();
         for (hour, which) in hours {
             let mut chunks = Vec::new();
             for f in which.iter() {
@@ -249,11 +244,6 @@ impl Usage<'_> {
         }
         Ok(out)
     }
-}
-
-fn decode_pool() -> Option<&'static rayon::ThreadPool> {
-    static POOL: std::sync::OnceLock<Option<rayon::ThreadPool>> = std::sync::OnceLock::new();
-    POOL.get_or_init(|| rayon::ThreadPoolBuilder::new().num_threads(rayon::current_num_threads()).thread_name(|i| format!("decode-{i}")).build().ok()).as_ref()
 }
 
 /// Reads and decodes several files in parallel: every row, or only the rows of the
