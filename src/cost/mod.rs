@@ -30,6 +30,11 @@ impl Sums {
         self.effective = self.effective.add(l.effective);
         self.list = self.list.add(l.list_cost);
     }
+    fn merge(&mut self, o: &Sums) {
+        self.billed = self.billed.add(o.billed);
+        self.effective = self.effective.add(o.effective);
+        self.list = self.list.add(o.list);
+    }
 }
 
 /// Where an allocated amount went.
@@ -81,6 +86,10 @@ struct Syms {
     stable: FxHashMap<(usize, usize), Sym>,
     /// `module/billing_item` pairs.
     pairs: FxHashMap<(Sym, Sym), Sym>,
+    /// Names borrowed from the usage chunks of the hour being observed, by address and
+    /// length (a usage column read as a dictionary holds each name once): emptied
+    /// when the hour is done, since the chunks' memory is then reused.
+    here: FxHashMap<(usize, usize), Sym>,
 }
 
 impl Syms {
@@ -95,6 +104,19 @@ impl Syms {
     }
     fn opt(&mut self, s: Option<&str>) -> Sym {
         s.map_or(NO_SYM, |s| self.id(s))
+    }
+    /// The id of a name borrowed from the hour's usage chunks.
+    fn here(&mut self, s: &str) -> Sym {
+        let key = (s.as_ptr() as usize, s.len());
+        if let Some(&i) = self.here.get(&key) {
+            return i;
+        }
+        let i = self.id(s);
+        self.here.insert(key, i);
+        i
+    }
+    fn opt_here(&mut self, s: Option<&str>) -> Sym {
+        s.map_or(NO_SYM, |s| self.here(s))
     }
     /// The id of a name that lives, unchanged, as long as the run's reference data:
     /// never one borrowed from a usage chunk, whose memory is reused.
@@ -145,6 +167,11 @@ struct AccountTally {
     effective: Option<Dec>,
     daily: FxHashMap<i64, Sums>,
     composition: FxHashMap<(u8, Sym), Sums>,
+    /// The account's lines of the hour being observed by their composition values
+    /// (one per dimension, [`NO_SYM`] for none): added to `composition` when the
+    /// account's lines are done, so that a line costs one lookup instead of one per
+    /// dimension.
+    hour_composition: FxHashMap<[Sym; 8], Sums>,
     resources: FxHashMap<Sym, (Sums, Option<Module>)>,
     /// source, target, project, tags, method.
     allocation: FxHashMap<AllocSyms, Dec>,
@@ -250,6 +277,7 @@ fn product(m: Option<Module>, kind: LineKind) -> &'static str {
 impl CostBook {
     /// Accumulates the lines of one hour (or of the period's close, with no chunks).
     pub fn observe(&mut self, lines: &[Line], chunks: &[UsageChunk], n: &Names<'_>) {
+        self.tally.syms.here.clear();
         // Pools with jobs this hour, per account: capacity, cost and the jobs' weights.
         let mut pools: FxHashMap<(u32, &str), PoolHour> = FxHashMap::default();
         for (k, l) in lines.iter().enumerate() {
@@ -312,8 +340,8 @@ impl CostBook {
             let u = view(l, chunks);
             let syms = u.as_ref().map(|u| RowSyms {
                 resource: self.tally.syms.id(u.resource),
-                project: self.tally.syms.opt(u.project),
-                tags: self.tally.syms.opt(u.tags),
+                project: self.tally.syms.opt_here(u.project),
+                tags: self.tally.syms.opt_here(u.tags),
             });
             self.observe_line(l, u.as_ref(), syms, n);
             if !allocated[k] {
@@ -321,6 +349,18 @@ impl CostBook {
                 self.tally.allocate(l.account, key, l.effective);
             }
         }
+        let Tally { syms: names, accounts } = &mut self.tally;
+        for at in accounts.iter_mut().filter(|at| !at.hour_composition.is_empty()) {
+            for (values, sums) in at.hour_composition.drain() {
+                for (dim, sym) in values.into_iter().enumerate() {
+                    if sym == NO_SYM || names.name(sym).is_none_or(str::is_empty) {
+                        continue;
+                    }
+                    at.composition.entry((dim as u8, sym)).or_default().merge(&sums);
+                }
+            }
+        }
+        names.here.clear();
     }
 
     fn observe_line(&mut self, l: &Line, u: Option<&UsageView<'_>>, syms: Option<RowSyms>, n: &Names<'_>) {
@@ -343,7 +383,7 @@ impl CostBook {
             (None, _) => "commitment",
         });
         let (sku, region) = match (u, l.commitment) {
-            (Some(u), _) => (u.sku.map(|s| names.id(s)), u.region.map(|s| names.id(s))),
+            (Some(u), _) => (u.sku.map(|s| names.here(s)), u.region.map(|s| names.here(s))),
             (None, Some(Commitment::Package(i))) => {
                 let p = &n.packages[i as usize];
                 (Some(names.stable(&p.sku)), Some(names.stable(&p.region)))
@@ -381,18 +421,12 @@ impl CostBook {
         let public_key = match (u, l.kind) {
             // Public-pool rows carry no pool id (the row checks refuse one).
             (Some(u), LineKind::Standard) if !own_rows && item_name == "compute" && u.public => {
-                Some((names.id(u.sku.unwrap_or("")), names.id(u.region.unwrap_or(""))))
+                Some((names.here(u.sku.unwrap_or("")), names.here(u.region.unwrap_or(""))))
             }
             _ => None,
         };
         let at = of(accounts, l.account);
-        for (dim, value) in values.into_iter().enumerate() {
-            let Some(sym) = value else { continue };
-            if names.name(sym).is_none_or(str::is_empty) {
-                continue;
-            }
-            at.composition.entry((dim as u8, sym)).or_default().add(l);
-        }
+        at.hour_composition.entry(values.map(|v| v.unwrap_or(NO_SYM))).or_default().add(l);
         let item = item_name;
         at.daily.entry(l.charge_start.div_euclid(DAY)).or_default().add(l);
         at.effective = Some(at.effective.unwrap_or_default().add(l.effective));

@@ -72,10 +72,10 @@ fn kn(name: &str) -> Field {
 pub fn col_str<'a>(v: impl Iterator<Item = Option<&'a str>>) -> ArrayRef {
     Arc::new(v.collect::<StringArray>())
 }
-/// A string column whose values live in a few places for the whole run (reference
-/// data, constants): as keys into the distinct addresses, so that neither building
-/// the column nor encoding it copies or hashes a string a row. The file holds plain
-/// strings.
+/// A string column whose values live in a few places while the column is built
+/// (reference data, constants, the dictionaries of usage columns, texts written once):
+/// as keys into the distinct addresses, so that neither building the column nor
+/// encoding it copies or hashes a string a row. The file holds plain strings.
 pub fn col_keyed<'a>(v: impl Iterator<Item = Option<&'a str>>) -> ArrayRef {
     let mut at: rustc_hash::FxHashMap<(usize, usize), u32> = rustc_hash::FxHashMap::default();
     let mut values = StringBuilder::new();
@@ -497,7 +497,7 @@ pub fn line_items_schema() -> SchemaRef {
         f("ChargePeriodEnd", ts_type(), false),
         kn("ChargeCategory"),
         k("ChargeClass"),
-        s("ChargeDescription"),
+        k("ChargeDescription"),
         k("ChargeFrequency"),
         k("PricingCategory"),
         f("PricingQuantity", dec_type(), true),
@@ -531,16 +531,16 @@ pub fn line_items_schema() -> SchemaRef {
         k("ServiceSubcategory"),
         k("SkuId"),
         k("SkuPriceId"),
-        s("SubAccountId"),
-        s("SubAccountName"),
-        s("Tags"),
+        k("SubAccountId"),
+        k("SubAccountName"),
+        k("Tags"),
         s("x_UsageRecordId"),
         k("x_Module"),
-        s("x_EnterpriseProject"),
+        k("x_EnterpriseProject"),
         kn("x_BillingMode"),
         k("x_BillingItem"),
         k("x_PoolType"),
-        s("x_PoolId"),
+        k("x_PoolId"),
         f("x_TierStart", dec_type(), true),
         f("x_PricingQuantityExact", DataType::Utf8, true),
     ]))
@@ -674,7 +674,7 @@ pub fn line_items_batch(lines: &[Line], chunks: &[UsageChunk], n: &Names<'_>) ->
         col_keyed(views.iter().map(|v| v.commitment.map(|c| c.0))),
         constant(Some(PROVIDER)),
         col_keyed(views.iter().map(|v| v.region)),
-        col_str(views.iter().map(|v| v.usage_str(|c, r| c.enterprise_project.get(r)))),
+        col_keyed(views.iter().map(|v| v.usage_str(|c, r| c.enterprise_project.get(r)))),
     ]
     .try_into()
     .expect("six columns");
@@ -689,7 +689,7 @@ pub fn line_items_batch(lines: &[Line], chunks: &[UsageChunk], n: &Names<'_>) ->
         col_ts(lines.iter().map(|l| Some(l.charge_end))),
         col_keyed(lines.iter().map(|l| Some(l.kind.charge_category()))),
         constant(None),
-        col_fmt(lines.iter().zip(&views), len, |b, (l, v)| describe(b, l, v, n)),
+        descriptions(lines, &views, n),
         col_keyed(lines.iter().map(|l| {
             Some(match l.kind {
                 LineKind::Purchase => "One-Time",
@@ -753,7 +753,7 @@ pub fn line_items_batch(lines: &[Line], chunks: &[UsageChunk], n: &Names<'_>) ->
         col_keyed(lines.iter().map(|l| l.price_row.map(|r| n.ids.price[r as usize].as_str()))),
         project.clone(),
         project.clone(),
-        col_str(views.iter().map(|v| v.usage_str(|c, r| c.tags.get(r)))),
+        col_keyed(views.iter().map(|v| v.usage_str(|c, r| c.tags.get(r)))),
         col_str(views.iter().map(|v| v.usage_str(|c, r| c.record_id.get(r)))),
         col_keyed(views.iter().map(|v| v.module.map(Module::as_str))),
         project.clone(),
@@ -761,7 +761,7 @@ pub fn line_items_batch(lines: &[Line], chunks: &[UsageChunk], n: &Names<'_>) ->
         col_keyed(lines.iter().map(|l| l.price_row.map(|r| n.catalog.row(r).billing_item.as_str()))),
         // The checks admit only the two codes: their static text is the same text.
         col_keyed(views.iter().map(|v| v.usage_str(|c, r| c.pool_type.get(r)).map(|s| PoolType::parse(s).map_or(s, |p| p.as_str())))),
-        col_str(views.iter().map(|v| v.usage_str(|c, r| c.pool_id.get(r)))),
+        col_keyed(views.iter().map(|v| v.usage_str(|c, r| c.pool_id.get(r)))),
         col_dec(lines.iter().map(|l| {
             l.price_row.filter(|_| matches!(l.kind, LineKind::Standard)).map(|r| n.catalog.row(r).tier_start)
         })),
@@ -801,6 +801,28 @@ fn exact_quantity(b: &mut impl std::fmt::Write, q: crate::decimal::Qty, rounded:
 }
 
 /// Writes the line's `ChargeDescription`; always has one.
+/// The `ChargeDescription` column: a line's description depends on its kind, SKU,
+/// price row and commitment only, so each distinct one is written once.
+fn descriptions(lines: &[Line], views: &[LineView<'_>], n: &Names<'_>) -> ArrayRef {
+    let mut at: rustc_hash::FxHashMap<(u8, usize, usize, u32, usize), u32> = rustc_hash::FxHashMap::default();
+    let mut texts: Vec<String> = Vec::new();
+    let idx: Vec<u32> = lines
+        .iter()
+        .zip(views)
+        .map(|(l, v)| {
+            let sku = v.sku.unwrap_or("");
+            let key = (l.kind as u8, sku.as_ptr() as usize, sku.len(), l.price_row.unwrap_or(u32::MAX), v.commitment.map_or(0, |c| c.0.as_ptr() as usize));
+            *at.entry(key).or_insert_with(|| {
+                let mut text = String::new();
+                describe(&mut text, l, v, n);
+                texts.push(text);
+                texts.len() as u32 - 1
+            })
+        })
+        .collect();
+    col_keyed(idx.iter().map(|&i| Some(texts[i as usize].as_str())))
+}
+
 fn describe(b: &mut impl std::fmt::Write, l: &Line, v: &LineView<'_>, n: &Names<'_>) -> bool {
     let sku = v.sku.unwrap_or("");
     let _ = match l.kind {
