@@ -139,6 +139,10 @@ fn stages(c: &mut Criterion) {
     let res = e.process_hour(ppu.hour, &ppu.chunks, &none);
     let ids = out::Ids::new(PERIOD, &e.accounts, &e.catalog);
     let names = Names::new(PERIOD, &e.accounts, &e.catalog, &e.packages, &e.subs, &ppu.files, &ids);
+    g.bench_function("cost book: lines observed", |b| {
+        let mut cost = billrun::cost::CostBook::default();
+        b.iter(|| cost.observe(&res.lines, &ppu.chunks, &names))
+    });
     g.bench_function("write: line items built", |b| b.iter(|| out::line_items_batch(&res.lines, &ppu.chunks, &names).num_rows()));
     let batch = out::line_items_batch(&res.lines, &ppu.chunks, &names);
     g.bench_function("write: line items encoded and sealed", |b| {

@@ -146,7 +146,7 @@ impl Syms {
     }
 }
 
-/// The composition dimensions, in the order of [`Tally::composition`]'s index.
+/// The composition dimensions, in the order of [`AccountTally::composition`]'s values.
 const DIMS: [&str; 8] = ["billing_item", "module", "product", "billing_mode", "sku", "region", "charge_category", "module_billing_item"];
 
 /// The hour-by-hour accumulators, keyed by interned names so that a line costs no
@@ -166,12 +166,10 @@ struct AccountTally {
     /// Σ EffectiveCost of the account's lines (`None`: no line yet).
     effective: Option<Dec>,
     daily: FxHashMap<i64, Sums>,
-    composition: FxHashMap<(u8, Sym), Sums>,
-    /// The account's lines of the hour being observed by their composition values
-    /// (one per dimension, [`NO_SYM`] for none): added to `composition` when the
-    /// account's lines are done, so that a line costs one lookup instead of one per
-    /// dimension.
-    hour_composition: FxHashMap<[Sym; 8], Sums>,
+    /// The account's lines by their composition values, one per dimension of
+    /// [`DIMS`] ([`NO_SYM`] for none): a line costs one lookup, not one per
+    /// dimension; the dimensions are summed by [`CostBook::finish`].
+    composition: FxHashMap<[Sym; 8], Sums>,
     resources: FxHashMap<Sym, (Sums, Option<Module>)>,
     /// source, target, project, tags, method.
     allocation: FxHashMap<AllocSyms, Dec>,
@@ -278,20 +276,19 @@ impl CostBook {
     /// Accumulates the lines of one hour (or of the period's close, with no chunks).
     pub fn observe(&mut self, lines: &[Line], chunks: &[UsageChunk], n: &Names<'_>) {
         self.tally.syms.here.clear();
+        let views: Vec<Option<UsageView<'_>>> = lines.iter().map(|l| view(l, chunks)).collect();
         // Pools with jobs this hour, per account: capacity, cost and the jobs' weights.
         let mut pools: FxHashMap<(u32, &str), PoolHour> = FxHashMap::default();
-        for (k, l) in lines.iter().enumerate() {
-            if let Some(u) = view(l, chunks) {
-                if let Some(pool) = u.pool_id {
-                    if matches!(l.kind, LineKind::PoolJob | LineKind::Committed) {
-                        pools.entry((l.account, pool)).or_default().jobs.push(k);
-                    }
+        for (k, (l, u)) in lines.iter().zip(&views).enumerate() {
+            if let Some(pool) = u.as_ref().and_then(|u| u.pool_id) {
+                if matches!(l.kind, LineKind::PoolJob | LineKind::Committed) {
+                    pools.entry((l.account, pool)).or_default().jobs.push(k);
                 }
             }
         }
-        for (k, l) in lines.iter().enumerate() {
-            if let Some(u) = view(l, chunks) {
-                if u.pool_id.is_none() {
+        if !pools.is_empty() {
+            for (k, (l, u)) in lines.iter().zip(&views).enumerate() {
+                if let Some(u) = u.as_ref().filter(|u| u.pool_id.is_none()) {
                     if let Some(p) = pools.get_mut(&(l.account, u.resource)) {
                         p.own.push(k);
                     }
@@ -310,15 +307,15 @@ impl CostBook {
             let mut weights: Vec<i128> = ph.jobs.iter().map(|&k| lines[k].quantity.0).collect();
             weights.push(capacity.sub(used).0.max(0));
             let shares = split(cost, &weights);
-            let pool_view = view(&lines[ph.own[0]], chunks);
+            let pool_view = views[ph.own[0]].as_ref();
             let pool_sym = t.syms.id(pool);
             for (j, &k) in ph.jobs.iter().enumerate() {
-                let u = view(&lines[k], chunks);
+                let u = views[k].as_ref();
                 let key = (
                     pool_sym,
-                    t.syms.opt(u.as_ref().map(|u| u.resource)),
-                    t.syms.opt(u.as_ref().and_then(|u| u.project)),
-                    t.syms.opt(u.as_ref().and_then(|u| u.tags)),
+                    t.syms.opt(u.map(|u| u.resource)),
+                    t.syms.opt(u.and_then(|u| u.project)),
+                    t.syms.opt(u.and_then(|u| u.tags)),
                     Method::PoolNodeSeconds,
                 );
                 t.allocate(*account, key, shares[j]);
@@ -327,8 +324,8 @@ impl CostBook {
             let idle = (
                 pool_sym,
                 pool_sym,
-                t.syms.opt(pool_view.as_ref().and_then(|u| u.project)),
-                t.syms.opt(pool_view.as_ref().and_then(|u| u.tags)),
+                t.syms.opt(pool_view.and_then(|u| u.project)),
+                t.syms.opt(pool_view.and_then(|u| u.tags)),
                 Method::PoolIdle,
             );
             t.allocate(*account, idle, shares[ph.jobs.len()]);
@@ -336,8 +333,7 @@ impl CostBook {
                 allocated[k] = true;
             }
         }
-        for (k, l) in lines.iter().enumerate() {
-            let u = view(l, chunks);
+        for (k, (l, u)) in lines.iter().zip(&views).enumerate() {
             let syms = u.as_ref().map(|u| RowSyms {
                 resource: self.tally.syms.id(u.resource),
                 project: self.tally.syms.opt_here(u.project),
@@ -349,18 +345,7 @@ impl CostBook {
                 self.tally.allocate(l.account, key, l.effective);
             }
         }
-        let Tally { syms: names, accounts } = &mut self.tally;
-        for at in accounts.iter_mut().filter(|at| !at.hour_composition.is_empty()) {
-            for (values, sums) in at.hour_composition.drain() {
-                for (dim, sym) in values.into_iter().enumerate() {
-                    if sym == NO_SYM || names.name(sym).is_none_or(str::is_empty) {
-                        continue;
-                    }
-                    at.composition.entry((dim as u8, sym)).or_default().merge(&sums);
-                }
-            }
-        }
-        names.here.clear();
+        self.tally.syms.here.clear();
     }
 
     fn observe_line(&mut self, l: &Line, u: Option<&UsageView<'_>>, syms: Option<RowSyms>, n: &Names<'_>) {
@@ -426,7 +411,7 @@ impl CostBook {
             _ => None,
         };
         let at = of(accounts, l.account);
-        at.hour_composition.entry(values.map(|v| v.unwrap_or(NO_SYM))).or_default().add(l);
+        at.composition.entry(values.map(|v| v.unwrap_or(NO_SYM))).or_default().add(l);
         let item = item_name;
         at.daily.entry(l.charge_start.div_euclid(DAY)).or_default().add(l);
         at.effective = Some(at.effective.unwrap_or_default().add(l.effective));
@@ -479,7 +464,15 @@ impl CostBook {
                 self.effective.insert(a, e);
             }
             self.daily.extend(at.daily.into_iter().map(|(d, x)| ((a, d), x)));
-            self.composition.extend(at.composition.into_iter().map(|((d, v), x)| ((a, DIMS[d as usize], s.string(v)), x)));
+            let mut composition: FxHashMap<(u8, Sym), Sums> = FxHashMap::default();
+            for (values, sums) in at.composition {
+                for (dim, sym) in values.into_iter().enumerate() {
+                    if sym != NO_SYM && s.name(sym).is_some_and(|n| !n.is_empty()) {
+                        composition.entry((dim as u8, sym)).or_default().merge(&sums);
+                    }
+                }
+            }
+            self.composition.extend(composition.into_iter().map(|((d, v), x)| ((a, DIMS[d as usize], s.string(v)), x)));
             self.resources.extend(at.resources.into_iter().map(|(r, x)| ((a, s.string(r)), x)));
             self.allocation.extend(at.allocation.into_iter().map(|((source, target, project, tags, method), x)| {
                 (AllocKey { account: a, source: opt(source), target: opt(target), project: opt(project), tags: opt(tags), method }, x)
