@@ -6,7 +6,8 @@
 #
 # usage: benches/e2e.sh [ACCOUNTS...]      (default: 130 1300 → about 1M and 10M rows;
 #        13000 → about 94M rows). Sizes up to ONE_THREAD_MAX accounts (default 1300) are
-#        also closed by billrun on one thread, for the second thread's gain.
+#        also closed by billrun with one worker thread, and on one core (taskset), for
+#        the second thread's gain.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/billrun-target}"
@@ -33,6 +34,11 @@ for accounts in "${sizes[@]}"; do
     if [ "$round" = 1 ] && [ "$accounts" -le "$ONE_THREAD_MAX" ]; then
       rm -rf "$WORK/out-$accounts"
       measure "billrun-1-thread $accounts $rows $bytes" "$BIN" --threads 1 run --period 2026-01 --input "$lake" --output "$WORK/out-$accounts" || true
+      # One core: the pipeline's own threads (decoder, writers) share it too.
+      if command -v taskset > /dev/null; then
+        rm -rf "$WORK/out-$accounts"
+        measure "billrun-1-core $accounts $rows $bytes" taskset -c 0 "$BIN" --threads 1 run --period 2026-01 --input "$lake" --output "$WORK/out-$accounts" || true
+      fi
     fi
     measure "floor $accounts $rows $bytes" python3 -c "import duckdb; c=duckdb.connect(); c.execute('SET threads=$THREADS'); c.execute(\"COPY (SELECT * FROM read_parquet('$lake/usage/*/*/*.parquet')) TO '$WORK/floor-$accounts.parquet' (FORMAT parquet)\")"
   done
