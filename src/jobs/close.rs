@@ -233,7 +233,14 @@ impl Usage<'_> {
                 None => false,
             }
         });
-        let wanted = wanted.as_ref().map(|w| w as &(dyn Fn(&inputs::RowKeys<'_>) -> bool + Sync));
+        // The key columns the filters look at: SKU and region for any, the resource
+        // and pool only for a subscription's.
+        let columns: Vec<&str> = match &self.only {
+            Some(only) if only.values().flatten().any(|f| f.resource.is_some()) => vec!["sku", "region", "resource_id", "pool_id"],
+            Some(only) if only.values().any(Option::is_some) => vec!["sku", "region"],
+            _ => Vec::new(),
+        };
+        let wanted = wanted.as_ref().map(|w| (columns.as_slice(), w as &(dyn Fn(&inputs::RowKeys<'_>) -> bool + Sync)));
         let mut decoded: FxHashMap<u32, Vec<UsageChunk>> = decode_many(self.lake, self.files, &all, wanted)?.into_iter().collect();
         for (hour, which) in hours {
             let mut chunks = Vec::new();
@@ -252,7 +259,7 @@ fn decode_many(
     lake: &Lake,
     files: &[UsageFile],
     which: &[u32],
-    wanted: Option<&(dyn Fn(&inputs::RowKeys<'_>) -> bool + Sync)>,
+    wanted: Option<(&[&str], &(dyn Fn(&inputs::RowKeys<'_>) -> bool + Sync))>,
 ) -> Result<Vec<(u32, Vec<UsageChunk>)>, JobError> {
     let rels: Vec<String> = which.iter().map(|&i| files[i as usize].path.clone()).collect();
     let fetched = lake.get_many(&rels);
@@ -262,7 +269,7 @@ fn decode_many(
         .map(|(&i, bytes)| {
             let f = &files[i as usize];
             Ok((i, match wanted {
-                Some(wanted) => inputs::read_usage_file_of(i, f, bytes?, wanted)?,
+                Some((columns, wanted)) => inputs::read_usage_file_of(i, f, bytes?, columns, wanted)?,
                 None => read_usage_file(i, f, bytes?)?,
             }))
         })

@@ -605,14 +605,21 @@ pub fn read_usage_file(file_idx: u32, f: &UsageFile, bytes: Bytes) -> Result<Vec
 }
 
 /// The rows of a usage file that are wanted, each keeping its row number in the file.
-/// The key columns ([`RowKeys`]) are decoded first; the other columns only for the
-/// rows they select.
-pub fn read_usage_file_of(file_idx: u32, f: &UsageFile, bytes: Bytes, wanted: &(dyn Fn(&RowKeys<'_>) -> bool + Sync)) -> Result<Vec<UsageChunk>> {
+/// The key columns `wanted` looks at (`columns`, of [`RowKeys`]; `account_id` always)
+/// are decoded first, the others only for the rows they select.
+pub fn read_usage_file_of(
+    file_idx: u32,
+    f: &UsageFile,
+    bytes: Bytes,
+    columns: &[&str],
+    wanted: &(dyn Fn(&RowKeys<'_>) -> bool + Sync),
+) -> Result<Vec<UsageChunk>> {
     use parquet::arrow::arrow_reader::RowSelection;
     use parquet::arrow::ProjectionMask;
     const KEYS: [&str; 5] = ["account_id", "sku", "region", "resource_id", "pool_id"];
+    let read: Vec<&str> = KEYS.into_iter().filter(|k| *k == KEYS[0] || columns.contains(k)).collect();
     let keys = decode_parquet_keyed(&f.path, bytes.clone(), &USAGE_KEYED, |b| {
-        let mask = ProjectionMask::columns(b.parquet_schema(), KEYS);
+        let mask = ProjectionMask::columns(b.parquet_schema(), read.iter().copied());
         b.with_projection(mask)
     })?;
     let mut rows: Vec<u32> = Vec::new();
