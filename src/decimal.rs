@@ -154,19 +154,52 @@ impl Dec {
 }
 
 impl fmt::Display for Dec {
-    /// Plain notation with trailing zeros removed (at least 2 places).
+    /// Plain notation with trailing zeros removed (at least 2 places). The digits are
+    /// written into a buffer directly (line items format a quantity a line).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let places = self.places_used().max(2);
         let abs = self.0.unsigned_abs();
-        let sign = if self.0 < 0 { "-" } else { "" };
+        // At most 39 digits, the point and the sign.
+        let mut buf = [0u8; 48];
+        let mut at = buf.len();
+        let mut put = |c: u8| {
+            at -= 1;
+            buf[at] = c;
+        };
         if let Ok(abs) = u64::try_from(abs) {
-            let int = abs / ONE as u64;
-            let frac = abs % ONE as u64 / 10u64.pow(SCALE - places);
-            return write!(f, "{sign}{int}.{frac:0width$}", width = places as usize);
+            let (mut int, mut frac) = (abs / ONE as u64, abs % ONE as u64 / 10u64.pow(SCALE - places));
+            for _ in 0..places {
+                put(b'0' + (frac % 10) as u8);
+                frac /= 10;
+            }
+            put(b'.');
+            loop {
+                put(b'0' + (int % 10) as u8);
+                int /= 10;
+                if int == 0 {
+                    break;
+                }
+            }
+        } else {
+            let (mut int, mut frac) = (abs / ONE as u128, abs % ONE as u128 / 10u128.pow(SCALE - places));
+            for _ in 0..places {
+                put(b'0' + (frac % 10) as u8);
+                frac /= 10;
+            }
+            put(b'.');
+            loop {
+                put(b'0' + (int % 10) as u8);
+                int /= 10;
+                if int == 0 {
+                    break;
+                }
+            }
         }
-        let int = abs / ONE as u128;
-        let frac = abs % ONE as u128 / 10u128.pow(SCALE - places);
-        write!(f, "{sign}{int}.{frac:0width$}", width = places as usize)
+        if self.0 < 0 {
+            put(b'-');
+        }
+        // Only ASCII digits, '.' and '-' were written.
+        f.write_str(std::str::from_utf8(&buf[at..]).map_err(|_| fmt::Error)?)
     }
 }
 
