@@ -166,33 +166,28 @@ impl fmt::Display for Dec {
             at -= 1;
             buf[at] = c;
         };
-        if let Ok(abs) = u64::try_from(abs) {
-            let (mut int, mut frac) = (abs / ONE as u64, abs % ONE as u64 / 10u64.pow(SCALE - places));
-            for _ in 0..places {
-                put(b'0' + (frac % 10) as u8);
-                frac /= 10;
-            }
-            put(b'.');
-            loop {
-                put(b'0' + (int % 10) as u8);
-                int /= 10;
-                if int == 0 {
-                    break;
-                }
-            }
-        } else {
-            let (mut int, mut frac) = (abs / ONE as u128, abs % ONE as u128 / 10u128.pow(SCALE - places));
-            for _ in 0..places {
-                put(b'0' + (frac % 10) as u8);
-                frac /= 10;
-            }
-            put(b'.');
-            loop {
-                put(b'0' + (int % 10) as u8);
-                int /= 10;
-                if int == 0 {
-                    break;
-                }
+        // The fraction always fits 64 bits; the integer part mostly does.
+        let (int, frac): (u128, u64) = match u64::try_from(abs) {
+            Ok(a) => ((a / ONE as u64) as u128, a % ONE as u64),
+            Err(_) => (abs / ONE as u128, (abs % ONE as u128) as u64),
+        };
+        let mut frac = frac / 10u64.pow(SCALE - places);
+        for _ in 0..places {
+            put(b'0' + (frac % 10) as u8);
+            frac /= 10;
+        }
+        put(b'.');
+        let mut int = int;
+        while int > u64::MAX as u128 {
+            put(b'0' + (int % 10) as u8);
+            int /= 10;
+        }
+        let mut int = int as u64;
+        loop {
+            put(b'0' + (int % 10) as u8);
+            int /= 10;
+            if int == 0 {
+                break;
             }
         }
         if self.0 < 0 {

@@ -107,13 +107,7 @@ impl Syms {
     }
     /// The id of a name borrowed from the hour's usage chunks.
     fn here(&mut self, s: &str) -> Sym {
-        let key = (s.as_ptr() as usize, s.len());
-        if let Some(&i) = self.here.get(&key) {
-            return i;
-        }
-        let i = self.id(s);
-        self.here.insert(key, i);
-        i
+        self.by_address(s, false)
     }
     fn opt_here(&mut self, s: Option<&str>) -> Sym {
         s.map_or(NO_SYM, |s| self.here(s))
@@ -121,12 +115,17 @@ impl Syms {
     /// The id of a name that lives, unchanged, as long as the run's reference data:
     /// never one borrowed from a usage chunk, whose memory is reused.
     fn stable(&mut self, s: &str) -> Sym {
+        self.by_address(s, true)
+    }
+    /// The id of a name found by its address and length in `stable` or `here`.
+    fn by_address(&mut self, s: &str, stable: bool) -> Sym {
         let key = (s.as_ptr() as usize, s.len());
-        if let Some(&i) = self.stable.get(&key) {
+        let known = if stable { &self.stable } else { &self.here };
+        if let Some(&i) = known.get(&key) {
             return i;
         }
         let i = self.id(s);
-        self.stable.insert(key, i);
+        if stable { &mut self.stable } else { &mut self.here }.insert(key, i);
         i
     }
     fn pair(&mut self, module: Sym, item: Sym) -> Sym {
