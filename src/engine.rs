@@ -229,8 +229,9 @@ impl Engine {
         verdicts: &FxHashMap<FileRow, Rejection>,
     ) -> HourResult {
         let mut result = HourResult { hour, ..HourResult::default() };
-        // The row checks, in parallel over runs of rows (unless sequential); each run's rows and rejections
-        // are then joined in file order, so the outcome is the sequential one.
+        // The row checks, in parallel over runs of rows (unless sequential); each run's
+        // rows and rejections are then joined in file order, so the outcome is the
+        // sequential one.
         const RUN: usize = 1024;
         let runs: Vec<(usize, usize, usize)> = chunks
             .iter()

@@ -78,7 +78,7 @@ pub fn decode_parquet_with(
 const USAGE_KEYED: [&str; 8] = ["account_id", "region", "module", "sku", "pool_type", "pool_id", "enterprise_project", "tags"];
 
 /// [`decode_parquet_with`], the string columns named in `keyed` read as
-/// `Dictionary(Int32, Utf8)`.
+/// `Dictionary(Int32, Utf8)`, and the others as plain strings.
 fn decode_parquet_keyed(
     file: &str,
     bytes: Bytes,
@@ -101,18 +101,28 @@ fn decode_parquet_keyed(
                         == Some(rg.num_rows() as u64)
                 })
         };
-        let hint = |f: &Field| {
-            keyed.contains(&f.name().as_str())
-                && matches!(f.data_type(), DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)
-                && !all_null(f.name())
+        // The type each string column is read as, where it is not the file's own: a
+        // keyed one as `Dictionary(Int32, Utf8)`; any other that the writer stored as
+        // an Arrow dictionary (a pandas category, say) as plain strings.
+        let is_str = |t: &DataType| matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View);
+        let hint = |f: &Field| -> Option<DataType> {
+            let dict = matches!(f.data_type(), DataType::Dictionary(_, v) if is_str(v));
+            if !dict && !is_str(f.data_type()) {
+                return None;
+            }
+            if keyed.contains(&f.name().as_str()) && !all_null(f.name()) {
+                Some(DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8)))
+            } else {
+                dict.then_some(DataType::Utf8)
+            }
         };
-        if schema.fields().iter().any(|f| hint(f)) {
+        if schema.fields().iter().any(|f| hint(f).is_some_and(|t| &t != f.data_type())) {
             let fields: Vec<Field> = schema
                 .fields()
                 .iter()
                 .map(|f| match hint(f) {
-                    true => f.as_ref().clone().with_data_type(DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8))),
-                    false => f.as_ref().clone(),
+                    Some(t) => f.as_ref().clone().with_data_type(t),
+                    None => f.as_ref().clone(),
                 })
                 .collect();
             let hinted = Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()));

@@ -277,9 +277,10 @@ fn permission_errors_are_reported_plainly() {
 
 /// Writers store a usage file's strings differently: as dictionary pages, as plain
 /// pages, as a dictionary that overflows into plain pages within a column chunk, or as
-/// Arrow dictionaries in the file's schema. The reader, which keeps the columns of few
-/// distinct values as dictionaries, gives every row the same strings from each, for
-/// the whole file and for a selection of its rows.
+/// Arrow dictionaries (keys of any width) in the file's schema. The reader, which keeps
+/// the columns of few distinct values as dictionaries, gives every row the same
+/// strings from each, for the whole file and for a selection of its rows, and the
+/// duplicate pass reads the record ids of each.
 #[test]
 fn usage_strings_read_the_same_however_the_file_stores_them() {
     use arrow_array::{Array, ArrayRef, DictionaryArray, RecordBatch};
@@ -317,21 +318,25 @@ fn usage_strings_read_the_same_however_the_file_stores_them() {
         w.close().unwrap();
         buf.into()
     };
-    // The same rows with the strings of few distinct values typed as Arrow dictionaries.
+    // The same rows with string columns typed as Arrow dictionaries, with keys of
+    // several widths (as pandas categories are written), record ids among them.
     let typed = {
+        use arrow_array::types::{Int16Type, Int32Type, Int8Type, UInt16Type};
         let schema = batch.schema();
         let mut fields: Vec<arrow_schema::Field> = Vec::new();
         let mut cols: Vec<ArrayRef> = Vec::new();
         for (f, c) in schema.fields().iter().zip(batch.columns()) {
-            if ["account_id", "sku", "tags", "pool_id"].contains(&f.name().as_str()) {
-                let s = c.as_any().downcast_ref::<arrow_array::StringArray>().unwrap();
-                let d: DictionaryArray<arrow_array::types::Int32Type> = s.iter().collect();
-                fields.push(f.as_ref().clone().with_data_type(d.data_type().clone()));
-                cols.push(Arc::new(d));
-            } else {
-                fields.push(f.as_ref().clone());
-                cols.push(c.clone());
-            }
+            let s = c.as_any().downcast_ref::<arrow_array::StringArray>();
+            let d: Option<ArrayRef> = match (f.name().as_str(), s) {
+                ("account_id", Some(s)) => Some(Arc::new(s.iter().collect::<DictionaryArray<UInt16Type>>())),
+                ("sku" | "tags", Some(s)) => Some(Arc::new(s.iter().collect::<DictionaryArray<Int8Type>>())),
+                ("pool_id", Some(s)) => Some(Arc::new(s.iter().collect::<DictionaryArray<Int32Type>>())),
+                ("record_id", Some(s)) => Some(Arc::new(s.iter().collect::<DictionaryArray<Int16Type>>())),
+                _ => None,
+            };
+            let col = d.unwrap_or_else(|| c.clone());
+            fields.push(f.as_ref().clone().with_data_type(col.data_type().clone()));
+            cols.push(col);
         }
         RecordBatch::try_new(Arc::new(arrow_schema::Schema::new(fields)), cols).unwrap()
     };
@@ -378,6 +383,7 @@ fn usage_strings_read_the_same_however_the_file_stores_them() {
         .collect();
     assert!(chosen.len() > 100 && chosen.len() < n / 2, "{}", chosen.len());
     for (how, bytes) in files {
+        let read_ids = bytes.clone();
         let all = read_usage_file(0, &f, bytes.clone()).unwrap_or_else(|e| panic!("{how}: {e}"));
         same(strings(&all), &expected, format!("{how}: the whole file"));
         let some = read_usage_file_of(0, &f, bytes, &["sku"], &wanted).unwrap_or_else(|e| panic!("{how}: {e}"));
@@ -385,6 +391,20 @@ fn usage_strings_read_the_same_however_the_file_stores_them() {
         let numbers: Vec<u32> = some.iter().flat_map(|c| (0..c.len).map(|r| c.file_row(r))).collect();
         let expected_numbers: Vec<u32> = (0..n as u32).filter(|&k| wanted(&some_keys(&rows[k as usize]))).collect();
         assert_eq!(numbers, expected_numbers, "{how}: the selected rows keep their row numbers");
+        // What the duplicate pass reads: the record ids alone.
+        let ids = billrun::lake::inputs::decode_parquet_with("f", read_ids.clone(), |b| {
+            let mask = parquet::arrow::ProjectionMask::columns(b.parquet_schema(), ["record_id"]);
+            b.with_projection(mask)
+        })
+        .unwrap_or_else(|e| panic!("{how}: {e}"));
+        let got: Vec<Option<String>> = ids
+            .iter()
+            .flat_map(|b| {
+                let c = billrun::lake::columns::StrCol::of(b, "record_id").unwrap_or_else(|e| panic!("{how}: {e:?}"));
+                (0..b.num_rows()).map(move |r| c.get(r).map(str::to_string))
+            })
+            .collect();
+        assert_eq!(got, rows.iter().map(|r| r.record_id.clone()).collect::<Vec<_>>(), "{how}: the record ids alone");
     }
 }
 
