@@ -9,7 +9,7 @@ use crate::decimal::{Dec, Qty};
 use crate::lake::inputs::{Reference, RowKeys, UsageChunk};
 use crate::model::{Account, Package, Phase, Reason};
 use crate::rules::account::{AccountBook, AccountOpening, Ctx, HourOut};
-use crate::rules::checks::{check_row, Rejection, RowLoc, Usage};
+use crate::rules::checks::{check_row_known, Known, Rejection, RowLoc, Usage};
 use crate::rules::dedup::FileRow;
 use crate::rules::packages::{self, PackageBook};
 use crate::rules::pricing::Catalog;
@@ -238,12 +238,13 @@ impl Engine {
             .enumerate()
             .flat_map(|(ci, c)| (0..c.len).step_by(RUN).map(move |r| (ci, r, (r + RUN).min(c.len))))
             .collect();
+        let known: Vec<Known> = chunks.iter().map(Known::of).collect();
         let checked: Vec<(Vec<(u32, Usage<'_>)>, Vec<Rejected>)> = each(self.sequential, runs, 1, |(ci, from, to)| {
             let c = &chunks[ci];
             let mut rows = Vec::with_capacity(to - from);
             let mut rejected = Vec::new();
             for r in from..to {
-                if let Some((acct, u)) = self.admit(c, ci, r, verdicts, &mut rejected) {
+                if let Some((acct, u)) = self.admit(c, ci, r, &known[ci], verdicts, &mut rejected) {
                     rows.push((acct, u));
                 }
             }
@@ -315,6 +316,7 @@ impl Engine {
         c: &'c UsageChunk,
         ci: usize,
         r: usize,
+        known: &Known,
         verdicts: &FxHashMap<FileRow, Rejection>,
         rejected: &mut Vec<Rejected>,
     ) -> Option<(u32, Usage<'c>)> {
@@ -328,7 +330,7 @@ impl Engine {
             }
         }
         let loc = RowLoc { chunk: ci as u32, row: r as u32 };
-        let u = match check_row(c, loc, self.period) {
+        let u = match check_row_known(c, loc, self.period, known) {
             Ok(u) => u,
             Err(why) => {
                 rejected.push(Rejected { loc, why });

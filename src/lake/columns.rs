@@ -56,6 +56,23 @@ impl StrCol {
         })
     }
 
+    /// The dictionary key of row `i` (a dictionary column's non-null row).
+    #[inline]
+    pub fn key(&self, i: usize) -> Option<usize> {
+        match self {
+            StrCol::Dict(keys, _) if keys.is_valid(i) => usize::try_from(keys.value(i)).ok(),
+            _ => None,
+        }
+    }
+
+    /// A dictionary column's distinct values, by key.
+    pub fn dictionary(&self) -> Option<&StringArray> {
+        match self {
+            StrCol::Dict(_, values) => Some(values),
+            _ => None,
+        }
+    }
+
     #[inline]
     pub fn get(&self, i: usize) -> Option<&str> {
         match self {

@@ -4,6 +4,7 @@
 //! passes becomes a [`Usage`]: typed, borrowed from its file's columns, no copies.
 
 use crate::decimal::Dec;
+use crate::lake::columns::StrCol;
 use crate::lake::inputs::UsageChunk;
 use crate::model::{Module, PoolType, Reason};
 use crate::time::{format_ts, hour_floor, Micros, Period, HOUR};
@@ -173,23 +174,82 @@ fn tags_scan(b: &[u8]) -> Option<bool> {
     Some(i == b.len())
 }
 
+/// The checks of a value alone, worked out once per distinct value of a chunk's
+/// dictionary columns (a row's value is then looked up by its key): no control
+/// characters in account, region and SKU, the module and pool type known, the tags a
+/// JSON object of strings. A value that fails is checked again in its row, so the
+/// row gets the same rejection either way.
+#[derive(Debug, Default)]
+pub struct Known {
+    account_id: Option<Vec<bool>>,
+    region: Option<Vec<bool>>,
+    sku: Option<Vec<bool>>,
+    module: Option<Vec<Option<Module>>>,
+    pool_type: Option<Vec<Option<PoolType>>>,
+    tags: Option<Vec<bool>>,
+}
+
+impl Known {
+    pub fn of(c: &UsageChunk) -> Known {
+        fn each<T>(col: &StrCol, f: impl Fn(&str) -> T) -> Option<Vec<T>> {
+            use arrow_array::Array;
+            let d = col.dictionary()?;
+            Some((0..d.len()).map(|k| f(if d.is_valid(k) { d.value(k) } else { "" })).collect())
+        }
+        let clean = |s: &str| no_controls(s, "").is_ok();
+        Known {
+            account_id: each(&c.account_id, clean),
+            region: each(&c.region, clean),
+            sku: each(&c.sku, clean),
+            module: each(&c.module, Module::parse),
+            pool_type: each(&c.pool_type, PoolType::parse),
+            tags: each(&c.tags, tags_valid),
+        }
+    }
+}
+
+/// The verdict on row `i`'s value, when its column is a dictionary with a verdict.
+fn known<T: Copy>(verdicts: Option<&Vec<T>>, col: &StrCol, i: usize) -> Option<T> {
+    verdicts?.get(col.key(i)?).copied()
+}
+
+/// A required string without control characters, looked up in `verdicts` first.
+fn clean<'a>(col: &'a StrCol, i: usize, verdicts: Option<&Vec<bool>>, field: &str) -> Result<&'a str, Rejection> {
+    let v = req(col.get(i), field)?;
+    match known(verdicts, col, i) {
+        Some(true) => Ok(v),
+        _ => no_controls(v, field),
+    }
+}
+
 /// Applies the row checks to row `row` of `chunk`, for a run of `period`.
 pub fn check_row<'a>(chunk: &'a UsageChunk, loc: RowLoc, period: Period) -> Result<Usage<'a>, Rejection> {
+    check_row_known(chunk, loc, period, &Known::default())
+}
+
+/// [`check_row`], with the chunk's values checked once each beforehand ([`Known::of`]).
+pub fn check_row_known<'a>(chunk: &'a UsageChunk, loc: RowLoc, period: Period, k: &Known) -> Result<Usage<'a>, Rejection> {
     let i = loc.row as usize;
     let c = chunk;
     let record_id = no_controls(req(c.record_id.get(i), "record_id")?, "record_id")?;
-    let account_id = no_controls(req(c.account_id.get(i), "account_id")?, "account_id")?;
-    let region = no_controls(req(c.region.get(i), "region")?, "region")?;
+    let account_id = clean(&c.account_id, i, k.account_id.as_ref(), "account_id")?;
+    let region = clean(&c.region, i, k.region.as_ref(), "region")?;
     let resource_id = no_controls(req(c.resource_id.get(i), "resource_id")?, "resource_id")?;
     let module_s = req(c.module.get(i), "module")?;
-    let module = Module::parse(module_s).ok_or_else(|| schema(format!("module '{module_s}' is not a known module")))?;
-    let sku = no_controls(req(c.sku.get(i), "sku")?, "sku")?;
+    let module = known(k.module.as_ref(), &c.module, i)
+        .flatten()
+        .or_else(|| Module::parse(module_s))
+        .ok_or_else(|| schema(format!("module '{module_s}' is not a known module")))?;
+    let sku = clean(&c.sku, i, k.sku.as_ref(), "sku")?;
     let unit_count = c.unit_count.get(i).ok_or_else(|| schema("unit_count is null"))?;
     if !(1..=i32::MAX as i64).contains(&unit_count) {
         return Err(schema(format!("unit_count {unit_count} is not an int32 ≥ 1")));
     }
     let pool_s = req(c.pool_type.get(i), "pool_type")?;
-    let pool_type = PoolType::parse(pool_s).ok_or_else(|| schema(format!("pool_type '{pool_s}' is not public or dedicated")))?;
+    let pool_type = known(k.pool_type.as_ref(), &c.pool_type, i)
+        .flatten()
+        .or_else(|| PoolType::parse(pool_s))
+        .ok_or_else(|| schema(format!("pool_type '{pool_s}' is not public or dedicated")))?;
     let pool_id = c.pool_id.get(i).filter(|s| !s.is_empty());
     if pool_id.is_some() && pool_type != PoolType::Dedicated {
         return Err(schema("pool_id is set on a public-pool row"));
@@ -218,7 +278,7 @@ pub fn check_row<'a>(chunk: &'a UsageChunk, loc: RowLoc, period: Period) -> Resu
     };
     let tags = c.tags.get(i);
     if let Some(t) = tags {
-        if !tags_valid(t) {
+        if known(k.tags.as_ref(), &c.tags, i) != Some(true) && !tags_valid(t) {
             return Err(schema("tags is not a JSON object of strings"));
         }
     }

@@ -158,6 +158,11 @@ fn bad_reference_data_refuses_naming_the_row() {
     refused(&s, &["accounts/accounts.parquet", "missing"]);
 }
 
+/// [`arb_str`], or a value with a control character.
+fn arb_str_or_control() -> impl Strategy<Value = Option<String>> {
+    prop_oneof![4 => arb_str(), 1 => Just(Some("B\u{1}".to_string()))]
+}
+
 fn arb_str() -> impl Strategy<Value = Option<String>> {
     prop_oneof![
         3 => Just(Some("A".to_string())),
@@ -415,5 +420,68 @@ fn some_keys(r: &billrun::generate::usage::Row) -> billrun::lake::inputs::RowKey
         region: r.region.as_deref(),
         resource_id: r.resource_id.as_deref(),
         pool_id: r.pool_id.as_deref(),
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(64), .. ProptestConfig::default() })]
+
+    /// The row checks with each distinct dictionary value checked once beforehand (as
+    /// the engine runs them) give every row the same outcome as checking each row
+    /// whole: the same usage, or the same rejection.
+    #[test]
+    fn checks_by_dictionary_value_agree_with_checks_by_row(rows in prop::collection::vec((
+        arb_str_or_control(), arb_str_or_control(), arb_str_or_control(),
+        prop::sample::select(vec!["training", "evs", "nope", "", "notebook\u{7}"]),
+        prop::sample::select(vec!["public", "dedicated", "x", "public\n"]),
+        prop::option::of(prop_oneof![
+            Just("{\"team\":\"a\"}".to_string()),
+            Just("{\"team\":1}".to_string()),
+            Just("{\"k\":\"v\\u0041\"}".to_string()),
+            Just("[]".to_string()),
+            any::<String>(),
+        ]),
+    ), 1..60)) {
+        use billrun::rules::checks::{check_row, check_row_known, Known, RowLoc};
+        let hour = t("2026-01-10T05:00");
+        let rows: Vec<billrun::generate::usage::Row> = rows
+            .into_iter()
+            .enumerate()
+            .map(|(k, (acct, region, sku, module, pool, tags))| billrun::generate::usage::Row {
+                record_id: Some(format!("f{k}")),
+                account_id: acct,
+                region,
+                resource_id: Some(format!("r{k}")),
+                resource_name: None,
+                module: Some(module.into()),
+                sku,
+                unit_count: Some(1),
+                pool_type: Some(pool.into()),
+                pool_id: None,
+                nodes: Some(1),
+                quantity: Some(Dec::from_int(1)),
+                start: Some(hour),
+                end: Some(hour + H),
+                enterprise_project: None,
+                tags,
+            })
+            .collect();
+        let batch = billrun::generate::usage::usage_batch(&rows);
+        let mut buf = Vec::new();
+        let mut w = parquet::arrow::ArrowWriter::try_new(&mut buf, batch.schema(), None).unwrap();
+        w.write(&batch).unwrap();
+        w.close().unwrap();
+        let f = billrun::lake::inputs::UsageFile { path: "usage/f.parquet".into(), size: buf.len() as u64, e_tag: None, partition_hour: hour };
+        let period = billrun::time::Period::parse("2026-01").unwrap();
+        for c in billrun::lake::inputs::read_usage_file(0, &f, buf.into()).unwrap() {
+            // (a column with no value at all is read plain)
+            prop_assert!(c.account_id.dictionary().is_some() || (0..c.len).all(|r| c.account_id.get(r).is_none()), "the account column is read as a dictionary");
+            let known = Known::of(&c);
+            for r in 0..c.len {
+                let loc = RowLoc { chunk: 0, row: r as u32 };
+                let (whole, by_value) = (check_row(&c, loc, period), check_row_known(&c, loc, period, &known));
+                prop_assert_eq!(format!("{whole:?}"), format!("{by_value:?}"));
+            }
+        }
     }
 }
