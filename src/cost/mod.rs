@@ -274,7 +274,6 @@ fn product(m: Option<Module>, kind: LineKind) -> &'static str {
 impl CostBook {
     /// Accumulates the lines of one hour (or of the period's close, with no chunks).
     pub fn observe(&mut self, lines: &[Line], chunks: &[UsageChunk], n: &Names<'_>) {
-        self.tally.syms.here.clear();
         let views: Vec<Option<UsageView<'_>>> = lines.iter().map(|l| view(l, chunks)).collect();
         // Pools with jobs this hour, per account: capacity, cost and the jobs' weights.
         let mut pools: FxHashMap<(u32, &str), PoolHour> = FxHashMap::default();

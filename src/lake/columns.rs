@@ -79,13 +79,10 @@ impl StrCol {
             StrCol::Utf8(a) => (!a.is_null(i)).then(|| a.value(i)),
             StrCol::Large(a) => (!a.is_null(i)).then(|| a.value(i)),
             StrCol::View(a) => (!a.is_null(i)).then(|| a.value(i)),
-            StrCol::Dict(keys, values) => {
-                if keys.is_null(i) {
-                    return None;
-                }
+            StrCol::Dict(_, values) => {
                 // A key outside the dictionary is refused by the decoder; `None` here
                 // all the same rather than a panic.
-                let k = usize::try_from(keys.value(i)).ok().filter(|&k| k < values.len())?;
+                let k = self.key(i).filter(|&k| k < values.len())?;
                 (!values.is_null(k)).then(|| values.value(k))
             }
         }

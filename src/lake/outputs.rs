@@ -800,18 +800,19 @@ fn exact_quantity(b: &mut impl std::fmt::Write, q: crate::decimal::Qty, rounded:
     };
 }
 
-/// Writes the line's `ChargeDescription`; always has one.
 /// The `ChargeDescription` column: a line's description depends on its kind, SKU,
 /// price row and commitment only, so each distinct one is written once.
 fn descriptions(lines: &[Line], views: &[LineView<'_>], n: &Names<'_>) -> ArrayRef {
-    let mut at: rustc_hash::FxHashMap<(u8, usize, usize, u32, usize), u32> = rustc_hash::FxHashMap::default();
+    type Key = (u8, usize, usize, u32, (usize, usize, usize));
+    let mut at: rustc_hash::FxHashMap<Key, u32> = rustc_hash::FxHashMap::default();
     let mut texts: Vec<String> = Vec::new();
     let idx: Vec<u32> = lines
         .iter()
         .zip(views)
         .map(|(l, v)| {
             let sku = v.sku.unwrap_or("");
-            let key = (l.kind as u8, sku.as_ptr() as usize, sku.len(), l.price_row.unwrap_or(u32::MAX), v.commitment.map_or(0, |c| c.0.as_ptr() as usize));
+            let commitment = v.commitment.map_or((0, 0, 0), |(id, kind)| (id.as_ptr() as usize, id.len(), kind.as_ptr() as usize));
+            let key = (l.kind as u8, sku.as_ptr() as usize, sku.len(), l.price_row.unwrap_or(u32::MAX), commitment);
             *at.entry(key).or_insert_with(|| {
                 let mut text = String::new();
                 describe(&mut text, l, v, n);
@@ -823,7 +824,8 @@ fn descriptions(lines: &[Line], views: &[LineView<'_>], n: &Names<'_>) -> ArrayR
     col_keyed(idx.iter().map(|&i| Some(texts[i as usize].as_str())))
 }
 
-fn describe(b: &mut impl std::fmt::Write, l: &Line, v: &LineView<'_>, n: &Names<'_>) -> bool {
+/// Writes the line's description.
+fn describe(b: &mut impl std::fmt::Write, l: &Line, v: &LineView<'_>, n: &Names<'_>) {
     let sku = v.sku.unwrap_or("");
     let _ = match l.kind {
         LineKind::Standard => {
@@ -845,7 +847,6 @@ fn describe(b: &mut impl std::fmt::Write, l: &Line, v: &LineView<'_>, n: &Names<
         },
         LineKind::Adjustment => b.write_str("truncation of the hourly settlement to cents"),
     };
-    true
 }
 
 // ---------------------------------------------------------------- invoices

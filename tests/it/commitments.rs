@@ -127,3 +127,44 @@ fn rerunning_a_period_with_closed_successors_refuses_or_cascades() {
     assert!(stdout.contains("billing period 2026-01") && stdout.contains("billing period 2026-02"), "{stdout}");
     assert_eq!(tables(&out), before, "same inputs, same bytes");
 }
+
+/// Each line's `ChargeDescription` is its own: kind, SKU, tier and commitment. The
+/// writer composes each distinct description once and shares it among the lines that
+/// have it, so lines of two tiers, two SKUs and two packages must each keep theirs.
+#[test]
+fn each_line_is_described_by_its_kind_tier_and_commitment() {
+    let mut s = Scenario::new();
+    s.price("gpu", NodeHour, "2.00", "0").price("gpu", NodeHour, "1.50", "10");
+    s.price("cpu", NodeHour, "1.00", "0");
+    s.account("D", "1000");
+    s.package("pa", "D", "cpu", "1", "1.00", "2026-01-05T00:00", "2026-01-20T00:00");
+    s.package("pb", "D", "cpu", "5", "4.00", "2026-01-05T00:00", "2026-01-20T00:00");
+    s.usage("g1", "D", "gpu", "2026-01-06T00:00", "2026-01-06T01:00", 8);
+    s.usage("g2", "D", "gpu", "2026-01-06T01:00", "2026-01-06T02:00", 8);
+    s.usage("c1", "D", "cpu", "2026-01-06T00:00", "2026-01-06T01:00", 3);
+    let o = s.close("2026-01").unwrap();
+    let lines = o.lines_of("D");
+    let mut seen = std::collections::BTreeSet::new();
+    for l in &lines {
+        let (sku, id, kind) = (&l["SkuId"], &l["CommitmentDiscountId"], &l["CommitmentDiscountType"]);
+        let expected = match (l["ChargeCategory"].as_str(), l["CommitmentDiscountStatus"].as_str()) {
+            ("Adjustment", _) => "truncation of the hourly settlement to cents".to_string(),
+            ("Purchase", _) => format!("purchase of {kind} {id} ({sku})"),
+            (_, "Unused") => format!("unused {kind} {id}"),
+            (_, "Used") => format!("{sku} covered by {kind} {id}"),
+            _ => format!("{sku} pay-per-use, tier from {}", l["x_TierStart"]),
+        };
+        assert_eq!(l["ChargeDescription"], expected, "{l:?}");
+        seen.insert(expected);
+    }
+    for d in [
+        "gpu pay-per-use, tier from 0.00",
+        "gpu pay-per-use, tier from 10.00",
+        "cpu covered by Resource Package pa",
+        "cpu covered by Resource Package pb",
+        "purchase of Resource Package pa (cpu)",
+        "purchase of Resource Package pb (cpu)",
+    ] {
+        assert!(seen.contains(d), "{d:?} among {seen:?}");
+    }
+}
