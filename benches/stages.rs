@@ -1,7 +1,8 @@
 //! Micro-benchmarks of the close's hot stages, one hour of a generated lake each:
 //! read (Parquet → usage chunks), validate (the row checks), rate (pay-per-use, and
 //! with packages and subscriptions deducted), settle, and write (FOCUS line items
-//! built, then encoded and sealed).
+//! built, then encoded and sealed; and encoded at scale, a hundred hours in one row
+//! group).
 //!
 //! `cargo bench --bench stages` (results under `target/criterion`); the end-to-end
 //! comparison with DuckDB is `benches/e2e.sh`.
@@ -151,6 +152,23 @@ fn stages(c: &mut Criterion) {
         b.iter(|| {
             let mut sink = TableSink::create(&ppu.lake, "bench/line_items.parquet", out::line_items_schema()).expect("sink");
             sink.write(&ppu.lake, &batch).expect("written");
+            sink.seal(&ppu.lake).expect("sealed").0.bytes
+        })
+    });
+    g.finish();
+
+    // Encoding at scale: one hour's file is mostly the cost of sealing it, a month's
+    // row group (of up to 2^20 lines) mostly the cost of each value.
+    const HOURS: u64 = 100;
+    let mut g = c.benchmark_group(format!("{HOURS} hours of {} rows", ppu.rows));
+    g.throughput(Throughput::Elements(HOURS * ppu.rows));
+    g.sample_size(10);
+    g.bench_function("write: line items encoded in one row group", |b| {
+        b.iter(|| {
+            let mut sink = TableSink::create(&ppu.lake, "bench/line_items.parquet", out::line_items_schema()).expect("sink");
+            for _ in 0..HOURS {
+                sink.write(&ppu.lake, &batch).expect("written");
+            }
             sink.seal(&ppu.lake).expect("sealed").0.bytes
         })
     });

@@ -89,8 +89,9 @@ pub struct ChunkEncoder {
     /// Whether a decimal column may use a dictionary.
     dictionary: bool,
     dict: Dictionary,
-    /// The open page: definition levels (nullable columns), and the non-null
-    /// values as dictionary entries (strings) or as they are (decimals).
+    /// The open page: definition levels (nullable columns, once the page has a
+    /// null), and the non-null values as dictionary entries (strings) or as they are
+    /// (decimals).
     levels: Vec<u32>,
     ids: Vec<u32>,
     decimals: Vec<i128>,
@@ -140,38 +141,70 @@ impl ChunkEncoder {
     }
 
     fn write_keys(&mut self, a: &DictionaryArray<UInt32Type>) -> Result<()> {
-        let name = self.descr.name().to_string();
+        if !matches!(self.dict, Dictionary::Str { .. }) {
+            return Err(ParquetError::General(format!("column {}: strings for a decimal column", self.descr.name())));
+        }
         let strings = a
             .values()
             .as_any()
             .downcast_ref::<StringArray>()
-            .ok_or_else(|| ParquetError::General(format!("column {name}: dictionary values are not strings")))?;
-        let keys = a.keys();
-        let mut at = 0;
-        while at < a.len() {
-            let take = (PAGE_ROWS - self.page_rows).min(a.len() - at);
-            let Dictionary::Str { plain, spans, by_content, values, slot } = &mut self.dict else {
-                return Err(ParquetError::General(format!("column {name}: strings for a decimal column")));
-            };
+            .ok_or_else(|| ParquetError::General(format!("column {}: dictionary values are not strings", self.descr.name())))?;
+        if let Dictionary::Str { values, slot, .. } = &mut self.dict {
             if !values.as_ref().is_some_and(|v| Arc::ptr_eq(v, a.values())) {
                 *values = Some(a.values().clone());
                 slot.clear();
                 slot.resize(strings.len(), NONE);
             }
-            for i in at..at + take {
-                if a.is_null(i) {
-                    self.levels.push(0);
-                    self.page_nulls += 1;
-                    continue;
+        }
+        let keys = a.keys().values();
+        let nulls = a.nulls().filter(|n| n.null_count() > 0);
+        let mut at = 0;
+        while at < a.len() {
+            let take = (PAGE_ROWS - self.page_rows).min(a.len() - at);
+            // Entries are found for the keys not seen yet, then the page's entries
+            // gathered in one pass.
+            let part = &keys[at..at + take];
+            match nulls {
+                None => {
+                    self.resolve(strings, part.iter().map(|&k| k as usize))?;
+                    if let Dictionary::Str { slot, .. } = &self.dict {
+                        self.ids.extend(part.iter().map(|&k| slot[k as usize]));
+                    }
+                    self.present(take);
                 }
-                let k = keys.value(i) as usize;
-                let mut id = *slot.get(k).ok_or_else(|| ParquetError::General(format!("column {name}: key {k} out of range")))?;
-                if id == NONE {
+                Some(n) => {
+                    let valid = n.inner().slice(at, take);
+                    self.resolve(strings, valid.set_indices().map(|i| part[i] as usize))?;
+                    if let Dictionary::Str { slot, .. } = &self.dict {
+                        self.ids.extend(valid.set_indices().map(|i| slot[part[i] as usize]));
+                    }
+                    self.levels_of(&valid);
+                }
+            }
+            at += take;
+            if self.page_rows == PAGE_ROWS {
+                self.close_page()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Gives each of `keys` (into the batch's `strings`) its dictionary entry,
+    /// adding the strings the row group has not had yet.
+    fn resolve(&mut self, strings: &StringArray, keys: impl Iterator<Item = usize>) -> Result<()> {
+        let descr = &self.descr;
+        let Dictionary::Str { plain, spans, by_content, slot, .. } = &mut self.dict else {
+            return Err(ParquetError::General(format!("column {}: strings for a decimal column", descr.name())));
+        };
+        for k in keys {
+            match slot.get(k) {
+                Some(&id) if id != NONE => {}
+                Some(_) => {
                     if strings.is_null(k) {
-                        return Err(ParquetError::General(format!("column {name}: key {k} names a null value")));
+                        return Err(ParquetError::General(format!("column {}: key {k} names a null value", descr.name())));
                     }
                     let s = strings.value(k).as_bytes();
-                    id = match by_content.get(s) {
+                    slot[k] = match by_content.get(s) {
                         Some(&id) => id,
                         None => {
                             let id = spans.len() as u32;
@@ -183,18 +216,37 @@ impl ChunkEncoder {
                             id
                         }
                     };
-                    slot[k] = id;
                 }
-                self.levels.push(1);
-                self.ids.push(id);
-            }
-            self.page_rows += take;
-            at += take;
-            if self.page_rows == PAGE_ROWS {
-                self.close_page()?;
+                None => return Err(ParquetError::General(format!("column {}: key {k} out of range", descr.name()))),
             }
         }
         Ok(())
+    }
+
+    /// Rows written to the open page, valid where `valid` is set.
+    fn levels_of(&mut self, valid: &arrow_buffer::BooleanBuffer) {
+        let nulls = valid.len() - valid.count_set_bits();
+        if nulls == 0 {
+            self.present(valid.len());
+            return;
+        }
+        if self.page_nulls == 0 {
+            self.levels.clear();
+            self.levels.resize(self.page_rows, 1);
+        }
+        self.levels.extend(valid.iter().map(u32::from));
+        self.page_nulls += nulls;
+        self.page_rows += valid.len();
+    }
+
+    /// `n` values written to the open page. Definition levels are only kept once the
+    /// page has a null: a page without one has all its levels 1.
+    #[inline]
+    fn present(&mut self, n: usize) {
+        if self.page_nulls > 0 {
+            self.levels.resize(self.levels.len() + n, 1);
+        }
+        self.page_rows += n;
     }
 
     fn write_decimals(&mut self, a: &Decimal128Array) -> Result<()> {
@@ -202,15 +254,22 @@ impl ChunkEncoder {
             return Err(ParquetError::General(format!("column {}: decimals for a string column", self.descr.name())));
         }
         let values = a.values();
-        for (i, &v) in values.iter().enumerate() {
-            if a.is_null(i) {
-                self.levels.push(0);
-                self.page_nulls += 1;
-            } else {
-                self.levels.push(1);
-                self.decimals.push(v);
+        let nulls = a.nulls().filter(|n| n.null_count() > 0);
+        let mut at = 0;
+        while at < a.len() {
+            let take = (PAGE_ROWS - self.page_rows).min(a.len() - at);
+            match nulls {
+                None => {
+                    self.decimals.extend_from_slice(&values[at..at + take]);
+                    self.present(take);
+                }
+                Some(n) => {
+                    let valid = n.inner().slice(at, take);
+                    self.decimals.extend(valid.set_indices().map(|i| values[at + i]));
+                    self.levels_of(&valid);
+                }
             }
-            self.page_rows += 1;
+            at += take;
             if self.page_rows == PAGE_ROWS {
                 self.close_page()?;
             }
@@ -226,7 +285,13 @@ impl ChunkEncoder {
         let mut buf = Vec::with_capacity(16 + self.ids.len().max(self.decimals.len()) * 2);
         if self.nullable {
             buf.extend_from_slice(&[0; 4]);
-            hybrid(&self.levels, 1, &mut buf);
+            if self.page_nulls == 0 && rows >= 8 {
+                rle_run(rows, 1, 1, &mut buf);
+            } else if self.page_nulls == 0 {
+                hybrid(&[1; 8][..rows], 1, &mut buf);
+            } else {
+                hybrid(&self.levels, 1, &mut buf);
+            }
             let len = (buf.len() - 4) as u32;
             buf[..4].copy_from_slice(&len.to_le_bytes());
         }
@@ -256,12 +321,22 @@ impl ChunkEncoder {
                     (Encoding::PLAIN, bounds)
                 } else {
                     self.ids.clear();
+                    // Equal neighbours are common (a price, lines of one SKU): the last
+                    // value's entry is tried before the table.
+                    let mut last: Option<(i128, u32)> = None;
                     for &v in &self.decimals {
-                        let next = entries.len() as u32;
-                        let id = *ids.entry(v).or_insert(next);
-                        if id == next {
-                            entries.push(v);
-                        }
+                        let id = match last {
+                            Some((lv, id)) if lv == v => id,
+                            _ => {
+                                let next = entries.len() as u32;
+                                let id = *ids.entry(v).or_insert(next);
+                                if id == next {
+                                    entries.push(v);
+                                }
+                                last = Some((v, id));
+                                id
+                            }
+                        };
                         self.ids.push(id);
                     }
                     values_rle(&self.ids, entries.len(), &mut buf);
@@ -465,14 +540,21 @@ fn snappy(buf: &[u8]) -> Result<Bytes> {
 /// eight or more equal values as RLE runs, the rest bit-packed in groups of eight.
 fn hybrid(values: &[u32], bw: u8, out: &mut Vec<u8>) {
     let n = values.len();
+    if n == 0 {
+        return;
+    }
+    // Where each run of equal values starts (and, last, the end), found without a
+    // branch a value; then the runs are walked.
+    let mut starts = vec![0u32; n + 1];
+    let mut runs = 1;
+    for i in 1..n {
+        starts[runs] = i as u32;
+        runs += (values[i] != values[i - 1]) as usize;
+    }
+    starts[runs] = n as u32;
     let mut literal_from = 0;
-    let mut i = 0;
-    while i < n {
-        let v = values[i];
-        let mut j = i + 1;
-        while j < n && values[j] == v {
-            j += 1;
-        }
+    for w in starts[..=runs].windows(2) {
+        let (i, j) = (w[0] as usize, w[1] as usize);
         if j - i >= 8 {
             // Bit-packed groups are whole: the pending literals take the run's first
             // values up to a multiple of eight.
@@ -482,13 +564,12 @@ fn hybrid(values: &[u32], bw: u8, out: &mut Vec<u8>) {
                 bit_pack(&values[literal_from..literal_to], bw, out);
             }
             if j - literal_to >= 8 {
-                rle_run(j - literal_to, v, bw, out);
+                rle_run(j - literal_to, values[i], bw, out);
                 literal_from = j;
             } else {
                 literal_from = literal_to;
             }
         }
-        i = j;
     }
     if n > literal_from {
         bit_pack(&values[literal_from..n], bw, out);
@@ -513,6 +594,18 @@ fn bit_pack(values: &[u32], bw: u8, out: &mut Vec<u8>) {
     for run in values.chunks(63 * 8) {
         let groups = run.len().div_ceil(8);
         varint(((groups as u64) << 1) | 1, out);
+        if bw <= 16 {
+            // Eight values of `bw` bits are `bw` whole bytes: one 128-bit word a group.
+            let w = bw as usize;
+            for group in run.chunks(8) {
+                let mut acc = 0u128;
+                for (k, &v) in group.iter().enumerate() {
+                    acc |= (v as u128) << (k * w);
+                }
+                out.extend_from_slice(&acc.to_le_bytes()[..w]);
+            }
+            continue;
+        }
         let (mut acc, mut bits) = (0u64, 0u32);
         for k in 0..groups * 8 {
             let v = run.get(k).copied().unwrap_or(0) as u64;
@@ -580,6 +673,9 @@ mod tests {
             (0..1000).map(|i| if i % 100 < 60 { 3 } else { i % 5 }).collect(),
             [vec![1, 2, 3], vec![9; 8], vec![4], vec![9; 13], vec![5, 6]].concat(),
             (0..3000).map(|i| (i * 7919) % 100_000).collect(),
+            (0..3000).map(|i| (i * 7919) % 65_536).collect(),
+            (0..1001).map(|i| (i * 31) % 1000).collect(),
+            (0..13).map(|i| i * 4000).collect(),
         ];
         for values in cases {
             let bw = bit_width(values.iter().copied().max().unwrap_or(0));

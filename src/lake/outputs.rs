@@ -1225,13 +1225,14 @@ mod tests {
     /// the general writer's encoding of the same values reads back, with the same
     /// statistics: over two row groups, pages that span batches, nulls, a column of
     /// nulls only, a constant, keys whose dictionary changes between batches or
-    /// repeats a string, and a decimal column whose dictionary fills.
+    /// repeats a string, a decimal column whose dictionary fills, and columns whose
+    /// rare nulls come late in a page that spans batches.
     #[test]
     fn own_encoding_reads_back_as_the_general_writers() {
         use parquet::file::reader::{FileReader, SerializedFileReader};
         let tmp = tempfile::tempdir().unwrap();
         let lake = Lake::open(tmp.path().to_str().unwrap(), true).unwrap();
-        let fields = vec![k("k1"), kn("k2"), k("k3"), f("d1", dec_type(), true), f("d2", dec_type(), false), s("plain")];
+        let fields = vec![k("k1"), kn("k2"), k("k3"), f("d1", dec_type(), true), f("d2", dec_type(), false), s("plain"), k("k4"), f("d3", dec_type(), true)];
         let keyed = Arc::new(Schema::new(fields.clone()));
         let shared = Arc::new(StringArray::from(vec!["delta", "alpha", "charlie", "alpha", "bravo"])) as ArrayRef;
         let sizes = [33_333usize, 1, 500_000, 20_000, 19_999, 600_000];
@@ -1246,14 +1247,18 @@ mod tests {
             let d1 = col_dec((0..n as i64).map(|i| ((row + i) % 11 != 5).then(|| Dec((row + i - 700_000) as i128 * 1_234_567))));
             let d2 = col_dec((0..n as i64).map(|i| Some(Dec(((row + i) % 5) as i128 * -25))));
             let plain = col_string((0..n as i64).map(|i| Some(format!("p{}", (row + i) % 3))));
+            // Row 533,000 shares its page with the next batch, which has no null.
+            let rare = |i: i64| matches!(row + i, 33_333 | 533_000) || (row + i) % 250_003 == 100_000;
+            let k4 = col_keyed((0..n as i64).map(|i| (!rare(i)).then_some(["x", "y"][(i % 2) as usize])));
+            let d3 = col_dec((0..n as i64).map(|i| (!rare(i)).then_some(Dec((i % 3) as i128))));
             row += n as i64;
             let strings = |a: &ArrayRef| -> ArrayRef {
                 let d = a.as_any().downcast_ref::<DictionaryArray<UInt32Type>>().unwrap();
                 let v = d.values().as_any().downcast_ref::<StringArray>().unwrap();
                 col_str(d.keys().iter().map(|k| k.map(|k| v.value(k as usize))))
             };
-            general.push(vec![strings(&k1), strings(&k2), strings(&k3), d1.clone(), d2.clone(), plain.clone()]);
-            ours.push(vec![k1, k2, k3, d1, d2, plain]);
+            general.push(vec![strings(&k1), strings(&k2), strings(&k3), d1.clone(), d2.clone(), plain.clone(), strings(&k4), d3.clone()]);
+            ours.push(vec![k1, k2, k3, d1, d2, plain, k4, d3]);
         }
         let mut sink = TableSink::create(&lake, "ours.parquet", keyed.clone()).unwrap();
         for cols in &ours {
@@ -1289,7 +1294,7 @@ mod tests {
         assert_eq!(ma.num_row_groups(), 2);
         assert_eq!(mb.num_row_groups(), 2);
         for g in 0..2 {
-            for c in 0..5 {
+            for c in [0, 1, 2, 3, 4, 6, 7] {
                 let (x, y) = (ma.row_group(g).column(c), mb.row_group(g).column(c));
                 let (sx, sy) = (x.statistics().unwrap(), y.statistics().unwrap());
                 let name = x.column_descr().name();
