@@ -1,13 +1,13 @@
-//! The lake's own encoder for two kinds of output column chunk: strings drawn from
+//! The lake's own encoder for three kinds of output column chunk: strings drawn from
 //! short lists (account ids, SKUs, units, constants), which the line items carry as
-//! dictionary keys, and exact decimals.
+//! dictionary keys, exact decimals, and timestamps.
 //!
 //! The general Parquet writer hashes every string again to find its dictionary
 //! entry, compares every value for the statistics, and turns each decimal into a
 //! byte buffer of its own; on the line-item table those steps were most of the
 //! close's encoding time. Here a key is looked up once per distinct key and row
-//! group, string statistics come from the distinct values, and decimals stay 16-byte
-//! integers until they are written.
+//! group, string statistics come from the distinct values, and decimals and
+//! timestamps stay integers until they are written.
 //!
 //! The chunks are plain Parquet, as the general writer makes them: a PLAIN dictionary
 //! page first, then format-v1 data pages of at most 20,000 rows (definition levels
@@ -16,7 +16,7 @@
 //! offset index.
 
 use arrow_array::types::UInt32Type;
-use arrow_array::{Array, ArrayRef, Decimal128Array, DictionaryArray, StringArray};
+use arrow_array::{Array, ArrayRef, Decimal128Array, DictionaryArray, StringArray, TimestampMicrosecondArray};
 use bytes::Bytes;
 use parquet::basic::{Compression, Encoding, PageType, Type as PhysicalType};
 use parquet::column::page::{CompressedPage, Page, PageWriter};
@@ -32,9 +32,9 @@ use std::sync::Arc;
 
 /// Rows per data page: the general writer's default limit.
 const PAGE_ROWS: usize = 20_000;
-/// Entries a decimal column's dictionary may hold (1 MiB of 16-byte values, the
-/// general writer's dictionary page limit); the pages after it fills are PLAIN.
-const DEC_DICT_MAX: usize = 65_536;
+/// Bytes a decimal or timestamp column's dictionary may hold (the general writer's
+/// dictionary page limit); the pages after it fills are PLAIN.
+const DICT_BYTES_MAX: usize = 1 << 20;
 /// Longest min or max a column index holds (the general writer's default); a page
 /// whose bound is longer leaves the chunk without a column index.
 const INDEX_BOUND_MAX: usize = 64;
@@ -47,6 +47,7 @@ pub fn takes(data_type: &arrow_schema::DataType, descr: &ColumnDescPtr) -> bool 
     match data_type {
         D::Dictionary(k, v) => **k == D::UInt32 && **v == D::Utf8 && descr.physical_type() == PhysicalType::BYTE_ARRAY,
         D::Decimal128(..) => descr.physical_type() == PhysicalType::FIXED_LEN_BYTE_ARRAY && descr.type_length() == 16,
+        D::Timestamp(arrow_schema::TimeUnit::Microsecond, _) => descr.physical_type() == PhysicalType::INT64,
         _ => false,
     }
 }
@@ -107,7 +108,7 @@ impl ChunkEncoder {
     /// dictionary when `dictionary`; string columns always do.
     pub fn new(data_type: &arrow_schema::DataType, descr: ColumnDescPtr, nullable: bool, dictionary: bool, stats: bool) -> ChunkEncoder {
         let dict = match data_type {
-            arrow_schema::DataType::Decimal128(..) => Dictionary::Dec { entries: Vec::new(), ids: FxHashMap::default(), full: !dictionary },
+            arrow_schema::DataType::Decimal128(..) | arrow_schema::DataType::Timestamp(..) => Dictionary::Dec { entries: Vec::new(), ids: FxHashMap::default(), full: !dictionary },
             _ => Dictionary::Str { plain: Vec::new(), spans: Vec::new(), by_content: FxHashMap::default(), values: None, slot: Vec::new() },
         };
         ChunkEncoder {
@@ -135,7 +136,10 @@ impl ChunkEncoder {
             return self.write_keys(a);
         }
         if let Some(a) = array.as_any().downcast_ref::<Decimal128Array>() {
-            return self.write_decimals(a);
+            return self.write_numbers(a.values(), a.nulls(), |v| v);
+        }
+        if let Some(a) = array.as_any().downcast_ref::<TimestampMicrosecondArray>() {
+            return self.write_numbers(a.values(), a.nulls(), i128::from);
         }
         Err(ParquetError::General(format!("column {}: {} is not encoded here", self.descr.name(), array.data_type())))
     }
@@ -249,23 +253,23 @@ impl ChunkEncoder {
         self.page_rows += n;
     }
 
-    fn write_decimals(&mut self, a: &Decimal128Array) -> Result<()> {
+    /// Decimals (as their 128-bit mantissas) or timestamps, each value `as_i128`.
+    fn write_numbers<T: Copy>(&mut self, values: &[T], nulls: Option<&arrow_buffer::NullBuffer>, as_i128: impl Fn(T) -> i128) -> Result<()> {
         if !matches!(self.dict, Dictionary::Dec { .. }) {
-            return Err(ParquetError::General(format!("column {}: decimals for a string column", self.descr.name())));
+            return Err(ParquetError::General(format!("column {}: numbers for a string column", self.descr.name())));
         }
-        let values = a.values();
-        let nulls = a.nulls().filter(|n| n.null_count() > 0);
+        let nulls = nulls.filter(|n| n.null_count() > 0);
         let mut at = 0;
-        while at < a.len() {
-            let take = (PAGE_ROWS - self.page_rows).min(a.len() - at);
+        while at < values.len() {
+            let take = (PAGE_ROWS - self.page_rows).min(values.len() - at);
             match nulls {
                 None => {
-                    self.decimals.extend_from_slice(&values[at..at + take]);
+                    self.decimals.extend(values[at..at + take].iter().map(|&v| as_i128(v)));
                     self.present(take);
                 }
                 Some(n) => {
                     let valid = n.inner().slice(at, take);
-                    self.decimals.extend(valid.set_indices().map(|i| values[at + i]));
+                    self.decimals.extend(valid.set_indices().map(|i| as_i128(values[at + i])));
                     self.levels_of(&valid);
                 }
             }
@@ -306,17 +310,18 @@ impl ChunkEncoder {
                 (Encoding::RLE_DICTIONARY, bounds)
             }
             Dictionary::Dec { entries, ids, full } => {
+                let int64 = self.descr.physical_type() == PhysicalType::INT64;
                 let bounds = match (self.stats, self.decimals.iter().min(), self.decimals.iter().max()) {
-                    (true, Some(lo), Some(hi)) => Some((lo.to_be_bytes().to_vec(), hi.to_be_bytes().to_vec())),
+                    (true, Some(&lo), Some(&hi)) => Some((plain_number(lo, int64), plain_number(hi, int64))),
                     _ => None,
                 };
-                if !*full && entries.len() >= DEC_DICT_MAX {
+                if !*full && entries.len() * if int64 { 8 } else { 16 } >= DICT_BYTES_MAX {
                     *full = true;
                 }
                 if *full {
                     buf.reserve(self.decimals.len() * 16);
-                    for v in &self.decimals {
-                        buf.extend_from_slice(&v.to_be_bytes());
+                    for &v in &self.decimals {
+                        buf.extend_from_slice(&plain_number(v, int64));
                     }
                     (Encoding::PLAIN, bounds)
                 } else {
@@ -380,10 +385,11 @@ impl ChunkEncoder {
             }
             Dictionary::Dec { entries, ids, full } => {
                 let used = pages.iter().any(|p| p.encoding == Encoding::RLE_DICTIONARY);
+                let int64 = self.descr.physical_type() == PhysicalType::INT64;
                 let page = used.then(|| {
                     let mut plain = Vec::with_capacity(entries.len() * 16);
-                    for v in entries.iter() {
-                        plain.extend_from_slice(&v.to_be_bytes());
+                    for &v in entries.iter() {
+                        plain.extend_from_slice(&plain_number(v, int64));
                     }
                     (plain, entries.len())
                 });
@@ -414,8 +420,12 @@ impl ChunkEncoder {
         let mut index = ColumnIndexBuilder::new(self.descr.physical_type());
         let mut index_valid = self.stats;
         let (mut lo, mut hi): (Option<Vec<u8>>, Option<Vec<u8>>) = (None, None);
-        let signed = self.descr.physical_type() == PhysicalType::FIXED_LEN_BYTE_ARRAY;
-        let less = |a: &[u8], b: &[u8]| if signed { be_i128(a) < be_i128(b) } else { a < b };
+        let physical = self.descr.physical_type();
+        let less = |a: &[u8], b: &[u8]| match physical {
+            PhysicalType::FIXED_LEN_BYTE_ARRAY => be_i128(a) < be_i128(b),
+            PhysicalType::INT64 => le_i64(a) < le_i64(b),
+            _ => a < b,
+        };
         let mut first_data = None;
         let mut nulls = 0u64;
         for p in pages {
@@ -464,12 +474,19 @@ impl ChunkEncoder {
             .set_data_page_offset(first_data.unwrap_or(0))
             .set_dictionary_page_offset(dictionary_offset);
         if self.stats {
-            let statistics = if signed {
-                let v = |b: Option<Vec<u8>>| b.map(|b| FixedLenByteArray::from(ByteArray::from(b)));
-                Statistics::FixedLenByteArray(ValueStatistics::new(v(lo), v(hi), None, Some(nulls), false).with_backwards_compatible_min_max(true))
-            } else {
-                let v = |b: Option<Vec<u8>>| b.map(ByteArray::from);
-                Statistics::ByteArray(ValueStatistics::new(v(lo), v(hi), None, Some(nulls), false))
+            let statistics = match physical {
+                PhysicalType::FIXED_LEN_BYTE_ARRAY => {
+                    let v = |b: Option<Vec<u8>>| b.map(|b| FixedLenByteArray::from(ByteArray::from(b)));
+                    Statistics::FixedLenByteArray(ValueStatistics::new(v(lo), v(hi), None, Some(nulls), false).with_backwards_compatible_min_max(true))
+                }
+                PhysicalType::INT64 => {
+                    let v = |b: Option<Vec<u8>>| b.map(|b| le_i64(&b));
+                    Statistics::Int64(ValueStatistics::new(v(lo), v(hi), None, Some(nulls), false).with_backwards_compatible_min_max(true))
+                }
+                _ => {
+                    let v = |b: Option<Vec<u8>>| b.map(ByteArray::from);
+                    Statistics::ByteArray(ValueStatistics::new(v(lo), v(hi), None, Some(nulls), false))
+                }
             };
             builder = builder.set_statistics(statistics);
         }
@@ -484,6 +501,22 @@ impl ChunkEncoder {
         };
         Ok((bytes, close))
     }
+}
+
+/// A decimal's or a timestamp's PLAIN encoding: 16 bytes big-endian (a decimal's
+/// fixed-length bytes), or 8 bytes little-endian (an INT64).
+fn plain_number(v: i128, int64: bool) -> Vec<u8> {
+    if int64 {
+        (v as i64).to_le_bytes().to_vec()
+    } else {
+        v.to_be_bytes().to_vec()
+    }
+}
+
+fn le_i64(b: &[u8]) -> i64 {
+    let mut a = [0u8; 8];
+    a.copy_from_slice(&b[..8]);
+    i64::from_le_bytes(a)
 }
 
 fn be_i128(b: &[u8]) -> i128 {

@@ -1225,14 +1225,15 @@ mod tests {
     /// the general writer's encoding of the same values reads back, with the same
     /// statistics: over two row groups, pages that span batches, nulls, a column of
     /// nulls only, a constant, keys whose dictionary changes between batches or
-    /// repeats a string, a decimal column whose dictionary fills, and columns whose
-    /// rare nulls come late in a page that spans batches.
+    /// repeats a string, a decimal column whose dictionary fills, columns whose
+    /// rare nulls come late in a page that spans batches, and timestamps (one whose
+    /// dictionary fills).
     #[test]
     fn own_encoding_reads_back_as_the_general_writers() {
         use parquet::file::reader::{FileReader, SerializedFileReader};
         let tmp = tempfile::tempdir().unwrap();
         let lake = Lake::open(tmp.path().to_str().unwrap(), true).unwrap();
-        let fields = vec![k("k1"), kn("k2"), k("k3"), f("d1", dec_type(), true), f("d2", dec_type(), false), s("plain"), k("k4"), f("d3", dec_type(), true)];
+        let fields = vec![k("k1"), kn("k2"), k("k3"), f("d1", dec_type(), true), f("d2", dec_type(), false), s("plain"), k("k4"), f("d3", dec_type(), true), f("t1", ts_type(), true), f("t2", ts_type(), false)];
         let keyed = Arc::new(Schema::new(fields.clone()));
         let shared = Arc::new(StringArray::from(vec!["delta", "alpha", "charlie", "alpha", "bravo"])) as ArrayRef;
         let sizes = [33_333usize, 1, 500_000, 20_000, 19_999, 600_000];
@@ -1251,14 +1252,16 @@ mod tests {
             let rare = |i: i64| matches!(row + i, 33_333 | 533_000) || (row + i) % 250_003 == 100_000;
             let k4 = col_keyed((0..n as i64).map(|i| (!rare(i)).then_some(["x", "y"][(i % 2) as usize])));
             let d3 = col_dec((0..n as i64).map(|i| (!rare(i)).then_some(Dec((i % 3) as i128))));
+            let t1 = col_ts((0..n as i64).map(|i| ((row + i) % 13 != 4).then_some(1_767_225_600_000_000 + ((row + i) % 2 * 2 - 1) * (row + i) * 1_000_000)));
+            let t2 = col_ts((0..n as i64).map(|i| Some(1_767_225_600_000_000 + (row + i) / 5000 * 3_600_000_000)));
             row += n as i64;
             let strings = |a: &ArrayRef| -> ArrayRef {
                 let d = a.as_any().downcast_ref::<DictionaryArray<UInt32Type>>().unwrap();
                 let v = d.values().as_any().downcast_ref::<StringArray>().unwrap();
                 col_str(d.keys().iter().map(|k| k.map(|k| v.value(k as usize))))
             };
-            general.push(vec![strings(&k1), strings(&k2), strings(&k3), d1.clone(), d2.clone(), plain.clone(), strings(&k4), d3.clone()]);
-            ours.push(vec![k1, k2, k3, d1, d2, plain, k4, d3]);
+            general.push(vec![strings(&k1), strings(&k2), strings(&k3), d1.clone(), d2.clone(), plain.clone(), strings(&k4), d3.clone(), t1.clone(), t2.clone()]);
+            ours.push(vec![k1, k2, k3, d1, d2, plain, k4, d3, t1, t2]);
         }
         let mut sink = TableSink::create(&lake, "ours.parquet", keyed.clone()).unwrap();
         for cols in &ours {
@@ -1294,7 +1297,7 @@ mod tests {
         assert_eq!(ma.num_row_groups(), 2);
         assert_eq!(mb.num_row_groups(), 2);
         for g in 0..2 {
-            for c in [0, 1, 2, 3, 4, 6, 7] {
+            for c in [0, 1, 2, 3, 4, 6, 7, 8, 9] {
                 let (x, y) = (ma.row_group(g).column(c), mb.row_group(g).column(c));
                 let (sx, sy) = (x.statistics().unwrap(), y.statistics().unwrap());
                 let name = x.column_descr().name();
@@ -1308,27 +1311,32 @@ mod tests {
         let options = parquet::file::serialized_reader::ReadOptionsBuilder::new().with_page_index().build();
         let file = std::fs::File::open(tmp.path().join("ours.parquet")).unwrap();
         let indexed = SerializedFileReader::new_with_options(file, options).unwrap().metadata().clone();
-        let all: Vec<ArrayRef> = (0..5).map(|c| {
+        let all: Vec<ArrayRef> = (0..10).map(|c| {
             let parts: Vec<&dyn Array> = a.iter().map(|b| b.column(c).as_ref()).collect();
             concat(&parts)
         }).collect();
         let mut group_start = 0usize;
         for g in 0..2 {
-            for c in [0usize, 3, 4] {
+            for c in [0usize, 3, 4, 8, 9] {
                 let rg_index = indexed.page_index_for_row_group(g);
                 let pages = rg_index.page_locations(c).unwrap();
-                let ix = match rg_index.column_index(c).unwrap() {
-                    parquet::file::page_index::column_index::ColumnIndexMetaData::BYTE_ARRAY(ix)
-                    | parquet::file::page_index::column_index::ColumnIndexMetaData::FIXED_LEN_BYTE_ARRAY(ix) => ix,
-                    other => panic!("column {c}: {other:?}"),
+                use parquet::file::page_index::column_index::ColumnIndexMetaData as Ix;
+                let bounds = |p: usize| -> (Option<Vec<u8>>, Option<Vec<u8>>) {
+                    match rg_index.column_index(c).unwrap() {
+                        Ix::BYTE_ARRAY(ix) | Ix::FIXED_LEN_BYTE_ARRAY(ix) => (ix.min_value(p).map(<[u8]>::to_vec), ix.max_value(p).map(<[u8]>::to_vec)),
+                        Ix::INT64(ix) => (ix.min_value(p).map(|v| v.to_le_bytes().to_vec()), ix.max_value(p).map(|v| v.to_le_bytes().to_vec())),
+                        other => panic!("column {c}: {other:?}"),
+                    }
                 };
                 for p in 0..pages.len() {
                     let from = group_start + pages[p].first_row_index as usize;
                     let to = pages.get(p + 1).map_or(group_start + ma.row_group(g).num_rows() as usize, |n| group_start + n.first_row_index as usize);
                     let values: Vec<Vec<u8>> = (from..to).filter(|&r| all[c].is_valid(r)).map(|r| sortable(&all[c], r)).collect();
                     let (lo, hi) = (values.iter().min().unwrap(), values.iter().max().unwrap());
-                    assert_eq!(ix.min_value(p).map(|v| sortable_bytes(c >= 3, v)), Some(lo.clone()), "page {p} of column {c}, row group {g}");
-                    assert_eq!(ix.max_value(p).map(|v| sortable_bytes(c >= 3, v)), Some(hi.clone()), "page {p} of column {c}, row group {g}");
+                    let dt = all[c].data_type();
+                    let (min, max) = bounds(p);
+                    assert_eq!(min.map(|v| sortable_bytes(dt, &v)), Some(lo.clone()), "page {p} of column {c}, row group {g}");
+                    assert_eq!(max.map(|v| sortable_bytes(dt, &v)), Some(hi.clone()), "page {p} of column {c}, row group {g}");
                 }
             }
             group_start += ma.row_group(g).num_rows() as usize;
@@ -1346,14 +1354,23 @@ mod tests {
                 b[0] ^= 0x80;
                 b
             }
+            DataType::Timestamp(..) => {
+                let v = a.as_any().downcast_ref::<TimestampMicrosecondArray>().unwrap().value(r);
+                ((v as u64) ^ (1 << 63)).to_be_bytes().to_vec()
+            }
             _ => a.as_any().downcast_ref::<StringArray>().unwrap().value(r).as_bytes().to_vec(),
         }
     }
     /// A bound of the column index as bytes that sort as [`sortable`]'s.
-    fn sortable_bytes(decimal: bool, v: &[u8]) -> Vec<u8> {
+    fn sortable_bytes(dt: &DataType, v: &[u8]) -> Vec<u8> {
         let mut b = v.to_vec();
-        if decimal {
-            b[0] ^= 0x80;
+        match dt {
+            DataType::Decimal128(..) => b[0] ^= 0x80,
+            DataType::Timestamp(..) => {
+                let v = i64::from_le_bytes(b.try_into().unwrap());
+                b = ((v as u64) ^ (1 << 63)).to_be_bytes().to_vec();
+            }
+            _ => {}
         }
         b
     }
@@ -1363,6 +1380,10 @@ mod tests {
             DataType::Decimal128(..) => col_dec(parts.iter().flat_map(|p| {
                 let d = p.as_any().downcast_ref::<Decimal128Array>().unwrap();
                 (0..d.len()).map(move |i| d.is_valid(i).then(|| Dec(d.value(i))))
+            })),
+            DataType::Timestamp(..) => col_ts(parts.iter().flat_map(|p| {
+                let d = p.as_any().downcast_ref::<TimestampMicrosecondArray>().unwrap();
+                (0..d.len()).map(move |i| d.is_valid(i).then(|| d.value(i)))
             })),
             _ => col_string(parts.iter().flat_map(|p| {
                 let d = p.as_any().downcast_ref::<StringArray>().unwrap();
