@@ -157,6 +157,48 @@ struct Tally {
     syms: Syms,
     /// By account index.
     accounts: Vec<AccountTally>,
+    /// The composition sums of the account being observed.
+    pending: Pending,
+}
+
+/// An hour's lines come account by account, and among one account's lines a few
+/// composition values recur: they are summed here first, and the account's table
+/// (cold, one of thousands) is updated once per distinct value when the account's
+/// lines end.
+#[derive(Debug, Default)]
+struct Pending {
+    account: Option<u32>,
+    sums: Vec<([Sym; 8], Sums)>,
+}
+
+/// Distinct values summed in [`Pending`] before the rest go to the table directly.
+const PENDING_MAX: usize = 16;
+
+impl Pending {
+    fn add(&mut self, accounts: &mut Vec<AccountTally>, account: u32, key: [Sym; 8], l: &Line) {
+        if self.account != Some(account) {
+            self.flush(accounts);
+            self.account = Some(account);
+        }
+        if let Some((_, s)) = self.sums.iter_mut().find(|(k, _)| *k == key) {
+            s.add(l);
+        } else if self.sums.len() < PENDING_MAX {
+            let mut s = Sums::default();
+            s.add(l);
+            self.sums.push((key, s));
+        } else {
+            of(accounts, account).composition.entry(key).or_default().add(l);
+        }
+    }
+
+    fn flush(&mut self, accounts: &mut Vec<AccountTally>) {
+        if let Some(a) = self.account.take() {
+            let at = of(accounts, a);
+            for (k, s) in self.sums.drain(..) {
+                at.composition.entry(k).or_default().merge(&s);
+            }
+        }
+    }
 }
 
 /// One account's accumulators.
@@ -274,8 +316,13 @@ fn product(m: Option<Module>, kind: LineKind) -> &'static str {
 impl CostBook {
     /// Accumulates the lines of one hour (or of the period's close, with no chunks).
     pub fn observe(&mut self, lines: &[Line], chunks: &[UsageChunk], n: &Names<'_>) {
-        let views: Vec<Option<UsageView<'_>>> = lines.iter().map(|l| view(l, chunks)).collect();
         // Pools with jobs this hour, per account: capacity, cost and the jobs' weights.
+        // Only then are the lines' usage fields kept: the pools need them twice.
+        let pooled = lines.iter().any(|l| {
+            matches!(l.kind, LineKind::PoolJob | LineKind::Committed)
+                && l.usage.is_some_and(|loc| chunks[loc.chunk as usize].pool_id.get(loc.row as usize).is_some_and(|p| !p.is_empty()))
+        });
+        let views: Vec<Option<UsageView<'_>>> = if pooled { lines.iter().map(|l| view(l, chunks)).collect() } else { Vec::new() };
         let mut pools: FxHashMap<(u32, &str), PoolHour> = FxHashMap::default();
         for (k, (l, u)) in lines.iter().zip(&views).enumerate() {
             if let Some(pool) = u.as_ref().and_then(|u| u.pool_id) {
@@ -331,7 +378,14 @@ impl CostBook {
                 allocated[k] = true;
             }
         }
-        for (k, (l, u)) in lines.iter().zip(&views).enumerate() {
+        for (k, l) in lines.iter().enumerate() {
+            let here;
+            let u = if pooled {
+                &views[k]
+            } else {
+                here = view(l, chunks);
+                &here
+            };
             let syms = u.as_ref().map(|u| RowSyms {
                 resource: self.tally.syms.id(u.resource),
                 project: self.tally.syms.opt_here(u.project),
@@ -343,12 +397,13 @@ impl CostBook {
                 self.tally.allocate(l.account, key, l.effective);
             }
         }
+        self.tally.pending.flush(&mut self.tally.accounts);
         self.tally.syms.here.clear();
     }
 
     fn observe_line(&mut self, l: &Line, u: Option<&UsageView<'_>>, syms: Option<RowSyms>, n: &Names<'_>) {
         let module = u.and_then(|u| u.module);
-        let Tally { syms: names, accounts } = &mut self.tally;
+        let Tally { syms: names, accounts, pending } = &mut self.tally;
         let (item_name, item) = match l.price_row {
             Some(r) => {
                 let name = n.catalog.row(r).billing_item.as_str();
@@ -408,8 +463,8 @@ impl CostBook {
             }
             _ => None,
         };
+        pending.add(accounts, l.account, values.map(|v| v.unwrap_or(NO_SYM)), l);
         let at = of(accounts, l.account);
-        at.composition.entry(values.map(|v| v.unwrap_or(NO_SYM))).or_default().add(l);
         let item = item_name;
         at.daily.entry(l.charge_start.div_euclid(DAY)).or_default().add(l);
         at.effective = Some(at.effective.unwrap_or_default().add(l.effective));

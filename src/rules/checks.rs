@@ -82,6 +82,11 @@ fn req<'a>(v: Option<&'a str>, field: &str) -> Result<&'a str, Rejection> {
 
 /// A string id whose characters cannot break a path or a log line.
 fn no_controls<'a>(v: &'a str, field: &str) -> Result<&'a str, Rejection> {
+    // Printable ASCII, the common case, is told by its bytes; any other text by its
+    // characters (C1 controls are two bytes in UTF-8).
+    if v.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+        return Ok(v);
+    }
     if v.chars().any(char::is_control) {
         return Err(schema(format!("{field} contains control characters")));
     }
@@ -340,8 +345,24 @@ pub fn content_string(u: &Usage<'_>) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{tags_valid, tags_valid_json};
+    use super::{no_controls, tags_valid, tags_valid_json};
     use proptest::prelude::*;
+
+    /// Control characters are found however the text is made: tab, DEL, C1 controls
+    /// (two bytes in UTF-8), beside other non-ASCII text.
+    #[test]
+    fn controls_are_found_by_bytes_and_by_characters() {
+        for (s, control) in [("plain-id_01", false), ("a\tb", true), ("a\u{7f}", true), ("\u{85}x", true), ("é\u{9f}", true), ("é ü 東京", false), ("", false), (" ~", false)] {
+            assert_eq!(no_controls(s, "f").is_err(), control, "{s:?}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn controls_as_the_characters_say(s in any::<String>()) {
+            prop_assert_eq!(no_controls(&s, "f").is_err(), s.chars().any(char::is_control));
+        }
+    }
 
     #[test]
     fn tags_examples() {

@@ -4,15 +4,14 @@
 use crate::decimal::{line_amount, Dec, Qty};
 use crate::model::{BillingMode, Module, PriceRow, PricingUnit};
 use crate::time::Micros;
-use rustc_hash::FxHashMap;
-use std::collections::HashSet;
+use rustc_hash::{FxHashMap, FxHashSet};
 
 /// The price catalog, indexed by SKU and region.
 #[derive(Clone, Debug, Default)]
 pub struct Catalog {
     pub rows: Vec<PriceRow>,
     by_sku_region: FxHashMap<String, FxHashMap<String, Vec<u32>>>,
-    skus: HashSet<String>,
+    skus: FxHashSet<String>,
     ppu_unit: FxHashMap<String, PricingUnit>,
     /// The pay-per-use prices of each (SKU, region): an index into `ppu`.
     ppu_index: FxHashMap<String, FxHashMap<String, u32>>,
