@@ -130,6 +130,10 @@ impl RowFilter {
     }
 }
 
+/// A checked row's place in the rating order: account, start time, record id, then
+/// its run of rows and its place in the run.
+type Pos<'a> = (u32, Micros, &'a str, u32, u32);
+
 impl Engine {
     /// Prepares the period. Accounts are ordered by id; each opens from `opening`
     /// where it has a closing state, else from its `opening_balance`.
@@ -251,14 +255,18 @@ impl Engine {
             (rows, rejected)
         });
         result.rows_in = chunks.iter().map(|c| c.len as u64).sum();
-        let mut rows: Vec<(u32, Usage<'_>)> = Vec::with_capacity(checked.iter().map(|(r, _)| r.len()).sum());
+        let mut runs: Vec<Vec<(u32, Usage<'_>)>> = Vec::with_capacity(checked.len());
         for (r, rej) in checked {
-            rows.extend(r);
+            runs.push(r);
             result.rejected.extend(rej);
         }
-        // The rating order, `(account, start_time, record_id)`, sorted as positions:
-        // the rows themselves stay where they are.
-        let mut order: Vec<(u32, Micros, &str, u32)> = rows.iter().enumerate().map(|(i, (a, u))| (*a, u.start, u.record_id, i as u32)).collect();
+        // The rating order, `(account, start_time, record_id)`, then file order; sorted
+        // as positions (run, row in the run): the rows themselves stay where they are.
+        let mut order: Vec<Pos<'_>> = runs
+            .iter()
+            .enumerate()
+            .flat_map(|(k, run)| run.iter().enumerate().map(move |(i, (a, u))| (*a, u.start, u.record_id, k as u32, i as u32)))
+            .collect();
         order.sort_unstable();
 
         // Pair each account that has rows (or, in a partial what-if run, a sum of rows
@@ -267,9 +275,9 @@ impl Engine {
         accts.extend(self.unrated.keys().copied());
         accts.sort_unstable();
         accts.dedup();
-        let mut work: Vec<(&mut AccountBook, &[(u32, Micros, &str, u32)], Option<Dec>)> = Vec::new();
+        let mut work: Vec<(&mut AccountBook, &[Pos<'_>], Option<Dec>)> = Vec::new();
         {
-            let mut rest: &[(u32, Micros, &str, u32)] = &order;
+            let mut rest: &[Pos<'_>] = &order;
             let mut books = self.books.iter_mut();
             for acct in accts {
                 let n = rest.iter().take_while(|o| o.0 == acct).count();
@@ -280,11 +288,11 @@ impl Engine {
             }
         }
         let ctx = Ctx { catalog: &self.catalog, subs: &self.subs, packages: &self.packages };
-        let rows = &rows;
+        let runs = &runs;
         let outs: Vec<HourOut> = each(self.sequential, work, 64, |(book, mine, unrated)| {
             let mut out = HourOut::default();
-            for &(.., i) in mine {
-                book.rate(&rows[i as usize].1, &ctx, &mut out);
+            for &(.., k, i) in mine {
+                book.rate(&runs[k as usize][i as usize].1, &ctx, &mut out);
             }
             if let Some(sum) = unrated {
                 book.add_unrated(sum);
@@ -292,7 +300,7 @@ impl Engine {
             book.settle(hour, &mut out);
             out
         });
-        let n_rows = rows.len() as u64;
+        let n_rows = order.len() as u64;
         let mut rejected_later = 0u64;
         result.lines.reserve(outs.iter().map(|o| o.lines.len()).sum());
         for o in outs {

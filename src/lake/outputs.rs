@@ -79,14 +79,23 @@ pub fn col_str<'a>(v: impl Iterator<Item = Option<&'a str>>) -> ArrayRef {
 pub fn col_keyed<'a>(v: impl Iterator<Item = Option<&'a str>>) -> ArrayRef {
     let mut at: rustc_hash::FxHashMap<(usize, usize), u32> = rustc_hash::FxHashMap::default();
     let mut values = StringBuilder::new();
+    // Neighbouring lines often hold the same text (an account's lines, a constant):
+    // the last address's key is tried before the table.
+    let mut last = ((0usize, usize::MAX), 0u32);
     let keys: UInt32Array = v
         .map(|s| {
             s.map(|s| {
+                let address = (s.as_ptr() as usize, s.len());
+                if address == last.0 {
+                    return last.1;
+                }
                 let next = at.len() as u32;
-                *at.entry((s.as_ptr() as usize, s.len())).or_insert_with(|| {
+                let key = *at.entry(address).or_insert_with(|| {
                     values.append_value(s);
                     next
-                })
+                });
+                last = (address, key);
+                key
             })
         })
         .collect();
