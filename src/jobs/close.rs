@@ -405,7 +405,7 @@ pub fn run(job: &CloseJob) -> Result<CloseReport, JobError> {
     // What the writers are handed, per account: lines and Σ BilledCost. Checked
     // against the invoices before publishing, so a line lost between the rules and
     // the files cannot go unnoticed.
-    let mut written: FxHashMap<u32, (u64, Dec)> = FxHashMap::default();
+    let mut written: Vec<(u64, Dec)> = Vec::new();
     // The hours settled hourly this period: only their settlements are kept, to be
     // compared with the close's (a month without hourly runs keeps none).
     let hourly_hours: std::collections::BTreeSet<Micros> = output
@@ -872,18 +872,23 @@ fn recommend(
     Ok(out)
 }
 
-fn tally(written: &mut FxHashMap<u32, (u64, Dec)>, lines: &[crate::rules::records::Line]) {
+/// Lines and Σ BilledCost per account index.
+fn tally(written: &mut Vec<(u64, Dec)>, lines: &[crate::rules::records::Line]) {
     for l in lines {
-        let e = written.entry(l.account).or_default();
+        let a = l.account as usize;
+        if written.len() <= a {
+            written.resize(a + 1, (0, Dec::ZERO));
+        }
+        let e = &mut written[a];
         e.0 += 1;
         e.1 = e.1.add(l.billed);
     }
 }
 
 /// The lines handed to the writers add up to each invoice: count and Σ BilledCost.
-fn check_written(res: &crate::engine::PeriodResult, written: &FxHashMap<u32, (u64, Dec)>) -> Result<(), JobError> {
+fn check_written(res: &crate::engine::PeriodResult, written: &[(u64, Dec)]) -> Result<(), JobError> {
     for inv in &res.invoices {
-        let (n, billed) = written.get(&inv.account).copied().unwrap_or_default();
+        let (n, billed) = written.get(inv.account as usize).copied().unwrap_or_default();
         if n != inv.line_count || billed != inv.total_due {
             return Err(JobError::Conservation(format!(
                 "account #{}: {n} lines written with Σ BilledCost {billed}, the invoice has {} lines and total_due {}",
