@@ -657,11 +657,38 @@ pub fn read_usage_file_of(
         return Ok(Vec::new());
     }
     let selection = RowSelection::from_filters(&filters);
-    let batches = decode_parquet_keyed(&f.path, bytes, &USAGE_KEYED, |b| b.with_row_selection(selection))?;
+    let batches = decode_parquet_keyed(&f.path, bytes, &USAGE_KEYED, |b| {
+        let schema = b.parquet_schema();
+        let read = schema.columns().iter().map(|c| c.name()).filter(|n| !NOT_RATED.contains(n));
+        let mask = ProjectionMask::columns(schema, read);
+        b.with_projection(mask).with_row_selection(selection)
+    })?;
     if batches.iter().map(|b| b.num_rows()).sum::<usize>() != rows.len() {
         return Err(InputError::Corrupt { file: f.path.clone(), why: "the selected rows could not be read back".into() });
     }
+    let batches = batches.into_iter().map(|b| with_null_columns(&f.path, b, &NOT_RATED)).collect::<Result<Vec<_>>>()?;
     usage_chunks(file_idx, f, &batches, Some(&rows))
+}
+
+/// The usage columns a selection (what-if ratings) is read without: carried to the
+/// outputs only, never checked nor rated, so they are read as nulls. About a quarter
+/// of a usage file is resource names.
+const NOT_RATED: [&str; 2] = ["resource_name", "enterprise_project"];
+
+/// `batch` with a column of nulls for each of `names` it lacks.
+fn with_null_columns(file: &str, batch: RecordBatch, names: &[&str]) -> Result<RecordBatch> {
+    let missing: Vec<&str> = names.iter().copied().filter(|n| batch.column_by_name(n).is_none()).collect();
+    if missing.is_empty() {
+        return Ok(batch);
+    }
+    let (schema, mut columns, rows) = batch.into_parts();
+    let mut fields: Vec<arrow_schema::FieldRef> = schema.fields().iter().cloned().collect();
+    for n in missing {
+        fields.push(Arc::new(arrow_schema::Field::new(n, arrow_schema::DataType::Utf8, true)));
+        columns.push(arrow_array::new_null_array(&arrow_schema::DataType::Utf8, rows));
+    }
+    RecordBatch::try_new(Arc::new(arrow_schema::Schema::new(fields)), columns)
+        .map_err(|e| InputError::Corrupt { file: file.to_string(), why: e.to_string() })
 }
 
 /// The columns of a usage row that say whose it is and what it meters: what a what-if
