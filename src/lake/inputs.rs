@@ -616,7 +616,8 @@ pub fn read_usage_file(file_idx: u32, f: &UsageFile, bytes: Bytes) -> Result<Vec
 
 /// The rows of a usage file that are wanted, each keeping its row number in the file.
 /// The key columns `wanted` looks at (`columns`, of [`RowKeys`]; `account_id` always)
-/// are decoded first, the others only for the rows they select.
+/// are decoded first, the others only for the rows they select, but for
+/// [`NOT_RATED`], which are nulls.
 pub fn read_usage_file_of(
     file_idx: u32,
     f: &UsageFile,
@@ -673,7 +674,7 @@ pub fn read_usage_file_of(
 /// The usage columns a selection (what-if ratings) is read without: carried to the
 /// outputs only, never checked nor rated, so they are read as nulls. About a quarter
 /// of a usage file is resource names.
-const NOT_RATED: [&str; 2] = ["resource_name", "enterprise_project"];
+pub const NOT_RATED: [&str; 2] = ["resource_name", "enterprise_project"];
 
 /// `batch` with a column of nulls for each of `names` it lacks.
 fn with_null_columns(file: &str, batch: RecordBatch, names: &[&str]) -> Result<RecordBatch> {
