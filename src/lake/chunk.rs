@@ -87,7 +87,7 @@ pub struct ChunkEncoder {
     descr: ColumnDescPtr,
     nullable: bool,
     stats: bool,
-    /// Whether a decimal column may use a dictionary.
+    /// Whether a decimal or timestamp column may use a dictionary.
     dictionary: bool,
     dict: Dictionary,
     /// The open page: definition levels (nullable columns, once the page has a
@@ -104,8 +104,8 @@ pub struct ChunkEncoder {
 }
 
 impl ChunkEncoder {
-    /// An encoder for a column of `data_type` (one [`takes`]). Decimal columns use a
-    /// dictionary when `dictionary`; string columns always do.
+    /// An encoder for a column of `data_type` (one [`takes`]). Decimal and timestamp
+    /// columns use a dictionary when `dictionary`; string columns always do.
     pub fn new(data_type: &arrow_schema::DataType, descr: ColumnDescPtr, nullable: bool, dictionary: bool, stats: bool) -> ChunkEncoder {
         let dict = match data_type {
             arrow_schema::DataType::Decimal128(..) | arrow_schema::DataType::Timestamp(..) => Dictionary::Dec { entries: Vec::new(), ids: FxHashMap::default(), full: !dictionary },
@@ -145,9 +145,6 @@ impl ChunkEncoder {
     }
 
     fn write_keys(&mut self, a: &DictionaryArray<UInt32Type>) -> Result<()> {
-        if !matches!(self.dict, Dictionary::Str { .. }) {
-            return Err(ParquetError::General(format!("column {}: strings for a decimal column", self.descr.name())));
-        }
         let strings = a
             .values()
             .as_any()
@@ -312,7 +309,12 @@ impl ChunkEncoder {
             Dictionary::Dec { entries, ids, full } => {
                 let int64 = self.descr.physical_type() == PhysicalType::INT64;
                 let bounds = match (self.stats, self.decimals.iter().min(), self.decimals.iter().max()) {
-                    (true, Some(&lo), Some(&hi)) => Some((plain_number(lo, int64), plain_number(hi, int64))),
+                    (true, Some(&lo), Some(&hi)) => {
+                        let (mut min, mut max) = (Vec::new(), Vec::new());
+                        put_plain(lo, int64, &mut min);
+                        put_plain(hi, int64, &mut max);
+                        Some((min, max))
+                    }
                     _ => None,
                 };
                 if !*full && entries.len() * if int64 { 8 } else { 16 } >= DICT_BYTES_MAX {
@@ -321,7 +323,7 @@ impl ChunkEncoder {
                 if *full {
                     buf.reserve(self.decimals.len() * 16);
                     for &v in &self.decimals {
-                        buf.extend_from_slice(&plain_number(v, int64));
+                        put_plain(v, int64, &mut buf);
                     }
                     (Encoding::PLAIN, bounds)
                 } else {
@@ -389,7 +391,7 @@ impl ChunkEncoder {
                 let page = used.then(|| {
                     let mut plain = Vec::with_capacity(entries.len() * 16);
                     for &v in entries.iter() {
-                        plain.extend_from_slice(&plain_number(v, int64));
+                        put_plain(v, int64, &mut plain);
                     }
                     (plain, entries.len())
                 });
@@ -503,13 +505,13 @@ impl ChunkEncoder {
     }
 }
 
-/// A decimal's or a timestamp's PLAIN encoding: 16 bytes big-endian (a decimal's
-/// fixed-length bytes), or 8 bytes little-endian (an INT64).
-fn plain_number(v: i128, int64: bool) -> Vec<u8> {
+/// Appends a decimal's or a timestamp's PLAIN encoding: 16 bytes big-endian (a
+/// decimal's fixed-length bytes), or 8 bytes little-endian (an INT64).
+fn put_plain(v: i128, int64: bool, out: &mut Vec<u8>) {
     if int64 {
-        (v as i64).to_le_bytes().to_vec()
+        out.extend_from_slice(&(v as i64).to_le_bytes());
     } else {
-        v.to_be_bytes().to_vec()
+        out.extend_from_slice(&v.to_be_bytes());
     }
 }
 
