@@ -242,7 +242,12 @@ pub struct LakeWriter {
     buf: Vec<u8>,
     parts: usize,
     written: u64,
-    hasher: sha2::Sha256,
+    /// The digest of the parts handed over so far; `None` while a part is in flight
+    /// (the part's upload task holds it, hashes the part, and gives it back).
+    hasher: Option<sha2::Sha256>,
+    /// The part being hashed and uploaded on the I/O runtime while the caller goes on
+    /// filling the next one: at most one at a time, so parts are hashed in order.
+    in_flight: Option<tokio::task::JoinHandle<std::result::Result<sha2::Sha256, object_store::Error>>>,
 }
 
 /// Upload part size: above S3's 5 MiB minimum, small enough to bound memory.
@@ -263,34 +268,53 @@ impl Lake {
             buf: Vec::with_capacity(PART),
             parts: 0,
             written: 0,
-            hasher: <sha2::Sha256 as sha2::Digest>::new(),
+            hasher: Some(<sha2::Sha256 as sha2::Digest>::new()),
+            in_flight: None,
         })
     }
 }
 
 impl LakeWriter {
+    /// Hands the filled buffer to the I/O runtime, which hashes and uploads it while
+    /// the caller (an encoding thread) goes on: the caller waits only for the part
+    /// before, so that one part is in flight at a time.
     fn flush_part(&mut self) -> std::io::Result<()> {
         if self.buf.is_empty() {
             return Ok(());
         }
-        let data = std::mem::replace(&mut self.buf, Vec::with_capacity(PART));
+        let mut hasher = self.settle_part()?;
+        let data = bytes::Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(PART)));
         let upload = self.upload.as_mut().ok_or_else(|| std::io::Error::other("upload already finished"))?;
-        let fut = upload.put_part(PutPayload::from(data));
-        self.lake.rt.block_on(fut).map_err(|e| std::io::Error::other(self.lake.err("write", &self.rel, e)))?;
+        let put = upload.put_part(PutPayload::from(data.clone()));
+        self.in_flight = Some(self.lake.rt.spawn(async move {
+            sha2::Digest::update(&mut hasher, &data);
+            put.await.map(|()| hasher)
+        }));
         self.parts += 1;
         Ok(())
     }
 
+    /// Waits for the part in flight, if any; the digest of every part so far.
+    fn settle_part(&mut self) -> std::io::Result<sha2::Sha256> {
+        if let Some(task) = self.in_flight.take() {
+            let done = self.lake.rt.block_on(task).map_err(|e| std::io::Error::other(format!("{}: part upload stopped: {e}", self.rel)))?;
+            self.hasher = Some(done.map_err(|e| std::io::Error::other(self.lake.err("write", &self.rel, e)))?);
+        }
+        self.hasher.take().ok_or_else(|| std::io::Error::other(format!("{}: an earlier part failed", self.rel)))
+    }
+
     /// Uploads what is left, without completing: the object is not visible yet.
     pub fn seal(mut self) -> Result<Sealed> {
-        self.flush_part().map_err(|e| LakeError::Store {
+        let store_err = |w: &LakeWriter, e: std::io::Error| LakeError::Store {
             op: "write",
-            path: self.rel.clone(),
-            lake: self.lake.url.clone(),
+            path: w.rel.clone(),
+            lake: w.lake.url.clone(),
             source: object_store::Error::Generic { store: "lake", source: Box::new(e) },
-        })?;
+        };
+        self.flush_part().map_err(|e| store_err(&self, e))?;
+        let hasher = self.settle_part().map_err(|e| store_err(&self, e))?;
         let upload = self.upload.take().expect("seal once");
-        let digest = sha2::Digest::finalize(std::mem::take(&mut self.hasher));
+        let digest = sha2::Digest::finalize(hasher);
         Ok(Sealed {
             lake: self.lake.clone(),
             rel: self.rel.clone(),
@@ -358,7 +382,6 @@ impl Drop for Sealed {
 
 impl std::io::Write for LakeWriter {
     fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
-        sha2::Digest::update(&mut self.hasher, data);
         self.buf.extend_from_slice(data);
         self.written += data.len() as u64;
         if self.buf.len() >= PART {
@@ -373,8 +396,54 @@ impl std::io::Write for LakeWriter {
 
 impl Drop for LakeWriter {
     fn drop(&mut self) {
+        // The part in flight first: aborting under it could leave it behind.
+        if let Some(task) = self.in_flight.take() {
+            let _ = self.lake.rt.block_on(task);
+        }
         if let Some(mut upload) = self.upload.take() {
             let _ = self.lake.rt.block_on(async move { upload.abort().await });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    /// Bytes that differ from part to part, so a part written twice or out of order
+    /// changes the object.
+    fn pattern(len: usize) -> Vec<u8> {
+        (0..len).map(|i| (i as u64).wrapping_mul(2_654_435_761).rotate_right(13) as u8).collect()
+    }
+
+    #[test]
+    fn an_object_of_several_parts_has_its_bytes_and_their_digest() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Lake::open(dir.path().to_str().unwrap(), true).unwrap();
+        // Parts in flight one after the other, and a short last one; written in
+        // pieces that straddle the part boundaries.
+        let data = pattern(3 * PART + 12_345);
+        let mut w = lake.writer("t/part-0.parquet").unwrap();
+        for piece in data.chunks(1_000_003) {
+            w.write_all(piece).unwrap();
+        }
+        assert!(w.parts >= 2, "parts handed over before the seal: {}", w.parts);
+        let (size, sha) = w.finish().unwrap();
+        assert_eq!(size, data.len() as u64);
+        let digest = <sha2::Sha256 as sha2::Digest>::digest(&data);
+        assert_eq!(sha, digest.iter().map(|b| format!("{b:02x}")).collect::<String>());
+        assert!(lake.get("t/part-0.parquet").unwrap() == data, "the object's bytes are those written, in order");
+    }
+
+    #[test]
+    fn a_writer_dropped_with_a_part_in_flight_leaves_no_object() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Lake::open(dir.path().to_str().unwrap(), true).unwrap();
+        let mut w = lake.writer("t/part-0.parquet").unwrap();
+        w.write_all(&pattern(PART + 1)).unwrap();
+        assert!(w.in_flight.is_some());
+        drop(w);
+        assert!(lake.get_opt("t/part-0.parquet").unwrap().is_none());
     }
 }
