@@ -289,27 +289,47 @@ impl Engine {
         }
         let ctx = Ctx { catalog: &self.catalog, subs: &self.subs, packages: &self.packages };
         let runs = &runs;
-        let outs: Vec<HourOut> = each(self.sequential, work, 64, |(book, mine, unrated)| {
+        // Accounts are rated in groups of consecutive accounts, each group into one
+        // output (its lines in one vector, sized up front): a few rows an account
+        // would otherwise cost a small vector each, grown and then copied.
+        let mut groups: Vec<Vec<(&mut AccountBook, &[Pos<'_>], Option<Dec>)>> = Vec::new();
+        let mut rows_in_group = usize::MAX;
+        for w in work {
+            if rows_in_group >= GROUP_ROWS {
+                groups.push(Vec::new());
+                rows_in_group = 0;
+            }
+            rows_in_group += w.1.len() + 1;
+            groups.last_mut().expect("a group is open").push(w);
+        }
+        let outs: Vec<(HourOut, Vec<Settlement>)> = each(self.sequential, groups, 1, |group| {
             let mut out = HourOut::default();
-            for &(.., k, i) in mine {
-                book.rate(&runs[k as usize][i as usize].1, &ctx, &mut out);
+            // A line a row, and an adjustment an account at most (more only with
+            // packages or subscriptions, which grow the vector).
+            out.lines.reserve(group.iter().map(|(_, mine, _)| mine.len() + 1).sum());
+            let mut settlements = Vec::with_capacity(group.len());
+            for (book, mine, unrated) in group {
+                for &(.., k, i) in mine {
+                    book.rate(&runs[k as usize][i as usize].1, &ctx, &mut out);
+                }
+                if let Some(sum) = unrated {
+                    book.add_unrated(sum);
+                }
+                book.settle(hour, &mut out);
+                settlements.extend(out.settlement.take());
             }
-            if let Some(sum) = unrated {
-                book.add_unrated(sum);
-            }
-            book.settle(hour, &mut out);
-            out
+            (out, settlements)
         });
         let n_rows = order.len() as u64;
         let mut rejected_later = 0u64;
-        result.lines.reserve(outs.iter().map(|o| o.lines.len()).sum());
-        for o in outs {
+        result.lines.reserve(outs.iter().map(|o| o.0.lines.len()).sum());
+        for (o, settlements) in outs {
             rejected_later += o.rejected.len() as u64;
             result.lines.extend(o.lines);
             result.rejected.extend(o.rejected);
             result.alerts.extend(o.alerts);
             result.deductions.extend(o.deductions);
-            result.settlements.extend(o.settlement);
+            result.settlements.extend(settlements);
         }
         result.rows_rated = n_rows - rejected_later;
         self.count(&result.lines);
@@ -489,6 +509,9 @@ impl Engine {
     }
 
 }
+
+/// Rows (and accounts) in a group of accounts rated into one output.
+const GROUP_ROWS: usize = 512;
 
 /// `f` over `items`, in order: on the thread pool (in runs of at least `min_len`), or
 /// on the calling thread.
