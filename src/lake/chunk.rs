@@ -1,6 +1,7 @@
-//! The lake's own encoder for three kinds of output column chunk: strings drawn from
+//! The lake's own encoder for four kinds of output column chunk: strings drawn from
 //! short lists (account ids, SKUs, units, constants), which the line items carry as
-//! dictionary keys, exact decimals, and timestamps.
+//! dictionary keys, exact decimals, timestamps, and strings that hardly repeat
+//! (record ids, exact quantities), written PLAIN without statistics.
 //!
 //! The general Parquet writer hashes every string again to find its dictionary
 //! entry, compares every value for the statistics, and turns each decimal into a
@@ -12,8 +13,9 @@
 //! The chunks are plain Parquet, as the general writer makes them: a PLAIN dictionary
 //! page first, then format-v1 data pages of at most 20,000 rows (definition levels
 //! RLE, values RLE_DICTIONARY; PLAIN for the pages of a decimal column after its
-//! dictionary is full), Snappy compression, chunk statistics, and a column and an
-//! offset index.
+//! dictionary is full; PLAIN for strings that hardly repeat, in pages of at most
+//! 20,000 rows and about 1 MiB), Snappy compression, chunk statistics, and a column
+//! and an offset index (the PLAIN strings: no statistics, an offset index only).
 
 use arrow_array::types::UInt32Type;
 use arrow_array::{Array, ArrayRef, Decimal128Array, DictionaryArray, StringArray, TimestampMicrosecondArray};
@@ -39,6 +41,9 @@ const DICT_BYTES_MAX: usize = 1 << 20;
 /// whose bound is longer leaves the chunk without a column index.
 const INDEX_BOUND_MAX: usize = 64;
 const NONE: u32 = u32::MAX;
+/// Bytes of PLAIN strings after which a data page is closed (the general writer's
+/// default page size limit).
+const PAGE_BYTES: usize = 1 << 20;
 
 /// Whether a column of this Arrow type, written to this Parquet column, is one
 /// this encoder takes.
@@ -48,6 +53,7 @@ pub fn takes(data_type: &arrow_schema::DataType, descr: &ColumnDescPtr) -> bool 
         D::Dictionary(k, v) => **k == D::UInt32 && **v == D::Utf8 && descr.physical_type() == PhysicalType::BYTE_ARRAY,
         D::Decimal128(..) => descr.physical_type() == PhysicalType::FIXED_LEN_BYTE_ARRAY && descr.type_length() == 16,
         D::Timestamp(arrow_schema::TimeUnit::Microsecond, _) => descr.physical_type() == PhysicalType::INT64,
+        D::Utf8 => descr.physical_type() == PhysicalType::BYTE_ARRAY,
         _ => false,
     }
 }
@@ -71,6 +77,8 @@ enum Dictionary {
         /// Full: the remaining pages are PLAIN.
         full: bool,
     },
+    /// None: strings written PLAIN as they come.
+    Plain,
 }
 
 /// A written data page and what the indexes need of it.
@@ -96,6 +104,8 @@ pub struct ChunkEncoder {
     levels: Vec<u32>,
     ids: Vec<u32>,
     decimals: Vec<i128>,
+    /// The open page's PLAIN strings (4-byte length, then the bytes, each).
+    strings: Vec<u8>,
     page_rows: usize,
     page_nulls: usize,
     pages: Vec<DataPage>,
@@ -105,10 +115,13 @@ pub struct ChunkEncoder {
 
 impl ChunkEncoder {
     /// An encoder for a column of `data_type` (one [`takes`]). Decimal and timestamp
-    /// columns use a dictionary when `dictionary`; string columns always do.
+    /// columns use a dictionary when `dictionary`; keyed string columns always do;
+    /// plain string columns never do, and have no statistics (the sink hands it only
+    /// those).
     pub fn new(data_type: &arrow_schema::DataType, descr: ColumnDescPtr, nullable: bool, dictionary: bool, stats: bool) -> ChunkEncoder {
         let dict = match data_type {
             arrow_schema::DataType::Decimal128(..) | arrow_schema::DataType::Timestamp(..) => Dictionary::Dec { entries: Vec::new(), ids: FxHashMap::default(), full: !dictionary },
+            arrow_schema::DataType::Utf8 => Dictionary::Plain,
             _ => Dictionary::Str { plain: Vec::new(), spans: Vec::new(), by_content: FxHashMap::default(), values: None, slot: Vec::new() },
         };
         ChunkEncoder {
@@ -120,6 +133,7 @@ impl ChunkEncoder {
             levels: Vec::with_capacity(PAGE_ROWS),
             ids: Vec::with_capacity(PAGE_ROWS),
             decimals: Vec::new(),
+            strings: Vec::new(),
             page_rows: 0,
             page_nulls: 0,
             pages: Vec::new(),
@@ -140,6 +154,9 @@ impl ChunkEncoder {
         }
         if let Some(a) = array.as_any().downcast_ref::<TimestampMicrosecondArray>() {
             return self.write_numbers(a.values(), a.nulls(), i128::from);
+        }
+        if let Some(a) = array.as_any().downcast_ref::<StringArray>() {
+            return self.write_strings(a);
         }
         Err(ParquetError::General(format!("column {}: {} is not encoded here", self.descr.name(), array.data_type())))
     }
@@ -250,6 +267,45 @@ impl ChunkEncoder {
         self.page_rows += n;
     }
 
+    /// Strings, PLAIN: a page closes at 20,000 rows or once its values pass 1 MiB.
+    fn write_strings(&mut self, a: &StringArray) -> Result<()> {
+        if !matches!(self.dict, Dictionary::Plain) {
+            return Err(ParquetError::General(format!("column {}: plain strings for a keyed or numeric column", self.descr.name())));
+        }
+        let offsets = a.value_offsets();
+        let data = a.value_data();
+        let nulls = a.nulls().filter(|n| n.null_count() > 0);
+        let mut at = 0;
+        while at < a.len() {
+            let most = (PAGE_ROWS - self.page_rows).min(a.len() - at);
+            // The rows that fit under the page's byte limit (at least one; a null is
+            // counted as a 4-byte length too).
+            let room = PAGE_BYTES.saturating_sub(self.strings.len());
+            let take = match (0..=most).position(|k| (offsets[at + k] - offsets[at]) as usize + 4 * k > room) {
+                Some(past) => (past - 1).max(1),
+                None => most,
+            };
+            let valid = nulls.map(|n| n.inner().slice(at, take));
+            self.strings.reserve((offsets[at + take] - offsets[at]) as usize + 4 * take);
+            for i in at..at + take {
+                if valid.as_ref().is_none_or(|v| v.value(i - at)) {
+                    let (from, to) = (offsets[i] as usize, offsets[i + 1] as usize);
+                    self.strings.extend_from_slice(&((to - from) as u32).to_le_bytes());
+                    self.strings.extend_from_slice(&data[from..to]);
+                }
+            }
+            match &valid {
+                None => self.present(take),
+                Some(v) => self.levels_of(v),
+            }
+            at += take;
+            if self.page_rows == PAGE_ROWS || self.strings.len() >= PAGE_BYTES {
+                self.close_page()?;
+            }
+        }
+        Ok(())
+    }
+
     /// Decimals (as their 128-bit mantissas) or timestamps, each value `as_i128`.
     fn write_numbers<T: Copy>(&mut self, values: &[T], nulls: Option<&arrow_buffer::NullBuffer>, as_i128: impl Fn(T) -> i128) -> Result<()> {
         if !matches!(self.dict, Dictionary::Dec { .. }) {
@@ -300,7 +356,11 @@ impl ChunkEncoder {
         let (encoding, bounds) = match &mut self.dict {
             // A page of nulls only has no values: PLAIN, so that a chunk of nulls
             // only needs no dictionary.
-            _ if self.ids.is_empty() && self.decimals.is_empty() => (Encoding::PLAIN, None),
+            _ if self.ids.is_empty() && self.decimals.is_empty() && self.strings.is_empty() => (Encoding::PLAIN, None),
+            Dictionary::Plain => {
+                buf.extend_from_slice(&self.strings);
+                (Encoding::PLAIN, None)
+            }
             Dictionary::Str { plain, spans, .. } => {
                 let bounds = if self.stats { str_bounds(&self.ids, spans, plain, &mut self.seen, page_no) } else { None };
                 values_rle(&self.ids, spans.len(), &mut buf);
@@ -364,6 +424,7 @@ impl ChunkEncoder {
         self.levels.clear();
         self.ids.clear();
         self.decimals.clear();
+        self.strings.clear();
         self.page_rows = 0;
         self.page_nulls = 0;
         Ok(())
@@ -400,6 +461,7 @@ impl ChunkEncoder {
                 *full = !self.dictionary;
                 page
             }
+            Dictionary::Plain => None,
         };
 
         let mut sink = TrackedWrite::new(Vec::new());

@@ -346,11 +346,12 @@ fn own_encoders(schema: &Schema, file: &SerializedFileWriter<LakeWriter>) -> Vec
         .enumerate()
         .map(|(i, f)| {
             let d = descr.column(i);
-            chunk::takes(f.data_type(), &d).then(|| {
-                let path = d.path().clone();
-                let stats = props.statistics_enabled(&path) != EnabledStatistics::None;
-                ChunkEncoder::new(f.data_type(), d, f.is_nullable(), props.dictionary_enabled(&path), stats)
-            })
+            let path = d.path().clone();
+            let stats = props.statistics_enabled(&path) != EnabledStatistics::None;
+            let dictionary = props.dictionary_enabled(&path);
+            // Strings as they are: only those written PLAIN without statistics.
+            let plain_strings = *f.data_type() != DataType::Utf8 || (!dictionary && !stats);
+            (chunk::takes(f.data_type(), &d) && plain_strings).then(|| ChunkEncoder::new(f.data_type(), d, f.is_nullable(), dictionary, stats))
         })
         .collect()
 }
@@ -1235,14 +1236,15 @@ mod tests {
     /// statistics: over two row groups, pages that span batches, nulls, a column of
     /// nulls only, a constant, keys whose dictionary changes between batches or
     /// repeats a string, a decimal column whose dictionary fills, columns whose
-    /// rare nulls come late in a page that spans batches, and timestamps (one whose
-    /// dictionary fills).
+    /// rare nulls come late in a page that spans batches, timestamps (one whose
+    /// dictionary fills), and plain strings (nulls, empty and long ones, pages cut by
+    /// their bytes).
     #[test]
     fn own_encoding_reads_back_as_the_general_writers() {
         use parquet::file::reader::{FileReader, SerializedFileReader};
         let tmp = tempfile::tempdir().unwrap();
         let lake = Lake::open(tmp.path().to_str().unwrap(), true).unwrap();
-        let fields = vec![k("k1"), kn("k2"), k("k3"), f("d1", dec_type(), true), f("d2", dec_type(), false), s("plain"), k("k4"), f("d3", dec_type(), true), f("t1", ts_type(), true), f("t2", ts_type(), false)];
+        let fields = vec![k("k1"), kn("k2"), k("k3"), f("d1", dec_type(), true), f("d2", dec_type(), false), s("plain"), k("k4"), f("d3", dec_type(), true), f("t1", ts_type(), true), f("t2", ts_type(), false), f("x_UsageRecordId", DataType::Utf8, true)];
         let keyed = Arc::new(Schema::new(fields.clone()));
         let shared = Arc::new(StringArray::from(vec!["delta", "alpha", "charlie", "alpha", "bravo"])) as ArrayRef;
         let sizes = [33_333usize, 1, 500_000, 20_000, 19_999, 600_000];
@@ -1263,14 +1265,22 @@ mod tests {
             let d3 = col_dec((0..n as i64).map(|i| (!rare(i)).then_some(Dec((i % 3) as i128))));
             let t1 = col_ts((0..n as i64).map(|i| ((row + i) % 13 != 4).then_some(1_767_225_600_000_000 + ((row + i) % 2 * 2 - 1) * (row + i) * 1_000_000)));
             let t2 = col_ts((0..n as i64).map(|i| Some(1_767_225_600_000_000 + (row + i) / 5000 * 3_600_000_000)));
+            let ids = col_string((0..n as i64).map(|i| {
+                let r = row + i;
+                (r % 17 != 9).then(|| match r {
+                    _ if r % 13 == 0 => String::new(),
+                    100_000..140_000 => format!("{r:0>100}"),
+                    _ => format!("rec-{r}"),
+                })
+            }));
             row += n as i64;
             let strings = |a: &ArrayRef| -> ArrayRef {
                 let d = a.as_any().downcast_ref::<DictionaryArray<UInt32Type>>().unwrap();
                 let v = d.values().as_any().downcast_ref::<StringArray>().unwrap();
                 col_str(d.keys().iter().map(|k| k.map(|k| v.value(k as usize))))
             };
-            general.push(vec![strings(&k1), strings(&k2), strings(&k3), d1.clone(), d2.clone(), plain.clone(), strings(&k4), d3.clone(), t1.clone(), t2.clone()]);
-            ours.push(vec![k1, k2, k3, d1, d2, plain, k4, d3, t1, t2]);
+            general.push(vec![strings(&k1), strings(&k2), strings(&k3), d1.clone(), d2.clone(), plain.clone(), strings(&k4), d3.clone(), t1.clone(), t2.clone(), ids.clone()]);
+            ours.push(vec![k1, k2, k3, d1, d2, plain, k4, d3, t1, t2, ids]);
         }
         let mut sink = TableSink::create(&lake, "ours.parquet", keyed.clone()).unwrap();
         for cols in &ours {
@@ -1350,6 +1360,13 @@ mod tests {
             }
             group_start += ma.row_group(g).num_rows() as usize;
         }
+        // The plain strings: PLAIN pages only, no dictionary nor statistics, an offset
+        // index; pages of long strings close before 20,000 rows.
+        let ids = ma.row_group(0).column(10);
+        assert!(ids.encodings().all(|e| matches!(e, parquet::basic::Encoding::PLAIN | parquet::basic::Encoding::RLE)));
+        assert!(ids.dictionary_page_offset().is_none() && ids.statistics().is_none());
+        let pages = |c: usize| indexed.page_index_for_row_group(0).page_locations(c).unwrap().len();
+        assert!(pages(10) > pages(0), "{} pages of plain strings, {} of keys", pages(10), pages(0));
         // The first decimal column's dictionary filled: its later pages are PLAIN.
         let d1 = ma.row_group(0).column(3);
         assert!(d1.encodings().any(|e| e == parquet::basic::Encoding::PLAIN) && d1.encodings().any(|e| e == parquet::basic::Encoding::RLE_DICTIONARY));
