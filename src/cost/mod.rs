@@ -159,6 +159,10 @@ struct Tally {
     accounts: Vec<AccountTally>,
     /// The composition sums of the account being observed.
     pending: Pending,
+    /// The resource names of the hour before, by chunk and row (see [`Tally::resource`]).
+    resources_before: Vec<Vec<Sym>>,
+    /// The same, for the hour being observed.
+    resources_now: Vec<Vec<Sym>>,
 }
 
 /// An hour's lines come account by account, and among one account's lines a few
@@ -340,6 +344,9 @@ impl CostBook {
                 }
             }
         }
+        if !chunks.is_empty() {
+            self.tally.this_hour(chunks);
+        }
         let mut allocated = vec![false; lines.len()];
         let t = &mut self.tally;
         for ((account, pool), ph) in &pools {
@@ -387,7 +394,7 @@ impl CostBook {
                 &here
             };
             let syms = u.as_ref().map(|u| RowSyms {
-                resource: self.tally.syms.id(u.resource),
+                resource: self.tally.resource(u.resource, l.usage),
                 project: self.tally.syms.opt_here(u.project),
                 tags: self.tally.syms.opt_here(u.tags),
             });
@@ -399,11 +406,14 @@ impl CostBook {
         }
         self.tally.pending.flush(&mut self.tally.accounts);
         self.tally.syms.here.clear();
+        if !chunks.is_empty() {
+            std::mem::swap(&mut self.tally.resources_before, &mut self.tally.resources_now);
+        }
     }
 
     fn observe_line(&mut self, l: &Line, u: Option<&UsageView<'_>>, syms: Option<RowSyms>, n: &Names<'_>) {
         let module = u.and_then(|u| u.module);
-        let Tally { syms: names, accounts, pending } = &mut self.tally;
+        let Tally { syms: names, accounts, pending, .. } = &mut self.tally;
         let (item_name, item) = match l.price_row {
             Some(r) => {
                 let name = n.catalog.row(r).billing_item.as_str();
@@ -556,6 +566,30 @@ impl CostBook {
 }
 
 impl Tally {
+    /// The interned resource name of a line's usage row. A usage export lists its
+    /// resources in much the same order every hour, so the name the same place held
+    /// the hour before is tried first (one comparison, no hashing).
+    fn resource(&mut self, name: &str, loc: Option<crate::rules::checks::RowLoc>) -> Sym {
+        let Some(loc) = loc else { return self.syms.id(name) };
+        let (c, r) = (loc.chunk as usize, loc.row as usize);
+        let before = self.resources_before.get(c).and_then(|v| v.get(r)).copied().unwrap_or(NO_SYM);
+        let sym = if before != NO_SYM && self.syms.name(before) == Some(name) { before } else { self.syms.id(name) };
+        if let Some(slot) = self.resources_now.get_mut(c).and_then(|v| v.get_mut(r)) {
+            *slot = sym;
+        }
+        sym
+    }
+
+    /// Sizes the places of the hour about to be observed like its chunks.
+    fn this_hour(&mut self, chunks: &[UsageChunk]) {
+        self.resources_now.resize_with(chunks.len(), Vec::new);
+        self.resources_now.truncate(chunks.len());
+        for (v, c) in self.resources_now.iter_mut().zip(chunks) {
+            v.clear();
+            v.resize(c.len, NO_SYM);
+        }
+    }
+
     fn allocate(&mut self, account: u32, key: AllocSyms, amount: Dec) {
         let e = of(&mut self.accounts, account).allocation.entry(key).or_default();
         *e = e.add(amount);

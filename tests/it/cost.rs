@@ -231,3 +231,42 @@ fn streamed_and_filtered_reads_give_the_cached_bytes() {
     assert_eq!(recs.iter().filter(|r| r["verified_by_rerating"] == "true").count(), 2, "{recs:#?}");
     assert_eq!(cached, streamed);
 }
+
+/// Two resources that trade places in the usage file from hour to hour, and a third
+/// that takes the place of one: each resource's allocated cost is the cost of its
+/// own rows (the cost book tries the name the same place held the hour before, and
+/// must not take it for another's).
+#[test]
+fn resources_that_change_places_between_hours_keep_their_own_costs() {
+    let mut s = Scenario::new();
+    s.price("cpu", NodeHour, "1.00", "0");
+    s.account("A", "5000");
+    // Hour h: row 0 and row 1 of the hour's file. Nodes: r-a 1, r-b 10, r-c 100.
+    let layout: [[(&str, i32); 2]; 4] = [[("r-a", 1), ("r-b", 10)], [("r-b", 10), ("r-a", 1)], [("r-c", 100), ("r-a", 1)], [("r-a", 1), ("r-b", 10)]];
+    let start = t("2026-01-05T00:00");
+    for (h, rows) in layout.iter().enumerate() {
+        let at = start + h as i64 * H;
+        for (k, (resource, nodes)) in rows.iter().enumerate() {
+            let r = s.usage(&format!("u-{h}-{k}"), "A", "cpu", "2026-01-05T00:00", "2026-01-05T00:00", *nodes);
+            r.start = Some(at);
+            r.end = Some(at + H);
+            r.resource_id = Some(resource.to_string());
+            let row = r.clone();
+            s.files.values_mut().for_each(|v| v.retain(|x| x.record_id != row.record_id));
+            s.row_in(&Scenario::partition_file(at, "part-0.parquet"), row);
+        }
+    }
+    s.write();
+    s.close("2026-01").unwrap();
+    let alloc = read_table(&s.lake(), "cost/allocation", "2026-01");
+    let mut by_resource: std::collections::BTreeMap<String, billrun::decimal::Dec> = Default::default();
+    for row in Outputs::rows(&alloc) {
+        let e = by_resource.entry(row["ResourceId"].clone()).or_default();
+        *e = e.add(d(&row["EffectiveCost"]));
+    }
+    assert_eq!(by_resource.get("r-a"), Some(&d("4")), "{by_resource:?}");
+    assert_eq!(by_resource.get("r-b"), Some(&d("30")), "{by_resource:?}");
+    assert_eq!(by_resource.get("r-c"), Some(&d("100")), "{by_resource:?}");
+    let all = by_resource.values().fold(billrun::decimal::Dec::ZERO, |a, v| a.add(*v));
+    assert_eq!(all, d("134"), "{by_resource:?}");
+}
