@@ -159,10 +159,14 @@ struct Tally {
     accounts: Vec<AccountTally>,
     /// The composition sums of the account being observed.
     pending: Pending,
-    /// The resource names of the hour before, by chunk and row (see [`Tally::resource`]).
-    resources_before: Vec<Vec<Sym>>,
-    /// The same, for the hour being observed.
-    resources_now: Vec<Vec<Sym>>,
+    /// Per account, the resource names of its lines in the last hour it had lines, in
+    /// their order (see [`Tally::resource`]).
+    recent: Vec<Vec<Sym>>,
+    /// The account whose lines are being observed, its names so far this hour, and
+    /// the place in its `recent` names to try next.
+    current: Option<u32>,
+    names_now: Vec<Sym>,
+    cursor: usize,
 }
 
 /// An hour's lines come account by account, and among one account's lines a few
@@ -344,9 +348,6 @@ impl CostBook {
                 }
             }
         }
-        if !chunks.is_empty() {
-            self.tally.this_hour(chunks);
-        }
         let mut allocated = vec![false; lines.len()];
         let t = &mut self.tally;
         for ((account, pool), ph) in &pools {
@@ -394,7 +395,7 @@ impl CostBook {
                 &here
             };
             let syms = u.as_ref().map(|u| RowSyms {
-                resource: self.tally.resource(u.resource, l.usage),
+                resource: self.tally.resource(l.account, u.resource),
                 project: self.tally.syms.opt_here(u.project),
                 tags: self.tally.syms.opt_here(u.tags),
             });
@@ -406,9 +407,7 @@ impl CostBook {
         }
         self.tally.pending.flush(&mut self.tally.accounts);
         self.tally.syms.here.clear();
-        if !chunks.is_empty() {
-            std::mem::swap(&mut self.tally.resources_before, &mut self.tally.resources_now);
-        }
+        self.tally.end_account();
     }
 
     fn observe_line(&mut self, l: &Line, u: Option<&UsageView<'_>>, syms: Option<RowSyms>, n: &Names<'_>) {
@@ -566,27 +565,39 @@ impl CostBook {
 }
 
 impl Tally {
-    /// The interned resource name of a line's usage row. A usage export lists its
-    /// resources in much the same order every hour, so the name the same place held
-    /// the hour before is tried first (one comparison, no hashing).
-    fn resource(&mut self, name: &str, loc: Option<crate::rules::checks::RowLoc>) -> Sym {
-        let Some(loc) = loc else { return self.syms.id(name) };
-        let (c, r) = (loc.chunk as usize, loc.row as usize);
-        let before = self.resources_before.get(c).and_then(|v| v.get(r)).copied().unwrap_or(NO_SYM);
-        let sym = if before != NO_SYM && self.syms.name(before) == Some(name) { before } else { self.syms.id(name) };
-        if let Some(slot) = self.resources_now.get_mut(c).and_then(|v| v.get_mut(r)) {
-            *slot = sym;
+    /// The interned resource name of a line's usage row. An account's lines come
+    /// together, in the order of their record ids, and an account's resources change
+    /// little from hour to hour: the names its lines had the last hour, in that order,
+    /// are tried first (a comparison or two, no hashing), the table only when neither
+    /// is the name.
+    fn resource(&mut self, account: u32, name: &str) -> Sym {
+        if self.current != Some(account) {
+            self.end_account();
+            self.current = Some(account);
+            self.cursor = 0;
         }
+        let recent = self.recent.get(account as usize).map_or(&[][..], Vec::as_slice);
+        let tried = recent.get(self.cursor..).unwrap_or_default().iter().take(2).position(|&s| self.syms.name(s) == Some(name));
+        let sym = match tried {
+            Some(j) => {
+                self.cursor += j + 1;
+                recent[self.cursor - 1]
+            }
+            None => self.syms.id(name),
+        };
+        self.names_now.push(sym);
         sym
     }
 
-    /// Sizes the places of the hour about to be observed like its chunks.
-    fn this_hour(&mut self, chunks: &[UsageChunk]) {
-        self.resources_now.resize_with(chunks.len(), Vec::new);
-        self.resources_now.truncate(chunks.len());
-        for (v, c) in self.resources_now.iter_mut().zip(chunks) {
-            v.clear();
-            v.resize(c.len, NO_SYM);
+    /// The names of the account being observed become its recent names.
+    fn end_account(&mut self) {
+        if let Some(a) = self.current.take() {
+            let a = a as usize;
+            if self.recent.len() <= a {
+                self.recent.resize_with(a + 1, Vec::new);
+            }
+            std::mem::swap(&mut self.recent[a], &mut self.names_now);
+            self.names_now.clear();
         }
     }
 

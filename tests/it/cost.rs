@@ -232,10 +232,10 @@ fn streamed_and_filtered_reads_give_the_cached_bytes() {
     assert_eq!(cached, streamed);
 }
 
-/// Two resources that trade places in the usage file from hour to hour, and a third
-/// that takes the place of one: each resource's allocated cost is the cost of its
-/// own rows (the cost book tries the name the same place held the hour before, and
-/// must not take it for another's).
+/// Two resources that trade places from hour to hour, and a third that takes the
+/// place of one: each resource's allocated cost is the cost of its own rows (the
+/// cost book tries the names an account's lines had the hour before, in their order,
+/// and must not take one for another).
 #[test]
 fn resources_that_change_places_between_hours_keep_their_own_costs() {
     let mut s = Scenario::new();
