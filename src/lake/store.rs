@@ -311,9 +311,15 @@ impl LakeWriter {
             lake: w.lake.url.clone(),
             source: object_store::Error::Generic { store: "lake", source: Box::new(e) },
         };
-        self.flush_part().map_err(|e| store_err(&self, e))?;
-        let hasher = self.settle_part().map_err(|e| store_err(&self, e))?;
-        let upload = self.upload.take().expect("seal once");
+        // The last part is hashed and uploaded here: nothing is left to overlap with.
+        let mut hasher = self.settle_part().map_err(|e| store_err(&self, e))?;
+        let mut upload = self.upload.take().expect("seal once");
+        if !self.buf.is_empty() {
+            let data = std::mem::take(&mut self.buf);
+            sha2::Digest::update(&mut hasher, &data);
+            self.lake.rt.block_on(upload.put_part(PutPayload::from(data))).map_err(|e| self.lake.err("write", &self.rel, e))?;
+            self.parts += 1;
+        }
         let digest = sha2::Digest::finalize(hasher);
         Ok(Sealed {
             lake: self.lake.clone(),
