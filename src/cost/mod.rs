@@ -230,13 +230,13 @@ struct AccountTally {
 /// An allocation's source, target, project, tags and method.
 type AllocSyms = (Sym, Sym, Sym, Sym, Method);
 
-/// The accumulators of account `a`, opened on first use.
-fn of(accounts: &mut Vec<AccountTally>, a: u32) -> &mut AccountTally {
+/// The entry of account `a` in a table by account index, opened on first use.
+fn of<T: Default>(by_account: &mut Vec<T>, a: u32) -> &mut T {
     let i = a as usize;
-    if accounts.len() <= i {
-        accounts.resize_with(i + 1, AccountTally::default);
+    if by_account.len() <= i {
+        by_account.resize_with(i + 1, T::default);
     }
-    &mut accounts[i]
+    &mut by_account[i]
 }
 
 /// The interned names of a line's usage row.
@@ -592,11 +592,7 @@ impl Tally {
     /// The names of the account being observed become its recent names.
     fn end_account(&mut self) {
         if let Some(a) = self.current.take() {
-            let a = a as usize;
-            if self.recent.len() <= a {
-                self.recent.resize_with(a + 1, Vec::new);
-            }
-            std::mem::swap(&mut self.recent[a], &mut self.names_now);
+            std::mem::swap(of(&mut self.recent, a), &mut self.names_now);
             self.names_now.clear();
         }
     }
