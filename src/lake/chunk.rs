@@ -59,6 +59,7 @@ pub fn takes(data_type: &arrow_schema::DataType, descr: &ColumnDescPtr) -> bool 
 }
 
 /// The distinct values of the open row group, in order of first appearance.
+#[derive(Clone)]
 enum Dictionary {
     Str {
         /// PLAIN encoding of the entries: 4-byte length, then the bytes.
@@ -138,6 +139,37 @@ impl ChunkEncoder {
             page_nulls: 0,
             pages: Vec::new(),
             seen: Vec::new(),
+        }
+    }
+
+    /// An encoder for the column `descr` whose values so far are the very values this
+    /// one was given (with the same settings): its state is this one's, so it goes on
+    /// to the bytes encoding them itself would have given.
+    pub fn fork(&self, descr: ColumnDescPtr) -> ChunkEncoder {
+        ChunkEncoder {
+            descr,
+            nullable: self.nullable,
+            stats: self.stats,
+            dictionary: self.dictionary,
+            dict: self.dict.clone(),
+            levels: self.levels.clone(),
+            ids: self.ids.clone(),
+            decimals: self.decimals.clone(),
+            strings: self.strings.clone(),
+            page_rows: self.page_rows,
+            page_nulls: self.page_nulls,
+            pages: self
+                .pages
+                .iter()
+                .map(|p| DataPage {
+                    page: CompressedPage::new(p.page.compressed_page().clone(), p.page.uncompressed_size()),
+                    encoding: p.encoding,
+                    rows: p.rows,
+                    nulls: p.nulls,
+                    bounds: p.bounds.clone(),
+                })
+                .collect(),
+            seen: self.seen.clone(),
         }
     }
 

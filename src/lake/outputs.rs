@@ -227,11 +227,8 @@ impl TableSink {
             let part = batch.slice(at, take);
             if self.group_rows == 0 {
                 self.copy_of = copy_of.clone();
-            } else if copy_of != self.copy_of {
-                return Err(parquet::errors::ParquetError::General(format!(
-                    "internal: the columns that repeat others changed within a row group ({:?}, then {:?})",
-                    self.copy_of, copy_of
-                )));
+            } else {
+                self.stop_repeating(&copy_of)?;
             }
             let mut jobs = Vec::with_capacity(self.group.len());
             let schema = part.schema();
@@ -259,6 +256,30 @@ impl TableSink {
             if self.group_rows == ROW_GROUP_ROWS {
                 self.close_group()?;
             }
+        }
+        Ok(())
+    }
+
+    /// A column that repeated an earlier one in the open row group's batches so far
+    /// but not in this batch's (`copy_of`) takes over the earlier column's encoder as
+    /// it stands, its values so far being the same, and goes on by itself. A column
+    /// that repeats another only from this batch on is simply encoded by itself.
+    fn stop_repeating(&mut self, copy_of: &[Option<usize>]) -> parquet::errors::Result<()> {
+        for i in 0..copy_of.len() {
+            let Some(j) = self.copy_of[i] else { continue };
+            if copy_of[i] == Some(j) {
+                continue;
+            }
+            let forked = match &self.own[j] {
+                Some(earlier) if self.own[i].is_some() => earlier.fork(self.file.schema_descr().column(i)),
+                _ => {
+                    return Err(parquet::errors::ParquetError::General(format!(
+                        "internal: column {i} stopped repeating column {j} within a row group, and is not encoded here"
+                    )))
+                }
+            };
+            self.own[i] = Some(forked);
+            self.copy_of[i] = None;
         }
         Ok(())
     }
@@ -677,17 +698,34 @@ pub fn line_items_batch(lines: &[Line], chunks: &[UsageChunk], n: &Names<'_>) ->
     let is_usage = |l: &Line| !matches!(l.kind, LineKind::Purchase | LineKind::Adjustment);
     let constant = |v: Option<&str>| col_keyed(lines.iter().map(|_| v));
     let qty: Vec<Dec> = lines.iter().map(|l| l.quantity.to_dec()).collect();
+    // Columns that are the same as others in most batches (no commitment, no
+    // purchase) are then shared too; the sink encodes a column by itself from the
+    // batch on where it differs.
+    let same_quantity = lines.iter().all(|l| l.kind != LineKind::Purchase);
+    let same_unit = lines.iter().all(|l| is_usage(l) || l.unit.is_none());
+    let same_cost = lines.iter().all(|l| l.effective == l.billed);
+    let unless = |same: bool, build: &dyn Fn() -> ArrayRef| if same { arrow_array::new_null_array(&DataType::Null, 0) } else { build() };
     // Columns FOCUS repeats are built once and shared (the sink then encodes them once).
-    let [list_unit_price, list_cost, commitment_id, provider, region, project]: [ArrayRef; 6] = par_columns![
+    let [list_unit_price, list_cost, commitment_id, provider, region, project, pricing_quantity, pricing_unit, billed, consumed_quantity, consumed_unit, effective]: [ArrayRef; 12] = par_columns![
         col_dec(lines.iter().map(|l| l.price_row.map(|_| l.list_unit_price))),
         col_dec(lines.iter().map(|l| Some(l.list_cost))),
         col_keyed(views.iter().map(|v| v.commitment.map(|c| c.0))),
         constant(Some(PROVIDER)),
         col_keyed(views.iter().map(|v| v.region)),
         col_keyed(views.iter().map(|v| v.usage_str(|c, r| c.enterprise_project.get(r)))),
+        col_dec(lines.iter().zip(&qty).map(|(l, q)| (l.kind != LineKind::Adjustment).then_some(*q))),
+        col_keyed(lines.iter().map(|l| l.unit.map(unit_name))),
+        col_dec(lines.iter().map(|l| Some(l.billed))),
+        unless(same_quantity, &|| col_dec(lines.iter().zip(&qty).map(|(l, q)| is_usage(l).then_some(*q)))),
+        unless(same_unit, &|| col_keyed(lines.iter().map(|l| if is_usage(l) { l.unit.map(unit_name) } else { None }))),
+        unless(same_cost, &|| col_dec(lines.iter().map(|l| Some(l.effective)))),
     ]
     .try_into()
-    .expect("six columns");
+    .expect("twelve columns");
+    let shared = |same: bool, other: &ArrayRef, own: ArrayRef| if same { other.clone() } else { own };
+    let consumed_quantity = shared(same_quantity, &pricing_quantity, consumed_quantity);
+    let consumed_unit = shared(same_unit, &pricing_unit, consumed_unit);
+    let effective = shared(same_cost, &billed, effective);
     let columns: Vec<ArrayRef> = par_columns![
         col_keyed(views.iter().map(|v| Some(v.account.account_id.as_str()))),
         col_keyed(views.iter().map(|v| Some(v.account.account_name.as_str()))),
@@ -713,16 +751,16 @@ pub fn line_items_batch(lines: &[Line], chunks: &[UsageChunk], n: &Names<'_>) ->
             LineKind::Purchase => Some("Standard"),
             LineKind::Adjustment => None,
         })),
-        col_dec(lines.iter().zip(&qty).map(|(l, q)| (l.kind != LineKind::Adjustment).then_some(*q))),
-        col_keyed(lines.iter().map(|l| l.unit.map(unit_name))),
-        col_dec(lines.iter().zip(&qty).map(|(l, q)| is_usage(l).then_some(*q))),
-        col_keyed(lines.iter().map(|l| if is_usage(l) { l.unit.map(unit_name) } else { None })),
+        pricing_quantity.clone(),
+        pricing_unit.clone(),
+        consumed_quantity.clone(),
+        consumed_unit.clone(),
         list_unit_price.clone(),
         list_cost.clone(),
         list_unit_price.clone(),
         list_cost.clone(),
-        col_dec(lines.iter().map(|l| Some(l.billed))),
-        col_dec(lines.iter().map(|l| Some(l.effective))),
+        billed.clone(),
+        effective.clone(),
         commitment_id.clone(),
         commitment_id.clone(),
         col_keyed(views.iter().map(|v| v.commitment.map(|c| c.1))),
@@ -1231,6 +1269,48 @@ mod tests {
         }
     }
 
+    /// A column that repeats an earlier one in a row group's first batches and then
+    /// stops (`EffectiveCost` is `BilledCost` until a commitment's line) goes on from
+    /// the earlier column's encoder as it stood: the file is byte for byte the one
+    /// two encodings give.
+    #[test]
+    fn a_column_that_stops_repeating_gives_the_bytes_of_its_own_encoding() {
+        let tmp = tempfile::tempdir().unwrap();
+        let lake = Lake::open(tmp.path().to_str().unwrap(), true).unwrap();
+        // Batches larger than a page, so that pages and dictionary entries are
+        // written before the columns part; x has nulls.
+        const N: usize = 25_000;
+        let x = |k: usize| col_dec((0..N).map(|i| (i % 11 != 3).then(|| Dec::from_int((i * k % 997) as i64))));
+        let other = |k: usize| col_dec((0..N).map(|i| Some(Dec::from_int((i * k % 89 + 5000) as i64))));
+        let schema = Arc::new(Schema::new(vec![f("x", dec_type(), true), f("y", dec_type(), true)]));
+        // y repeats x in the first and third batches, not in the second.
+        let mixed: Vec<Vec<ArrayRef>> = (1..4).map(|k| { let a = x(k); vec![a.clone(), if k == 2 { other(k) } else { a }] }).collect();
+        let copied: Vec<Vec<ArrayRef>> = (1..4).map(|k| vec![x(k), if k == 2 { other(k) } else { x(k) }]).collect();
+        let may = vec![vec![], vec![0]];
+        assert_eq!(copies(&mixed[0], Some(&may)), vec![None, Some(0)]);
+        assert_eq!(copies(&mixed[1], Some(&may)), vec![None, None]);
+        let write = |rel: &str, batches: &[Vec<ArrayRef>]| {
+            let mut sink = TableSink::create(&lake, rel, schema.clone()).unwrap();
+            for cols in batches {
+                sink.write(&lake, &RecordBatch::try_new(schema.clone(), cols.clone()).unwrap()).unwrap();
+            }
+            let (written, sealed) = sink.seal(&lake).unwrap();
+            sealed.complete().unwrap();
+            written
+        };
+        let (one, two) = (write("one.parquet", &mixed), write("two.parquet", &copied));
+        assert_eq!(one.sha256, two.sha256);
+        assert_eq!(one.bytes, two.bytes);
+        let back = crate::lake::inputs::decode_parquet("one.parquet", std::fs::read(tmp.path().join("one.parquet")).unwrap().into()).unwrap();
+        let values = |batches: Vec<&ArrayRef>| -> Vec<Option<i128>> {
+            batches.into_iter().flat_map(|a| a.as_any().downcast_ref::<Decimal128Array>().unwrap().iter().collect::<Vec<_>>()).collect()
+        };
+        for c in 0..2 {
+            assert_eq!(values(back.iter().map(|b| b.column(c)).collect()), values(mixed.iter().map(|b| &b[c]).collect()));
+        }
+
+    }
+
     /// Keyed strings and decimals, encoded by the lake's own encoder, read back as
     /// the general writer's encoding of the same values reads back, with the same
     /// statistics: over two row groups, pages that span batches, nulls, a column of
@@ -1418,8 +1498,8 @@ mod tests {
         }
     }
 
-    /// Columns that stop repeating each other within a row group are refused, not
-    /// written wrong.
+    /// A column the general writer encodes (its state cannot be taken over) that stops
+    /// repeating another within a row group is refused, not written wrong.
     #[test]
     fn a_repetition_that_changes_within_a_row_group_is_refused() {
         let tmp = tempfile::tempdir().unwrap();
@@ -1428,6 +1508,6 @@ mod tests {
         let mut sink = TableSink::create(&lake, "t.parquet", schema.clone()).unwrap();
         sink.write(&lake, &RecordBatch::try_new(schema.clone(), batch(1, true)).unwrap()).unwrap();
         let err = sink.write(&lake, &RecordBatch::try_new(schema, batch(2, false)).unwrap()).unwrap_err();
-        assert!(err.to_string().contains("changed within a row group"), "{err}");
+        assert!(err.to_string().contains("column 1 stopped repeating column 0 within a row group"), "{err}");
     }
 }
