@@ -497,7 +497,19 @@ pub fn run(job: &CloseJob) -> Result<CloseReport, JobError> {
     check_allocation(&cost)?;
     let previous = previous_totals(&output, period)?;
     let t = Instant::now();
-    let recommendations = recommend(&engine, &res, &cost, &offers, what_if_reference, &opening, &mut usage, &hours, &verdicts, &hour_sums)?;
+    // The tables that do not depend on the recommendations are written and sealed
+    // while the purchases are re-rated: that work leaves part of a core idle.
+    let run_id = report.run_id.clone();
+    let (recommendations, closed) = std::thread::scope(|scope| {
+        let closing = scope.spawn(|| close_tables(&output, sinks, period, &res, &names, &cost, &previous, &engine.accounts, &settled, &run_id, &job.reason));
+        let recommendations = recommend(&engine, &res, &cost, &offers, what_if_reference, &opening, &mut usage, &hours, &verdicts, &hour_sums);
+        let closed = closing.join().map_err(|_| JobError::Bug("the closing writers panicked".into()));
+        (recommendations, closed)
+    });
+    let (mut sealed_tables, restated, settlement_changes) = closed??;
+    let recommendations = recommendations?;
+    report.restated = restated;
+    report.settlement_changes = settlement_changes;
     drop(hour_sums);
     tracing::info!(recommendations = recommendations.len(), secs = t.elapsed().as_secs_f64(), "recommendations");
     drop(usage);
@@ -511,51 +523,14 @@ pub fn run(job: &CloseJob) -> Result<CloseReport, JobError> {
         }
     }
     report.total_due = due.into_iter().map(|(k, v)| (k, v.to_string())).collect();
-
-    write(&output, &mut sinks, "bills/line_items", &out::line_items_batch(&res.lines, &[], &names))?;
-    write(&output, &mut sinks, "bills/rejected", &out::rejected_orders_batch(&res.rejected_orders, &names))?;
-    let whole = [
-        ("bills/invoices", out::invoices_batch(&res.invoices, &names)),
-        ("bills/account_status", out::account_status_batch(&res.status, &names)),
-        ("bills/package_ledger", out::package_ledger_batch(&res.ledger, &names)),
-        ("cost/analysis", crate::cost::tables::analysis_batch(&cost, &names, &previous)),
-        ("cost/allocation", crate::cost::tables::allocation_batch(&cost, &names)),
-        ("cost/recommendations", crate::cost::tables::recommendations_batch(&recommendations, &names)),
-        ("state", state_batch(&res.closing)),
-    ];
-    for (t, batch) in whole {
-        let mut sink = TableSink::create(&output, &table_path(t, period), batch.schema())?;
-        sink.write(&output, &batch)?;
-        sinks.insert(t, sink);
-    }
-    // Restatements: the published invoices against the new ones.
-    let restatements_rel = table_path("bills/restatements", period);
-    let mut sink = TableSink::create(&output, &restatements_rel, restate::schema())?;
-    for b in restate::read_existing(&output, &restatements_rel)? {
-        sink.write(&output, &b)?;
-    }
-    if let Some(bytes) = output.get_opt(&table_path("bills/invoices", period))? {
-        let old = restate::read_invoices(&table_path("bills/invoices", period), bytes)?;
-        let new = restate::figures(&res.invoices, &names);
-        let old_run = output
-            .get_opt(&format!("_manifests/billing_period={period}/manifest.json"))?
-            .and_then(|m| serde_json::from_slice::<serde_json::Value>(&m).ok())
-            .and_then(|m| m["run_id"].as_str().map(str::to_string))
-            .unwrap_or_else(|| "unknown".into());
-        let changed = restate::compare(&old, &new, &old_run, &report.run_id, &job.reason);
-        report.restated = changed.len();
-        sink.write(&output, &restate::batch(&changed))?;
-    }
-    sinks.insert("bills/restatements", sink);
-    let changes = settlement_changes(&output, period, &engine.accounts, &settled)?;
-    report.settlement_changes = changes.num_rows();
-    let mut sink = TableSink::create(&output, &table_path("bills/settlement_changes", period), changes.schema())?;
-    sink.write(&output, &changes)?;
-    sinks.insert("bills/settlement_changes", sink);
-    // Publish: seal every table, then complete them all (or restore the previous ones).
+    let t_rec = "cost/recommendations";
+    let batch = crate::cost::tables::recommendations_batch(&recommendations, &names);
+    let mut sink = TableSink::create(&output, &table_path(t_rec, period), batch.schema())?;
+    sink.write(&output, &batch)?;
+    sealed_tables.insert(t_rec, sink.seal(&output)?);
+    // Publish: every table sealed, then all completed (or the previous ones restored).
     let mut sealed = Vec::new();
-    for (_, sink) in sinks {
-        let (w, s) = sink.seal(&output)?;
+    for (_, (w, s)) in sealed_tables {
         report.outputs.push(w.clone());
         sealed.push((w, s));
     }
@@ -571,6 +546,70 @@ pub fn run(job: &CloseJob) -> Result<CloseReport, JobError> {
         "published"
     );
     Ok(report)
+}
+
+/// The close's tables but the recommendations: the period's own lines and rejected
+/// orders added, the whole-period tables, restatements and settlement changes
+/// written; every sink sealed. Also returns the number of invoices restated and of
+/// settlement changes.
+#[allow(clippy::too_many_arguments)]
+fn close_tables<'t>(
+    output: &Lake,
+    mut sinks: BTreeMap<&'t str, TableSink>,
+    period: Period,
+    res: &crate::engine::PeriodResult,
+    names: &Names<'_>,
+    cost: &crate::cost::CostBook,
+    previous: &FxHashMap<String, Dec>,
+    accounts: &[crate::model::Account],
+    settled: &BTreeMap<(u32, Micros), Dec>,
+    run_id: &str,
+    reason: &str,
+) -> Result<(BTreeMap<&'t str, (out::Written, crate::lake::store::Sealed)>, usize, usize), JobError> {
+    write(output, &mut sinks, "bills/line_items", &out::line_items_batch(&res.lines, &[], names))?;
+    write(output, &mut sinks, "bills/rejected", &out::rejected_orders_batch(&res.rejected_orders, names))?;
+    let whole = [
+        ("bills/invoices", out::invoices_batch(&res.invoices, names)),
+        ("bills/account_status", out::account_status_batch(&res.status, names)),
+        ("bills/package_ledger", out::package_ledger_batch(&res.ledger, names)),
+        ("cost/analysis", crate::cost::tables::analysis_batch(cost, names, previous)),
+        ("cost/allocation", crate::cost::tables::allocation_batch(cost, names)),
+        ("state", state_batch(&res.closing)),
+    ];
+    for (t, batch) in whole {
+        let mut sink = TableSink::create(output, &table_path(t, period), batch.schema())?;
+        sink.write(output, &batch)?;
+        sinks.insert(t, sink);
+    }
+    // Restatements: the published invoices against the new ones.
+    let mut restated = 0;
+    let restatements_rel = table_path("bills/restatements", period);
+    let mut sink = TableSink::create(output, &restatements_rel, restate::schema())?;
+    for b in restate::read_existing(output, &restatements_rel)? {
+        sink.write(output, &b)?;
+    }
+    if let Some(bytes) = output.get_opt(&table_path("bills/invoices", period))? {
+        let old = restate::read_invoices(&table_path("bills/invoices", period), bytes)?;
+        let new = restate::figures(&res.invoices, names);
+        let old_run = output
+            .get_opt(&format!("_manifests/billing_period={period}/manifest.json"))?
+            .and_then(|m| serde_json::from_slice::<serde_json::Value>(&m).ok())
+            .and_then(|m| m["run_id"].as_str().map(str::to_string))
+            .unwrap_or_else(|| "unknown".into());
+        let changed = restate::compare(&old, &new, &old_run, run_id, reason);
+        restated = changed.len();
+        sink.write(output, &restate::batch(&changed))?;
+    }
+    sinks.insert("bills/restatements", sink);
+    let changes = settlement_changes(output, period, accounts, settled)?;
+    let mut sink = TableSink::create(output, &table_path("bills/settlement_changes", period), changes.schema())?;
+    sink.write(output, &changes)?;
+    sinks.insert("bills/settlement_changes", sink);
+    let mut sealed = BTreeMap::new();
+    for (t, sink) in sinks {
+        sealed.insert(t, sink.seal(output)?);
+    }
+    Ok((sealed, restated, changes.num_rows()))
 }
 
 fn names<'a>(e: &'a Engine, files: &'a [UsageFile], ids: &'a out::Ids) -> Names<'a> {
