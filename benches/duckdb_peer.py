@@ -19,6 +19,10 @@ sql_path = os.path.join(os.path.dirname(__file__), "..", "sql", "peer_bill_run.s
 started = time.time()
 con = duckdb.connect()
 con.execute(f"SET threads = {threads}")
+# Spill files (tens of GB at 100M rows) go beside the outputs, not into the working
+# directory.
+spill = os.path.join(out, ".spill").replace("'", "''")
+con.execute(f"SET temp_directory = '{spill}'")
 con.execute("SET TimeZone = 'UTC'")
 con.execute("SET VARIABLE lake = ?", [lake])
 con.execute("SET VARIABLE period = ?", [period])
