@@ -157,7 +157,10 @@ const ROW_GROUP_ROWS: usize = 1 << 20;
 /// A column that is the very same array as an earlier one (FOCUS repeats some:
 /// `ContractedCost` is `ListCost`, `RegionName` is `RegionId`, …) and is written with
 /// the same settings is encoded once: the row group gets the earlier column's pages
-/// again, under its own name. The bytes are those a second encoding would give.
+/// again, under its own name. The bytes are those a second encoding would give. Which
+/// columns repeat which is taken from a row group's first batch; a column that stops
+/// repeating within the row group (`EffectiveCost`, from a commitment's line on)
+/// takes over the earlier column's encoder as it stands and goes on by itself.
 pub struct TableSink {
     rel: String,
     file: SerializedFileWriter<LakeWriter>,
@@ -1308,7 +1311,6 @@ mod tests {
         for c in 0..2 {
             assert_eq!(values(back.iter().map(|b| b.column(c)).collect()), values(mixed.iter().map(|b| &b[c]).collect()));
         }
-
     }
 
     /// Keyed strings and decimals, encoded by the lake's own encoder, read back as
