@@ -147,6 +147,13 @@ const NEARLY_UNIQUE: &[&str] = &["x_UsageRecordId", "x_PricingQuantityExact", "r
 /// statistics (computing them compares every value).
 const DESCRIPTIVE: &[&str] = &["ChargeDescription", "ResourceName", "Tags", "x_UsageRecordId", "x_PricingQuantityExact", "record_id", "detail"];
 
+/// Columns of one value per resource, which a month's row group holds every one of
+/// (hundreds of thousands in a large region): their dictionary may grow past the
+/// general writer's 1 MiB limit, up to [`WIDE_DICTIONARY_BYTES`], rather than fall
+/// back to PLAIN pages several times their size.
+const WIDE_DICTIONARY: &[&str] = &["ResourceId", "ResourceName"];
+const WIDE_DICTIONARY_BYTES: usize = 16 << 20;
+
 /// Rows per row group of an output table.
 const ROW_GROUP_ROWS: usize = 1 << 20;
 
@@ -188,6 +195,9 @@ impl TableSink {
         for field in schema.fields() {
             if NEARLY_UNIQUE.contains(&field.name().as_str()) {
                 props = props.set_column_dictionary_enabled(ColumnPath::from(field.name().as_str()), false);
+            }
+            if WIDE_DICTIONARY.contains(&field.name().as_str()) {
+                props = props.set_column_dictionary_page_size_limit(ColumnPath::from(field.name().as_str()), WIDE_DICTIONARY_BYTES);
             }
             if DESCRIPTIVE.contains(&field.name().as_str()) {
                 props = props.set_column_statistics_enabled(ColumnPath::from(field.name().as_str()), EnabledStatistics::None);
@@ -393,6 +403,7 @@ fn same_settings(schema: &Schema, file: &SerializedFileWriter<LakeWriter>) -> Op
         let path = descr.column(i).path().clone();
         (
             props.dictionary_enabled(&path),
+            props.column_dictionary_page_size_limit(&path),
             props.statistics_enabled(&path),
             props.encoding(&path),
             props.compression(&path),
@@ -1453,6 +1464,26 @@ mod tests {
         // (The chunk's encodings list PLAIN for its dictionary page too: the data
         // pages' own encodings are read.)
         assert_eq!(data_page_encodings(&tmp.path().join("ours.parquet"), 0, 3), [parquet::basic::Encoding::RLE_DICTIONARY, parquet::basic::Encoding::PLAIN]);
+    }
+
+    /// Resource ids and names keep their dictionary past the general writer's 1 MiB
+    /// (a row group holds every resource of a large region), where other strings
+    /// fall back to PLAIN pages.
+    #[test]
+    fn resource_columns_keep_a_dictionary_of_many_resources() {
+        let tmp = tempfile::tempdir().unwrap();
+        let lake = Lake::open(tmp.path().to_str().unwrap(), true).unwrap();
+        let schema = Arc::new(Schema::new(vec![s("ResourceId"), s("other")]));
+        // 60,000 resources of 40 bytes (2.6 MB of dictionary), each twice.
+        let ids = || col_string((0..120_000).map(|i| Some(format!("ecs-{:0>36}", i % 60_000))));
+        let mut sink = TableSink::create(&lake, "r.parquet", schema.clone()).unwrap();
+        sink.write(&lake, &RecordBatch::try_new(schema, vec![ids(), ids()]).unwrap()).unwrap();
+        let (_, sealed) = sink.seal(&lake).unwrap();
+        sealed.complete().unwrap();
+        let path = tmp.path().join("r.parquet");
+        use parquet::basic::Encoding::{PLAIN, RLE_DICTIONARY};
+        assert_eq!(data_page_encodings(&path, 0, 0), [RLE_DICTIONARY]);
+        assert_eq!(data_page_encodings(&path, 0, 1), [RLE_DICTIONARY, PLAIN]);
     }
 
     /// The encodings of a column chunk's data pages, in order, each run once.
