@@ -442,6 +442,14 @@ fn subscription_purchase_amortization_and_scaling() {
     let purchase = lines.iter().find(|l| l["ChargeCategory"] == "Purchase").unwrap();
     assert_eq!(purchase["BilledCost"], "1440.00");
     assert_eq!(purchase["ChargeFrequency"], "One-Time");
+    // FOCUS: a purchase is priced by a quantity but consumes none; a usage line
+    // consumes what it is priced by.
+    assert_ne!(purchase["PricingQuantity"], "∅");
+    assert_ne!(purchase["PricingUnit"], "∅");
+    assert_eq!(purchase["ConsumedQuantity"], "∅");
+    assert_eq!(purchase["ConsumedUnit"], "∅");
+    assert_eq!(get("own-00", "ConsumedQuantity"), get("own-00", "PricingQuantity"));
+    assert_eq!(get("own-00", "ConsumedUnit"), get("own-00", "PricingUnit"));
     let inv = o.invoice("S");
     assert_eq!(inv["purchase_charges"], "1440.00");
     assert_eq!(inv["usage_charges"], "0.00");
