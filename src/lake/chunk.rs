@@ -91,7 +91,20 @@ struct DataPage {
     bounds: Option<(Vec<u8>, Vec<u8>)>,
 }
 
+impl Clone for DataPage {
+    fn clone(&self) -> DataPage {
+        DataPage {
+            page: CompressedPage::new(self.page.compressed_page().clone(), self.page.uncompressed_size()),
+            encoding: self.encoding,
+            rows: self.rows,
+            nulls: self.nulls,
+            bounds: self.bounds.clone(),
+        }
+    }
+}
+
 /// Encodes one column of a row group.
+#[derive(Clone)]
 pub struct ChunkEncoder {
     descr: ColumnDescPtr,
     nullable: bool,
@@ -146,31 +159,7 @@ impl ChunkEncoder {
     /// one was given (with the same settings): its state is this one's, so it goes on
     /// to the bytes encoding them itself would have given.
     pub fn fork(&self, descr: ColumnDescPtr) -> ChunkEncoder {
-        ChunkEncoder {
-            descr,
-            nullable: self.nullable,
-            stats: self.stats,
-            dictionary: self.dictionary,
-            dict: self.dict.clone(),
-            levels: self.levels.clone(),
-            ids: self.ids.clone(),
-            decimals: self.decimals.clone(),
-            strings: self.strings.clone(),
-            page_rows: self.page_rows,
-            page_nulls: self.page_nulls,
-            pages: self
-                .pages
-                .iter()
-                .map(|p| DataPage {
-                    page: CompressedPage::new(p.page.compressed_page().clone(), p.page.uncompressed_size()),
-                    encoding: p.encoding,
-                    rows: p.rows,
-                    nulls: p.nulls,
-                    bounds: p.bounds.clone(),
-                })
-                .collect(),
-            seen: self.seen.clone(),
-        }
+        ChunkEncoder { descr, ..self.clone() }
     }
 
     /// Appends a batch's values.
