@@ -139,9 +139,9 @@ pub struct Written {
 }
 
 /// Streams one table of a period to one Parquet object.
-/// Columns whose values never repeat within a row group (record ids, exact
-/// quantities): written plain, since a dictionary would only cost time.
-const NEARLY_UNIQUE: &[&str] = &["x_UsageRecordId", "x_PricingQuantityExact", "record_id"];
+/// Columns whose values never repeat within a row group (record ids): written plain,
+/// since a dictionary would only cost time.
+const NEARLY_UNIQUE: &[&str] = &["x_UsageRecordId", "record_id"];
 
 /// Free-text and id columns that no reader prunes by range: written without min/max
 /// statistics (computing them compares every value).
@@ -587,7 +587,7 @@ pub fn line_items_schema() -> SchemaRef {
         k("x_PoolType"),
         k("x_PoolId"),
         f("x_TierStart", dec_type(), true),
-        f("x_PricingQuantityExact", DataType::Utf8, true),
+        k("x_PricingQuantityExact"),
     ]))
 }
 
@@ -647,17 +647,34 @@ impl<'a> LineView<'a> {
     }
 }
 
-/// A string column written through one builder (no allocation per value).
-fn col_fmt<T>(items: impl Iterator<Item = T>, len: usize, mut f: impl FnMut(&mut StringBuilder, T) -> bool) -> ArrayRef {
-    let mut b = StringBuilder::with_capacity(len, len * 24);
-    for it in items {
-        if f(&mut b, it) {
-            b.append_value("");
-        } else {
-            b.append_null();
-        }
-    }
-    Arc::new(b.finish())
+/// A string column whose rows take one of a few texts, each determined by a small
+/// key (`None`: a null): each distinct text is written once, and a row costs its key's
+/// lookup (none when it repeats the row before), not the text's formatting.
+fn col_memo<T, K: std::hash::Hash + Eq + Copy>(items: impl Iterator<Item = T>, key: impl Fn(&T) -> Option<K>, mut text: impl FnMut(&mut String, &T)) -> ArrayRef {
+    let mut at: rustc_hash::FxHashMap<K, u32> = rustc_hash::FxHashMap::default();
+    let mut values = StringBuilder::new();
+    let mut scratch = String::new();
+    let mut last: Option<(K, u32)> = None;
+    let keys: UInt32Array = items
+        .map(|it| {
+            let k = key(&it)?;
+            match last {
+                Some((lk, i)) if lk == k => Some(i),
+                _ => {
+                    let next = at.len() as u32;
+                    let i = *at.entry(k).or_insert_with(|| {
+                        scratch.clear();
+                        text(&mut scratch, &it);
+                        values.append_value(&scratch);
+                        next
+                    });
+                    last = Some((k, i));
+                    Some(i)
+                }
+            }
+        })
+        .collect();
+    Arc::new(DictionaryArray::<UInt32Type>::try_new(keys, Arc::new(values.finish())).expect("every key indexes a value"))
 }
 
 /// Builds columns in parallel, in order: each expression is a column.
@@ -706,7 +723,6 @@ pub fn line_items_batch(lines: &[Line], chunks: &[UsageChunk], n: &Names<'_>) ->
             LineView { account: n.account(l.account), usage, sku, region, module, billing_mode, commitment }
         })
         .collect();
-    let len = lines.len();
     let ps = n.period.start();
     let pe = n.period.end();
     let is_usage = |l: &Line| !matches!(l.kind, LineKind::Purchase | LineKind::Adjustment);
@@ -827,13 +843,8 @@ pub fn line_items_batch(lines: &[Line], chunks: &[UsageChunk], n: &Names<'_>) ->
         col_dec(lines.iter().map(|l| {
             l.price_row.filter(|_| matches!(l.kind, LineKind::Standard)).map(|r| n.catalog.row(r).tier_start)
         })),
-        col_fmt(lines.iter().zip(&qty), len, |b, (l, q)| {
-            if l.kind == LineKind::Adjustment {
-                return false;
-            }
-            exact_quantity(b, l.quantity, *q);
-            true
-        }),
+        // A quantity's text depends on the quantity alone.
+        col_memo(lines.iter().zip(&qty), |(l, _)| (l.kind != LineKind::Adjustment).then_some(l.quantity.0), |b, (l, q)| exact_quantity(b, l.quantity, **q)),
     ];
     RecordBatch::try_new(line_items_schema(), columns).expect("line item columns match the schema")
 }
@@ -865,25 +876,15 @@ fn exact_quantity(b: &mut impl std::fmt::Write, q: crate::decimal::Qty, rounded:
 /// The `ChargeDescription` column: a line's description depends on its kind, SKU,
 /// price row and commitment only, so each distinct one is written once.
 fn descriptions(lines: &[Line], views: &[LineView<'_>], n: &Names<'_>) -> ArrayRef {
-    type Key = (u8, usize, usize, u32, (usize, usize, usize));
-    let mut at: rustc_hash::FxHashMap<Key, u32> = rustc_hash::FxHashMap::default();
-    let mut texts: Vec<String> = Vec::new();
-    let idx: Vec<u32> = lines
-        .iter()
-        .zip(views)
-        .map(|(l, v)| {
+    col_memo(
+        lines.iter().zip(views),
+        |(l, v)| {
             let sku = v.sku.unwrap_or("");
             let commitment = v.commitment.map_or((0, 0, 0), |(id, kind)| (id.as_ptr() as usize, id.len(), kind.as_ptr() as usize));
-            let key = (l.kind as u8, sku.as_ptr() as usize, sku.len(), l.price_row.unwrap_or(u32::MAX), commitment);
-            *at.entry(key).or_insert_with(|| {
-                let mut text = String::new();
-                describe(&mut text, l, v, n);
-                texts.push(text);
-                texts.len() as u32 - 1
-            })
-        })
-        .collect();
-    col_keyed(idx.iter().map(|&i| Some(texts[i as usize].as_str())))
+            Some((l.kind as u8, sku.as_ptr() as usize, sku.len(), l.price_row.unwrap_or(u32::MAX), commitment))
+        },
+        |b, (l, v)| describe(b, l, v, n),
+    )
 }
 
 /// Writes the line's description.

@@ -672,3 +672,32 @@ fn quota_expiring_at_a_period_boundary_lapses_in_the_period_that_ends() {
     let feb = s.close("2026-02").unwrap();
     assert!(Outputs::rows(&feb.ledger).is_empty());
 }
+
+/// `x_PricingQuantityExact` states each line's own quantity: the decimal when it ends
+/// within 10 places, else the exact fraction of 3.6e19; null on a settlement's
+/// adjustment. The writer composes each distinct text once and shares it among the
+/// lines that have it, so neighbouring lines of different quantities, and a quantity
+/// that comes back after another, must each keep their own.
+#[test]
+fn each_line_states_its_exact_quantity() {
+    let mut s = Scenario::new();
+    s.price("cpu", NodeHour, "0.07", "0");
+    s.account("Q", "1000");
+    s.usage("a", "Q", "cpu", "2026-01-06T00:00", "2026-01-06T01:00", 2);
+    s.usage("b", "Q", "cpu", "2026-01-06T00:00", "2026-01-06T00:20", 1);
+    s.usage("c", "Q", "cpu", "2026-01-06T00:00", "2026-01-06T01:00", 2);
+    s.usage("d", "Q", "cpu", "2026-01-06T00:00", "2026-01-06T00:30", 3);
+    let o = s.close("2026-01").unwrap();
+    let mut exact: Vec<(String, String, String)> =
+        o.lines_of("Q").iter().map(|l| (l["x_UsageRecordId"].clone(), l["PricingQuantity"].clone(), l["x_PricingQuantityExact"].clone())).collect();
+    exact.sort();
+    let third = "12000000000000000000/36000000000000000000";
+    let expected = [("a", "2.00", "2.00"), ("b", "0.3333333333", third), ("c", "2.00", "2.00"), ("d", "1.50", "1.50")];
+    let usage: Vec<(String, String, String)> = exact.iter().filter(|e| e.0 != "∅").cloned().collect();
+    assert_eq!(usage, expected.map(|(r, q, e)| (r.to_string(), q.to_string(), e.to_string())).to_vec());
+    // The hour's settlement truncates 0.14 + 0.0233333333 + 0.14 + 0.105 to cents: its
+    // adjustment line has no quantity.
+    let adjustments: Vec<&(String, String, String)> = exact.iter().filter(|e| e.0 == "∅").collect();
+    assert_eq!(adjustments.len(), 1, "{exact:?}");
+    assert_eq!((adjustments[0].1.as_str(), adjustments[0].2.as_str()), ("∅", "∅"));
+}
