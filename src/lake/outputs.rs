@@ -138,7 +138,6 @@ pub struct Written {
     pub sha256: String,
 }
 
-/// Streams one table of a period to one Parquet object.
 /// Columns whose values never repeat within a row group (record ids): written plain,
 /// since a dictionary would only cost time.
 const NEARLY_UNIQUE: &[&str] = &["x_UsageRecordId", "record_id"];
@@ -648,7 +647,8 @@ impl<'a> LineView<'a> {
 }
 
 /// A string column whose rows take one of a few texts, each determined by a small
-/// key (`None`: a null): each distinct text is written once, and a row costs its key's
+/// key (`None`: a null): each distinct key's text is written once (two keys may give
+/// the same text; the encoder's dictionary holds it once), and a row costs its key's
 /// lookup (none when it repeats the row before), not the text's formatting.
 fn col_memo<T, K: std::hash::Hash + Eq + Copy>(items: impl Iterator<Item = T>, key: impl Fn(&T) -> Option<K>, mut text: impl FnMut(&mut String, &T)) -> ArrayRef {
     let mut at: rustc_hash::FxHashMap<K, u32> = rustc_hash::FxHashMap::default();
