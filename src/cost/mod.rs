@@ -80,7 +80,11 @@ const NO_SYM: Sym = Sym::MAX;
 #[derive(Debug, Default)]
 struct Syms {
     ids: FxHashMap<Box<str>, Sym>,
-    names: Vec<Box<str>>,
+    /// The names' bytes, one after another in the order they were first seen (an
+    /// hour's resources then lie in the order the next hour reads them), and each
+    /// name's span.
+    text: String,
+    spans: Vec<(usize, usize)>,
     /// Names that stay put for the whole run (constants, catalog and inventory
     /// fields), by address and length: found without hashing their bytes.
     stable: FxHashMap<(usize, usize), Sym>,
@@ -97,8 +101,9 @@ impl Syms {
         if let Some(&i) = self.ids.get(s) {
             return i;
         }
-        let i = self.names.len() as Sym;
-        self.names.push(s.into());
+        let i = self.spans.len() as Sym;
+        self.spans.push((self.text.len(), self.text.len() + s.len()));
+        self.text.push_str(s);
         self.ids.insert(s.into(), i);
         i
     }
@@ -138,7 +143,7 @@ impl Syms {
         i
     }
     fn name(&self, i: Sym) -> Option<&str> {
-        self.names.get(i as usize).map(|b| &**b)
+        self.spans.get(i as usize).map(|&(from, to)| &self.text[from..to])
     }
     fn string(&self, i: Sym) -> String {
         self.name(i).unwrap_or_default().to_string()
@@ -159,14 +164,31 @@ struct Tally {
     accounts: Vec<AccountTally>,
     /// The composition sums of the account being observed.
     pending: Pending,
-    /// Per account, the resource names of its lines in the last hour it had lines, in
-    /// their order (see [`Tally::resource`]).
-    recent: Vec<Vec<Sym>>,
-    /// The account whose lines are being observed, its names so far this hour, and
-    /// the place in its `recent` names to try next.
+    /// Per account, the resources of its lines in the last hour it had lines, in
+    /// their order, as places in its [`AccountTally::resources`] (see
+    /// [`Tally::resource`]).
+    recent: Vec<Vec<u32>>,
+    /// The account whose lines are being observed, its resources so far this hour,
+    /// and the place in its `recent` resources to try next.
     current: Option<u32>,
-    names_now: Vec<Sym>,
+    names_now: Vec<u32>,
     cursor: usize,
+    /// The composition values of the hour's usage lines, by what they depend on (see
+    /// [`ValuesKey`]): emptied with [`Syms::here`], whose names they hold.
+    values: FxHashMap<ValuesKey, ([Sym; 8], bool)>,
+    last_values: Option<(ValuesKey, [Sym; 8], bool)>,
+}
+
+/// What a usage line's composition values depend on: its price row, kind, module
+/// and kind of commitment, and its SKU and region (by address, as [`Syms::here`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct ValuesKey {
+    price_row: u32,
+    kind: u8,
+    module: u8,
+    commitment: u8,
+    sku: (usize, usize),
+    region: (usize, usize),
 }
 
 /// An hour's lines come account by account, and among one account's lines a few
@@ -219,12 +241,46 @@ struct AccountTally {
     /// [`DIMS`] ([`NO_SYM`] for none): a line costs one lookup, not one per
     /// dimension; the dimensions are summed by [`CostBook::finish`].
     composition: FxHashMap<[Sym; 8], Sums>,
-    resources: FxHashMap<Sym, (Sums, Option<Module>)>,
-    /// source, target, project, tags, method.
+    /// The account's resources, in the order first seen: a line finds its own by
+    /// its place, and an hour's lines, in the order of the hour before, walk the list
+    /// rather than probe a table of the whole period.
+    resources: Vec<ResourceTally>,
+    /// The place of each resource in `resources`, by name.
+    places: FxHashMap<Sym, u32>,
+    /// source, target, project, tags, method (but the first of a resource's own
+    /// lines' direct allocations, kept with the resource).
     allocation: FxHashMap<AllocSyms, Dec>,
-    notebooks: FxHashMap<Sym, NotebookUse>,
+    /// By place in `resources`.
+    notebooks: FxHashMap<u32, NotebookUse>,
     ppu_public: FxHashMap<(Sym, Sym), (Qty, Dec)>,
-    ppu_resources: FxHashMap<Sym, PpuResource>,
+    /// Pools and Lite resources billed pay-per-use, by place in `resources`.
+    ppu_resources: FxHashMap<u32, PpuResource>,
+}
+
+/// One resource's accumulators within its account: what a line of it updates,
+/// kept small.
+#[derive(Debug)]
+struct ResourceTally {
+    /// Its lines' sums, and the module of its first line.
+    sums: Sums,
+    /// Its usage lines' direct allocation by project, tags and method, when all its
+    /// lines so far had the same (others go to the account's table).
+    direct: Option<((Sym, Sym, Method), Dec)>,
+    name: Sym,
+    module: Option<Module>,
+}
+
+impl AccountTally {
+    /// The place of resource `name` in [`AccountTally::resources`], opened on first
+    /// use with `module`.
+    fn place(&mut self, name: Sym, module: Option<Module>) -> u32 {
+        let next = self.resources.len() as u32;
+        let at = *self.places.entry(name).or_insert(next);
+        if at == next {
+            self.resources.push(ResourceTally { name, sums: Sums::default(), module, direct: None });
+        }
+        at
+    }
 }
 
 /// An allocation's source, target, project, tags and method.
@@ -243,6 +299,8 @@ fn of<T: Default>(by_account: &mut Vec<T>, a: u32) -> &mut T {
 #[derive(Clone, Copy)]
 struct RowSyms {
     resource: Sym,
+    /// The resource's place in its account's [`AccountTally::resources`].
+    place: u32,
     project: Sym,
     tags: Sym,
 }
@@ -394,25 +452,42 @@ impl CostBook {
                 here = view(l, chunks);
                 &here
             };
-            let syms = u.as_ref().map(|u| RowSyms {
-                resource: self.tally.resource(l.account, u.resource),
-                project: self.tally.syms.opt_here(u.project),
-                tags: self.tally.syms.opt_here(u.tags),
+            let syms = u.as_ref().map(|u| {
+                let (resource, place) = self.tally.resource(l.account, u.resource, u.module);
+                RowSyms { resource, place, project: self.tally.syms.opt_here(u.project), tags: self.tally.syms.opt_here(u.tags) }
             });
             self.observe_line(l, u.as_ref(), syms, n);
             if !allocated[k] {
                 let key = self.tally.direct_key(l, u.as_ref(), syms, n);
-                self.tally.allocate(l.account, key, l.effective);
+                match syms {
+                    // A usage line's own resource: kept with the resource.
+                    Some(s) if key.0 == s.resource && key.1 == s.resource => {
+                        let at = of(&mut self.tally.accounts, l.account);
+                        let how = (key.2, key.3, key.4);
+                        match &mut at.resources[s.place as usize].direct {
+                            Some((k, x)) if *k == how => *x = x.add(l.effective),
+                            Some(_) => {
+                                let e = at.allocation.entry(key).or_default();
+                                *e = e.add(l.effective);
+                            }
+                            d @ None => *d = Some((how, l.effective)),
+                        }
+                    }
+                    _ => self.tally.allocate(l.account, key, l.effective),
+                }
             }
         }
         self.tally.pending.flush(&mut self.tally.accounts);
         self.tally.syms.here.clear();
+        self.tally.values.clear();
+        self.tally.last_values = None;
         self.tally.end_account();
     }
 
-    fn observe_line(&mut self, l: &Line, u: Option<&UsageView<'_>>, syms: Option<RowSyms>, n: &Names<'_>) {
+    /// A line's composition values, one per dimension of [`DIMS`], and whether its
+    /// billing item is compute.
+    fn compose(names: &mut Syms, l: &Line, u: Option<&UsageView<'_>>, n: &Names<'_>) -> ([Sym; 8], bool) {
         let module = u.and_then(|u| u.module);
-        let Tally { syms: names, accounts, pending, .. } = &mut self.tally;
         let (item_name, item) = match l.price_row {
             Some(r) => {
                 let name = n.catalog.row(r).billing_item.as_str();
@@ -458,42 +533,82 @@ impl CostBook {
             // What each module is made of: notebook = compute + block storage, …
             Some(names.pair(module_name, item)),
         ];
-        let resource = match (syms, l.commitment) {
-            (Some(s), _) => Some(s.resource),
-            (None, Some(Commitment::Package(i))) => Some(names.stable(&n.packages[i as usize].package_id)),
-            (None, Some(Commitment::Subscription(i))) => Some(names.stable(&n.subs.get(i).resource_id)),
-            _ => None,
+        (values.map(|v| v.unwrap_or(NO_SYM)), item_name == "compute")
+    }
+
+    fn observe_line(&mut self, l: &Line, u: Option<&UsageView<'_>>, syms: Option<RowSyms>, n: &Names<'_>) {
+        let module = u.and_then(|u| u.module);
+        let Tally { syms: names, accounts, pending, values: memo, last_values, .. } = &mut self.tally;
+        // A usage line's values depend on a few of its fields: worked out once per
+        // distinct fields an hour, the line before's tried first.
+        let (values, compute) = match u {
+            Some(u) => {
+                let address = |s: Option<&str>| s.map_or((0, usize::MAX), |s| (s.as_ptr() as usize, s.len()));
+                let key = ValuesKey {
+                    price_row: l.price_row.unwrap_or(u32::MAX),
+                    kind: l.kind as u8,
+                    module: module.map_or(u8::MAX, |m| m as u8),
+                    commitment: match l.commitment {
+                        None => 0,
+                        Some(Commitment::Package(_)) => 1,
+                        Some(Commitment::Subscription(_)) => 2,
+                    },
+                    sku: address(u.sku),
+                    region: address(u.region),
+                };
+                match last_values {
+                    Some((k, v, c)) if *k == key => (*v, *c),
+                    _ => {
+                        let (v, c) = match memo.get(&key) {
+                            Some(&x) => x,
+                            None => {
+                                let x = Self::compose(names, l, Some(u), n);
+                                memo.insert(key, x);
+                                x
+                            }
+                        };
+                        *last_values = Some((key, v, c));
+                        (v, c)
+                    }
+                }
+            }
+            None => Self::compose(names, l, None, n),
         };
         let own_rows = matches!(module, Some(Module::DedicatedPool | Module::LiteCluster | Module::LiteServer));
         let public_key = match (u, l.kind) {
             // Public-pool rows carry no pool id (the row checks refuse one).
-            (Some(u), LineKind::Standard) if !own_rows && item_name == "compute" && u.public => {
-                Some((names.here(u.sku.unwrap_or("")), names.here(u.region.unwrap_or(""))))
+            (Some(u), LineKind::Standard) if !own_rows && compute && u.public => {
+                let sku = if values[4] != NO_SYM { values[4] } else { names.here("") };
+                let region = if values[5] != NO_SYM { values[5] } else { names.here("") };
+                Some((sku, region))
             }
             _ => None,
         };
-        pending.add(accounts, l.account, values.map(|v| v.unwrap_or(NO_SYM)), l);
+        pending.add(accounts, l.account, values, l);
         let at = of(accounts, l.account);
-        let item = item_name;
+        let place = match (syms, l.commitment) {
+            (Some(s), _) => Some(s.place),
+            (None, Some(Commitment::Package(i))) => Some(at.place(names.stable(&n.packages[i as usize].package_id), module)),
+            (None, Some(Commitment::Subscription(i))) => Some(at.place(names.stable(&n.subs.get(i).resource_id), module)),
+            _ => None,
+        };
         at.daily.entry(l.charge_start.div_euclid(DAY)).or_default().add(l);
         at.effective = Some(at.effective.unwrap_or_default().add(l.effective));
-        if let Some(r) = resource {
-            let e = at.resources.entry(r).or_insert((Sums::default(), module));
-            e.0.add(l);
+        if let Some(p) = place {
+            at.resources[p as usize].sums.add(l);
         }
         if let (Some(s), Some(Module::Notebook)) = (syms, module) {
-            let nb = at.notebooks.entry(s.resource).or_default();
-            if item == "compute" {
+            let nb = at.notebooks.entry(s.place).or_default();
+            if compute {
                 nb.last_compute = Some(nb.last_compute.map_or(l.charge_end, |t| t.max(l.charge_end)));
             } else {
                 let e = nb.disk_by_day.entry(l.charge_start.div_euclid(DAY)).or_default();
                 *e = e.add(l.billed);
             }
         }
-        if let (Some(u), LineKind::Standard) = (u, l.kind) {
+        if let (Some(u), Some(s), LineKind::Standard) = (u, syms, l.kind) {
             if own_rows {
-                let key = syms.map_or(NO_SYM, |s| s.resource);
-                let r = at.ppu_resources.entry(key).or_insert_with(|| PpuResource {
+                let r = at.ppu_resources.entry(s.place).or_insert_with(|| PpuResource {
                     sku: u.sku.unwrap_or("").to_string(),
                     region: u.region.unwrap_or("").to_string(),
                     module,
@@ -535,13 +650,21 @@ impl CostBook {
                 }
             }
             self.composition.extend(composition.into_iter().map(|((d, v), x)| ((a, DIMS[d as usize], s.string(v)), x)));
-            self.resources.extend(at.resources.into_iter().map(|(r, x)| ((a, s.string(r)), x)));
-            self.allocation.extend(at.allocation.into_iter().map(|((source, target, project, tags, method), x)| {
+            let mut allocation = at.allocation;
+            let name = |place: u32| s.string(at.resources[place as usize].name);
+            self.notebooks.extend(at.notebooks.into_iter().map(|(p, x)| ((a, name(p)), x)));
+            self.ppu_resources.extend(at.ppu_resources.into_iter().map(|(p, x)| ((a, name(p)), x)));
+            for r in at.resources {
+                if let Some(((project, tags, method), x)) = r.direct {
+                    let e = allocation.entry((r.name, r.name, project, tags, method)).or_default();
+                    *e = e.add(x);
+                }
+                self.resources.insert((a, s.string(r.name)), (r.sums, r.module));
+            }
+            self.allocation.extend(allocation.into_iter().map(|((source, target, project, tags, method), x)| {
                 (AllocKey { account: a, source: opt(source), target: opt(target), project: opt(project), tags: opt(tags), method }, x)
             }));
-            self.notebooks.extend(at.notebooks.into_iter().map(|(r, x)| ((a, s.string(r)), x)));
             self.ppu_public.extend(at.ppu_public.into_iter().map(|((k, r), x)| ((a, s.string(k), s.string(r)), x)));
-            self.ppu_resources.extend(at.ppu_resources.into_iter().map(|(r, x)| ((a, s.string(r)), x)));
         }
     }
 
@@ -565,31 +688,34 @@ impl CostBook {
 }
 
 impl Tally {
-    /// The interned resource name of a line's usage row. An account's lines come
-    /// together, in the order of their record ids, and an account's resources change
-    /// little from hour to hour: the names its lines had the last hour, in that order,
-    /// are tried first (a comparison or two, no hashing), the table only when neither
-    /// is the name.
-    fn resource(&mut self, account: u32, name: &str) -> Sym {
+    /// The interned name of a line's usage row's resource, and its place in the
+    /// account's [`AccountTally::resources`] (opened with `module` when new). An
+    /// account's lines come together, in the order of their record ids, and an
+    /// account's resources change little from hour to hour: the resources its lines
+    /// had the last hour, in that order, are tried first (a comparison or two, no
+    /// hashing), the tables only when neither is the name.
+    fn resource(&mut self, account: u32, name: &str, module: Option<Module>) -> (Sym, u32) {
         if self.current != Some(account) {
             self.end_account();
             self.current = Some(account);
             self.cursor = 0;
         }
+        let at = of(&mut self.accounts, account);
         let recent = self.recent.get(account as usize).map_or(&[][..], Vec::as_slice);
-        let tried = recent.get(self.cursor..).unwrap_or_default().iter().take(2).position(|&s| self.syms.name(s) == Some(name));
-        let sym = match tried {
+        let syms = &mut self.syms;
+        let tried = recent.get(self.cursor..).unwrap_or_default().iter().take(2).position(|&p| syms.name(at.resources[p as usize].name) == Some(name));
+        let place = match tried {
             Some(j) => {
                 self.cursor += j + 1;
                 recent[self.cursor - 1]
             }
-            None => self.syms.id(name),
+            None => at.place(syms.id(name), module),
         };
-        self.names_now.push(sym);
-        sym
+        self.names_now.push(place);
+        (at.resources[place as usize].name, place)
     }
 
-    /// The names of the account being observed become its recent names.
+    /// The resources of the account being observed become its recent ones.
     fn end_account(&mut self) {
         if let Some(a) = self.current.take() {
             std::mem::swap(of(&mut self.recent, a), &mut self.names_now);

@@ -71,6 +71,13 @@ enum Dictionary {
         /// each key (`NONE`: not seen yet).
         values: Option<ArrayRef>,
         slot: Vec<u32>,
+        /// The entry a value not seen in the batch was last found to be (`NONE`:
+        /// none yet), and for each entry, the one found after it the last time. A
+        /// column of a value a row (a resource's id) repeats its rows from hour to
+        /// hour in much the same order: the last entry, the one that followed it
+        /// before, and the next two are compared before the table is probed.
+        last: u32,
+        after: Vec<u32>,
     },
     Dec {
         entries: Vec<i128>,
@@ -136,7 +143,7 @@ impl ChunkEncoder {
         let dict = match data_type {
             arrow_schema::DataType::Decimal128(..) | arrow_schema::DataType::Timestamp(..) => Dictionary::Dec { entries: Vec::new(), ids: FxHashMap::default(), full: !dictionary },
             arrow_schema::DataType::Utf8 => Dictionary::Plain,
-            _ => Dictionary::Str { plain: Vec::new(), spans: Vec::new(), by_content: FxHashMap::default(), values: None, slot: Vec::new() },
+            _ => Dictionary::Str { plain: Vec::new(), spans: Vec::new(), by_content: FxHashMap::default(), values: None, slot: Vec::new(), last: NONE, after: Vec::new() },
         };
         ChunkEncoder {
             descr,
@@ -232,7 +239,7 @@ impl ChunkEncoder {
     /// adding the strings the row group has not had yet.
     fn resolve(&mut self, strings: &StringArray, keys: impl Iterator<Item = usize>) -> Result<()> {
         let descr = &self.descr;
-        let Dictionary::Str { plain, spans, by_content, slot, .. } = &mut self.dict else {
+        let Dictionary::Str { plain, spans, by_content, slot, last, after, .. } = &mut self.dict else {
             return Err(ParquetError::General(format!("column {}: strings for a decimal column", descr.name())));
         };
         for k in keys {
@@ -243,8 +250,11 @@ impl ChunkEncoder {
                         return Err(ParquetError::General(format!("column {}: key {k} names a null value", descr.name())));
                     }
                     let s = strings.value(k).as_bytes();
-                    slot[k] = match by_content.get(s) {
-                        Some(&id) => id,
+                    let entry = |id: u32| spans.get(id as usize).map(|&(from, len)| &plain[from as usize..(from + len) as usize]);
+                    let followed = after.get(*last as usize).copied().unwrap_or(NONE);
+                    let guess = [*last, followed, last.wrapping_add(1), last.wrapping_add(2)].into_iter().find(|&id| entry(id) == Some(s));
+                    slot[k] = match guess.or_else(|| by_content.get(s).copied()) {
+                        Some(id) => id,
                         None => {
                             let id = spans.len() as u32;
                             let start = plain.len() + 4;
@@ -252,9 +262,14 @@ impl ChunkEncoder {
                             plain.extend_from_slice(s);
                             spans.push((start as u32, s.len() as u32));
                             by_content.insert(s.into(), id);
+                            after.push(NONE);
                             id
                         }
                     };
+                    if let Some(a) = after.get_mut(*last as usize) {
+                        *a = slot[k];
+                    }
+                    *last = slot[k];
                 }
                 None => return Err(ParquetError::General(format!("column {}: key {k} out of range", descr.name()))),
             }
@@ -459,12 +474,14 @@ impl ChunkEncoder {
         // Stamps are page numbers within the row group.
         self.seen.clear();
         let dictionary = match &mut self.dict {
-            Dictionary::Str { plain, spans, by_content, values, slot } => {
+            Dictionary::Str { plain, spans, by_content, values, slot, last, after } => {
                 let page = (!spans.is_empty()).then(|| (std::mem::take(plain), spans.len()));
                 spans.clear();
                 by_content.clear();
                 *values = None;
                 slot.clear();
+                *last = NONE;
+                after.clear();
                 page
             }
             Dictionary::Dec { entries, ids, full } => {

@@ -101,6 +101,24 @@ pub fn col_keyed<'a>(v: impl Iterator<Item = Option<&'a str>>) -> ArrayRef {
         .collect();
     Arc::new(DictionaryArray::<UInt32Type>::try_new(keys, Arc::new(values.finish())).expect("every key indexes a value"))
 }
+/// A string column of about one value a row (a resource's id or name: once an hour
+/// each), written as keys all the same: the encoder finds each row's dictionary
+/// entry where the rows before left off (see [`super::chunk`]), rather than the
+/// general writer hashing every row's text.
+pub fn col_rows<'a>(v: impl Iterator<Item = Option<&'a str>>) -> ArrayRef {
+    let mut values = StringBuilder::new();
+    let mut next = 0u32;
+    let keys: UInt32Array = v
+        .map(|s| {
+            s.map(|s| {
+                values.append_value(s);
+                next += 1;
+                next - 1
+            })
+        })
+        .collect();
+    Arc::new(DictionaryArray::<UInt32Type>::try_new(keys, Arc::new(values.finish())).expect("every key indexes a value"))
+}
 pub fn col_string(v: impl Iterator<Item = Option<String>>) -> ArrayRef {
     Arc::new(v.collect::<StringArray>())
 }
@@ -567,8 +585,8 @@ pub fn line_items_schema() -> SchemaRef {
         kn("PublisherName"),
         k("RegionId"),
         k("RegionName"),
-        s("ResourceId"),
-        s("ResourceName"),
+        k("ResourceId"),
+        k("ResourceName"),
         k("ResourceType"),
         k("ServiceCategory"),
         k("ServiceName"),
@@ -816,13 +834,13 @@ pub fn line_items_batch(lines: &[Line], chunks: &[UsageChunk], n: &Names<'_>) ->
         provider.clone(),
         region.clone(),
         region.clone(),
-        col_str(lines.iter().zip(&views).map(|(l, v)| {
+        col_rows(lines.iter().zip(&views).map(|(l, v)| {
             v.usage_str(|c, r| c.resource_id.get(r)).or_else(|| match l.commitment {
                 Some(Commitment::Subscription(i)) => Some(n.subs.get(i).resource_id.as_str()),
                 _ => None,
             })
         })),
-        col_str(views.iter().map(|v| v.usage_str(|c, r| c.resource_name.get(r)))),
+        col_rows(views.iter().map(|v| v.usage_str(|c, r| c.resource_name.get(r)))),
         col_keyed(views.iter().map(|v| v.module.map(resource_type))),
         col_keyed(views.iter().map(|v| Some(service(v).1))),
         col_keyed(views.iter().map(|v| Some(service(v).0))),
@@ -1331,14 +1349,14 @@ mod tests {
     /// nulls only, a constant, keys whose dictionary changes between batches or
     /// repeats a string, a decimal column whose dictionary fills, columns whose
     /// rare nulls come late in a page that spans batches, timestamps (one whose
-    /// dictionary fills), and plain strings (nulls, empty and long ones, pages cut by
-    /// their bytes).
+    /// dictionary fills), plain strings (nulls, empty and long ones, pages cut by
+    /// their bytes), and a value a row whose entries are guessed from the rows before.
     #[test]
     fn own_encoding_reads_back_as_the_general_writers() {
         use parquet::file::reader::{FileReader, SerializedFileReader};
         let tmp = tempfile::tempdir().unwrap();
         let lake = Lake::open(tmp.path().to_str().unwrap(), true).unwrap();
-        let fields = vec![k("k1"), kn("k2"), k("k3"), f("d1", dec_type(), true), f("d2", dec_type(), false), s("plain"), k("k4"), f("d3", dec_type(), true), f("t1", ts_type(), true), f("t2", ts_type(), false), f("x_UsageRecordId", DataType::Utf8, true)];
+        let fields = vec![k("k1"), kn("k2"), k("k3"), f("d1", dec_type(), true), f("d2", dec_type(), false), s("plain"), k("k4"), f("d3", dec_type(), true), f("t1", ts_type(), true), f("t2", ts_type(), false), f("x_UsageRecordId", DataType::Utf8, true), k("resources")];
         let keyed = Arc::new(Schema::new(fields.clone()));
         let shared = Arc::new(StringArray::from(vec!["delta", "alpha", "charlie", "alpha", "bravo"])) as ArrayRef;
         let sizes = [33_333usize, 1, 500_000, 20_000, 19_999, 600_000];
@@ -1367,14 +1385,22 @@ mod tests {
                     _ => format!("rec-{r}"),
                 })
             }));
+            // A value a row, as resource ids are: "hours" of 1,000 rows that repeat
+            // much the same order, a value skipped here and there, some new each
+            // fourth hour, and nulls.
+            let resources = col_rows((0..n as i64).map(|i| {
+                let (h, p) = ((row + i) / 1000, (row + i) % 1000);
+                let id = (p + (p + h) % 7 / 5 * 3) % 1000 + (h % 4 == 3 && p % 3 == 0) as i64 * 1000;
+                ((p * 31 + h) % 29 != 7).then(|| format!("res-{id:04}"))
+            }).collect::<Vec<_>>().iter().map(Option::as_deref));
             row += n as i64;
             let strings = |a: &ArrayRef| -> ArrayRef {
                 let d = a.as_any().downcast_ref::<DictionaryArray<UInt32Type>>().unwrap();
                 let v = d.values().as_any().downcast_ref::<StringArray>().unwrap();
                 col_str(d.keys().iter().map(|k| k.map(|k| v.value(k as usize))))
             };
-            general.push(vec![strings(&k1), strings(&k2), strings(&k3), d1.clone(), d2.clone(), plain.clone(), strings(&k4), d3.clone(), t1.clone(), t2.clone(), ids.clone()]);
-            ours.push(vec![k1, k2, k3, d1, d2, plain, k4, d3, t1, t2, ids]);
+            general.push(vec![strings(&k1), strings(&k2), strings(&k3), d1.clone(), d2.clone(), plain.clone(), strings(&k4), d3.clone(), t1.clone(), t2.clone(), ids.clone(), strings(&resources)]);
+            ours.push(vec![k1, k2, k3, d1, d2, plain, k4, d3, t1, t2, ids, resources]);
         }
         let mut sink = TableSink::create(&lake, "ours.parquet", keyed.clone()).unwrap();
         for cols in &ours {
@@ -1410,7 +1436,7 @@ mod tests {
         assert_eq!(ma.num_row_groups(), 2);
         assert_eq!(mb.num_row_groups(), 2);
         for g in 0..2 {
-            for c in [0, 1, 2, 3, 4, 6, 7, 8, 9] {
+            for c in [0, 1, 2, 3, 4, 6, 7, 8, 9, 11] {
                 let (x, y) = (ma.row_group(g).column(c), mb.row_group(g).column(c));
                 let (sx, sy) = (x.statistics().unwrap(), y.statistics().unwrap());
                 let name = x.column_descr().name();

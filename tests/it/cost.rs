@@ -270,3 +270,47 @@ fn resources_that_change_places_between_hours_keep_their_own_costs() {
     let all = by_resource.values().fold(billrun::decimal::Dec::ZERO, |a, v| a.add(*v));
     assert_eq!(all, d("134"), "{by_resource:?}");
 }
+
+#[test]
+fn a_resource_whose_tags_change_allocates_each_tags_cost() {
+    let mut s = Scenario::new();
+    s.price("cpu", NodeHour, "1.00", "0");
+    s.account("A", "5000");
+    // r-a: 1 node an hour for five hours, tagged team x, y, x, z, y; r-b: 10 nodes in
+    // the same hours, untagged.
+    let tags = [r#"{"team":"x"}"#, r#"{"team":"y"}"#, r#"{"team":"x"}"#, r#"{"team":"z"}"#, r#"{"team":"y"}"#];
+    let start = t("2026-01-07T00:00");
+    for (h, tag) in tags.iter().enumerate() {
+        let at = start + h as i64 * H;
+        for (k, (resource, nodes)) in [("r-a", 1), ("r-b", 10)].into_iter().enumerate() {
+            let r = s.usage(&format!("u-{h}-{k}"), "A", "cpu", "2026-01-07T00:00", "2026-01-07T00:00", nodes);
+            r.start = Some(at);
+            r.end = Some(at + H);
+            r.resource_id = Some(resource.to_string());
+            r.tags = (k == 0).then(|| tag.to_string());
+            let row = r.clone();
+            s.files.values_mut().for_each(|v| v.retain(|x| x.record_id != row.record_id));
+            s.row_in(&Scenario::partition_file(at, "part-0.parquet"), row);
+        }
+    }
+    s.write();
+    s.close("2026-01").unwrap();
+    let alloc = read_table(&s.lake(), "cost/allocation", "2026-01");
+    let got: std::collections::BTreeMap<(String, String, String), String> = Outputs::rows(&alloc)
+        .into_iter()
+        .map(|r| ((r["ResourceId"].clone(), r["AllocatedTags"].clone(), r["AllocatedMethodId"].clone()), r["EffectiveCost"].clone()))
+        .collect();
+    let null = || "∅".to_string();
+    let key = |r: &str, tags: Option<&str>| (r.to_string(), tags.map_or_else(null, str::to_string), "direct".to_string());
+    let want: std::collections::BTreeMap<_, _> = [
+        (key("r-a", Some(tags[0])), d("2")),
+        (key("r-a", Some(tags[1])), d("2")),
+        (key("r-a", Some(tags[3])), d("1")),
+        (key("r-b", None), d("50")),
+    ]
+    .into_iter()
+    .collect();
+    // The hours' settlements truncate nothing (whole cents): only direct costs.
+    let got: std::collections::BTreeMap<_, _> = got.into_iter().filter(|(k, v)| k.2 == "direct" || d(v) != d("0")).map(|(k, v)| (k, d(&v))).collect();
+    assert_eq!(got, want);
+}
