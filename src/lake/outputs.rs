@@ -695,6 +695,81 @@ fn col_memo<T, K: std::hash::Hash + Eq + Copy>(items: impl Iterator<Item = T>, k
     Arc::new(DictionaryArray::<UInt32Type>::try_new(keys, Arc::new(values.finish())).expect("every key indexes a value"))
 }
 
+/// A batch's lines grouped by what some of their columns depend on alone (their
+/// kind, price row, commitment, …; their account): such a column is built from a
+/// line of each group, as keys into its groups' values, all sharing one buffer of
+/// keys. The file holds plain strings.
+struct Groups {
+    keys: arrow_buffer::ScalarBuffer<u32>,
+    /// A line of each group, in order of first appearance.
+    first: Vec<usize>,
+}
+
+impl Groups {
+    fn of<K: std::hash::Hash + Eq + Copy>(lines: usize, key: impl Fn(usize) -> K) -> Groups {
+        let mut at: rustc_hash::FxHashMap<K, u32> = rustc_hash::FxHashMap::default();
+        let mut first = Vec::new();
+        let mut last: Option<(K, u32)> = None;
+        let keys: Vec<u32> = (0..lines)
+            .map(|i| {
+                let k = key(i);
+                match last {
+                    Some((lk, g)) if lk == k => g,
+                    _ => {
+                        let next = first.len() as u32;
+                        let g = *at.entry(k).or_insert_with(|| {
+                            first.push(i);
+                            next
+                        });
+                        last = Some((k, g));
+                        g
+                    }
+                }
+            })
+            .collect();
+        Groups { keys: keys.into(), first }
+    }
+
+    /// The column of `value`, which must depend on what the lines are grouped by
+    /// alone. A group whose value is none is null in every line.
+    fn column<'a>(&self, value: impl Fn(usize) -> Option<&'a str>) -> ArrayRef {
+        let values: Vec<Option<&str>> = self.first.iter().map(|&i| value(i)).collect();
+        let nulls = values.iter().any(Option::is_none).then(|| {
+            let valid = arrow_buffer::BooleanBuffer::collect_bool(self.keys.len(), |i| values[self.keys[i] as usize].is_some());
+            arrow_buffer::NullBuffer::new(valid)
+        });
+        let keys = UInt32Array::new(self.keys.clone(), nulls);
+        Arc::new(DictionaryArray::<UInt32Type>::try_new(keys, Arc::new(StringArray::from(values))).expect("every key indexes a value"))
+    }
+
+    /// The column of a text `write` composes for a line, which must depend on what
+    /// the lines are grouped by alone: composed once a group.
+    fn texts(&self, write: impl Fn(&mut String, usize)) -> ArrayRef {
+        let mut values = StringBuilder::new();
+        let mut b = String::new();
+        for &i in &self.first {
+            b.clear();
+            write(&mut b, i);
+            values.append_value(&b);
+        }
+        let keys = UInt32Array::new(self.keys.clone(), None);
+        Arc::new(DictionaryArray::<UInt32Type>::try_new(keys, Arc::new(values.finish())).expect("every key indexes a value"))
+    }
+}
+
+/// What the columns [`Groups`] builds for a line depend on.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+struct LineClass {
+    kind: LineKind,
+    price_row: Option<u32>,
+    commitment: Option<Commitment>,
+    unit: Option<PricingUnit>,
+    module: Option<Module>,
+    /// By address: the catalog's, an inventory entry's or a usage column's.
+    sku: Option<(usize, usize)>,
+    region: Option<(usize, usize)>,
+}
+
 /// Builds columns in parallel, in order: each expression is a column.
 macro_rules! par_columns {
     ($($column:expr),* $(,)?) => {{
@@ -745,6 +820,12 @@ pub fn line_items_batch(lines: &[Line], chunks: &[UsageChunk], n: &Names<'_>) ->
     let pe = n.period.end();
     let is_usage = |l: &Line| !matches!(l.kind, LineKind::Purchase | LineKind::Adjustment);
     let constant = |v: Option<&str>| col_keyed(lines.iter().map(|_| v));
+    let address = |s: Option<&str>| s.map(|s| (s.as_ptr() as usize, s.len()));
+    let class = Groups::of(lines.len(), |i| {
+        let (l, v) = (&lines[i], &views[i]);
+        LineClass { kind: l.kind, price_row: l.price_row, commitment: l.commitment, unit: l.unit, module: v.module, sku: address(v.sku), region: address(v.region) }
+    });
+    let account = Groups::of(lines.len(), |i| lines[i].account);
     let qty: Vec<Dec> = lines.iter().map(|l| l.quantity.to_dec()).collect();
     // Columns that are the same as others in most batches (no commitment, no
     // purchase) are then shared too; the sink encodes a column by itself from the
@@ -757,15 +838,15 @@ pub fn line_items_batch(lines: &[Line], chunks: &[UsageChunk], n: &Names<'_>) ->
     let [list_unit_price, list_cost, commitment_id, provider, region, project, pricing_quantity, pricing_unit, billed, consumed_quantity, consumed_unit, effective]: [ArrayRef; 12] = par_columns![
         col_dec(lines.iter().map(|l| l.price_row.map(|_| l.list_unit_price))),
         col_dec(lines.iter().map(|l| Some(l.list_cost))),
-        col_keyed(views.iter().map(|v| v.commitment.map(|c| c.0))),
+        class.column(|i| views[i].commitment.map(|c| c.0)),
         constant(Some(PROVIDER)),
-        col_keyed(views.iter().map(|v| v.region)),
+        class.column(|i| views[i].region),
         col_keyed(views.iter().map(|v| v.usage_str(|c, r| c.enterprise_project.get(r)))),
         col_dec(lines.iter().zip(&qty).map(|(l, q)| (l.kind != LineKind::Adjustment).then_some(*q))),
-        col_keyed(lines.iter().map(|l| l.unit.map(unit_name))),
+        class.column(|i| lines[i].unit.map(unit_name)),
         col_dec(lines.iter().map(|l| Some(l.billed))),
         unless(same_quantity, &|| col_dec(lines.iter().zip(&qty).map(|(l, q)| is_usage(l).then_some(*q)))),
-        unless(same_unit, &|| col_keyed(lines.iter().map(|l| if is_usage(l) { l.unit.map(unit_name) } else { None }))),
+        unless(same_unit, &|| class.column(|i| if is_usage(&lines[i]) { lines[i].unit.map(unit_name) } else { None })),
         unless(same_cost, &|| col_dec(lines.iter().map(|l| Some(l.effective)))),
     ]
     .try_into()
@@ -775,30 +856,31 @@ pub fn line_items_batch(lines: &[Line], chunks: &[UsageChunk], n: &Names<'_>) ->
     let consumed_unit = shared(same_unit, &pricing_unit, consumed_unit);
     let effective = shared(same_cost, &billed, effective);
     let columns: Vec<ArrayRef> = par_columns![
-        col_keyed(views.iter().map(|v| Some(v.account.account_id.as_str()))),
-        col_keyed(views.iter().map(|v| Some(v.account.account_name.as_str()))),
+        account.column(|i| Some(views[i].account.account_id.as_str())),
+        account.column(|i| Some(views[i].account.account_name.as_str())),
         constant(Some("Billing Account")),
-        col_keyed(views.iter().map(|v| Some(v.account.currency.as_str()))),
+        account.column(|i| Some(views[i].account.currency.as_str())),
         col_ts(lines.iter().map(|_| Some(ps))),
         col_ts(lines.iter().map(|_| Some(pe))),
         col_ts(lines.iter().map(|l| Some(l.charge_start))),
         col_ts(lines.iter().map(|l| Some(l.charge_end))),
-        col_keyed(lines.iter().map(|l| Some(l.kind.charge_category()))),
+        class.column(|i| Some(lines[i].kind.charge_category())),
         constant(None),
-        descriptions(lines, &views, n),
-        col_keyed(lines.iter().map(|l| {
-            Some(match l.kind {
+        // A description depends on the line's kind, SKU, price row and commitment.
+        class.texts(|b, i| describe(b, &lines[i], &views[i], n)),
+        class.column(|i| {
+            Some(match lines[i].kind {
                 LineKind::Purchase => "One-Time",
                 LineKind::Unused => "Recurring",
                 _ => "Usage-Based",
             })
-        })),
-        col_keyed(lines.iter().map(|l| match l.kind {
+        }),
+        class.column(|i| match lines[i].kind {
             LineKind::Standard | LineKind::PoolJob => Some("Standard"),
             LineKind::Committed | LineKind::Unused => Some("Committed"),
             LineKind::Purchase => Some("Standard"),
             LineKind::Adjustment => None,
-        })),
+        }),
         pricing_quantity.clone(),
         pricing_unit.clone(),
         consumed_quantity.clone(),
@@ -811,24 +893,25 @@ pub fn line_items_batch(lines: &[Line], chunks: &[UsageChunk], n: &Names<'_>) ->
         effective.clone(),
         commitment_id.clone(),
         commitment_id.clone(),
-        col_keyed(views.iter().map(|v| v.commitment.map(|c| c.1))),
-        col_keyed(views.iter().map(|v| v.commitment.map(|_| "Usage"))),
-        col_keyed(lines.iter().map(|l| match (l.kind, l.commitment) {
+        class.column(|i| views[i].commitment.map(|c| c.1)),
+        class.column(|i| views[i].commitment.map(|_| "Usage")),
+        class.column(|i| match (lines[i].kind, lines[i].commitment) {
             (LineKind::Committed, Some(_)) => Some("Used"),
             (LineKind::Unused, Some(_)) => Some("Unused"),
             _ => None,
-        })),
+        }),
         col_dec(lines.iter().zip(&qty).map(|(l, q)| {
             (l.commitment.is_some() && matches!(l.kind, LineKind::Committed | LineKind::Unused)).then_some(*q)
         })),
-        col_keyed(lines.iter().map(|l| {
+        class.column(|i| {
+            let l = &lines[i];
             if l.commitment.is_some() && matches!(l.kind, LineKind::Committed | LineKind::Unused) {
                 l.unit.map(unit_name)
             } else {
                 None
             }
-        })),
-        col_keyed(lines.iter().map(|l| Some(n.invoice_id(l.account)))),
+        }),
+        account.column(|i| Some(n.invoice_id(lines[i].account))),
         provider.clone(),
         provider.clone(),
         provider.clone(),
@@ -841,20 +924,20 @@ pub fn line_items_batch(lines: &[Line], chunks: &[UsageChunk], n: &Names<'_>) ->
             })
         })),
         col_rows(views.iter().map(|v| v.usage_str(|c, r| c.resource_name.get(r)))),
-        col_keyed(views.iter().map(|v| v.module.map(resource_type))),
-        col_keyed(views.iter().map(|v| Some(service(v).1))),
-        col_keyed(views.iter().map(|v| Some(service(v).0))),
-        col_keyed(views.iter().map(|v| Some(service(v).2))),
-        col_keyed(views.iter().map(|v| v.sku)),
-        col_keyed(lines.iter().map(|l| l.price_row.map(|r| n.ids.price[r as usize].as_str()))),
+        class.column(|i| views[i].module.map(resource_type)),
+        class.column(|i| Some(service(&views[i]).1)),
+        class.column(|i| Some(service(&views[i]).0)),
+        class.column(|i| Some(service(&views[i]).2)),
+        class.column(|i| views[i].sku),
+        class.column(|i| lines[i].price_row.map(|r| n.ids.price[r as usize].as_str())),
         project.clone(),
         project.clone(),
         col_keyed(views.iter().map(|v| v.usage_str(|c, r| c.tags.get(r)))),
         col_str(views.iter().map(|v| v.usage_str(|c, r| c.record_id.get(r)))),
-        col_keyed(views.iter().map(|v| v.module.map(Module::as_str))),
+        class.column(|i| views[i].module.map(Module::as_str)),
         project.clone(),
-        col_keyed(views.iter().map(|v| Some(v.billing_mode))),
-        col_keyed(lines.iter().map(|l| l.price_row.map(|r| n.catalog.row(r).billing_item.as_str()))),
+        class.column(|i| Some(views[i].billing_mode)),
+        class.column(|i| lines[i].price_row.map(|r| n.catalog.row(r).billing_item.as_str())),
         // The checks admit only the two codes: their static text is the same text.
         col_keyed(views.iter().map(|v| v.usage_str(|c, r| c.pool_type.get(r)).map(|s| PoolType::parse(s).map_or(s, |p| p.as_str())))),
         col_keyed(views.iter().map(|v| v.usage_str(|c, r| c.pool_id.get(r)))),
@@ -889,20 +972,6 @@ fn exact_quantity(b: &mut impl std::fmt::Write, q: crate::decimal::Qty, rounded:
     } else {
         write!(b, "{}/{}", q.0, crate::decimal::QTY_PER_UNIT)
     };
-}
-
-/// The `ChargeDescription` column: a line's description depends on its kind, SKU,
-/// price row and commitment only, so each distinct one is written once.
-fn descriptions(lines: &[Line], views: &[LineView<'_>], n: &Names<'_>) -> ArrayRef {
-    col_memo(
-        lines.iter().zip(views),
-        |(l, v)| {
-            let sku = v.sku.unwrap_or("");
-            let commitment = v.commitment.map_or((0, 0, 0), |(id, kind)| (id.as_ptr() as usize, id.len(), kind.as_ptr() as usize));
-            Some((l.kind as u8, sku.as_ptr() as usize, sku.len(), l.price_row.unwrap_or(u32::MAX), commitment))
-        },
-        |b, (l, v)| describe(b, l, v, n),
-    )
 }
 
 /// Writes the line's description.
