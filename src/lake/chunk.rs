@@ -37,6 +37,10 @@ const PAGE_ROWS: usize = 20_000;
 /// Bytes a decimal or timestamp column's dictionary may hold (the general writer's
 /// dictionary page limit); the pages after it fills are PLAIN.
 const DICT_BYTES_MAX: usize = 1 << 20;
+/// Bytes a string column's dictionary may hold: a month's row group may hold every
+/// resource of a large region (ids, names), so more than the general writer's 1 MiB.
+/// Past it, the chunk's remaining pages are PLAIN.
+pub const STR_DICT_BYTES_MAX: usize = 16 << 20;
 /// Longest min or max a column index holds (the general writer's default); a page
 /// whose bound is longer leaves the chunk without a column index.
 const INDEX_BOUND_MAX: usize = 64;
@@ -78,6 +82,9 @@ enum Dictionary {
         /// before, and the next two are compared before the table is probed.
         last: u32,
         after: Vec<u32>,
+        /// Once the entries pass [`STR_DICT_BYTES_MAX`]: the bytes and the number of
+        /// the entries the dictionary page holds (the pages from then on are PLAIN).
+        kept: Option<(usize, usize)>,
     },
     Dec {
         entries: Vec<i128>,
@@ -143,7 +150,7 @@ impl ChunkEncoder {
         let dict = match data_type {
             arrow_schema::DataType::Decimal128(..) | arrow_schema::DataType::Timestamp(..) => Dictionary::Dec { entries: Vec::new(), ids: FxHashMap::default(), full: !dictionary },
             arrow_schema::DataType::Utf8 => Dictionary::Plain,
-            _ => Dictionary::Str { plain: Vec::new(), spans: Vec::new(), by_content: FxHashMap::default(), values: None, slot: Vec::new(), last: NONE, after: Vec::new() },
+            _ => Dictionary::Str { plain: Vec::new(), spans: Vec::new(), by_content: FxHashMap::default(), values: None, slot: Vec::new(), last: NONE, after: Vec::new(), kept: None },
         };
         ChunkEncoder {
             descr,
@@ -397,10 +404,22 @@ impl ChunkEncoder {
                 buf.extend_from_slice(&self.strings);
                 (Encoding::PLAIN, None)
             }
-            Dictionary::Str { plain, spans, .. } => {
+            Dictionary::Str { plain, spans, kept, .. } => {
                 let bounds = if self.stats { str_bounds(&self.ids, spans, plain, &mut self.seen, page_no) } else { None };
-                values_rle(&self.ids, spans.len(), &mut buf);
-                (Encoding::RLE_DICTIONARY, bounds)
+                if kept.is_none() && plain.len() >= STR_DICT_BYTES_MAX {
+                    *kept = Some((plain.len(), spans.len()));
+                }
+                if kept.is_some() {
+                    // Each value as its entry's PLAIN bytes: the length, then the text.
+                    for &id in &self.ids {
+                        let (from, len) = spans[id as usize];
+                        buf.extend_from_slice(&plain[from as usize - 4..(from + len) as usize]);
+                    }
+                    (Encoding::PLAIN, bounds)
+                } else {
+                    values_rle(&self.ids, spans.len(), &mut buf);
+                    (Encoding::RLE_DICTIONARY, bounds)
+                }
             }
             Dictionary::Dec { entries, ids, full } => {
                 let int64 = self.descr.physical_type() == PhysicalType::INT64;
@@ -474,8 +493,12 @@ impl ChunkEncoder {
         // Stamps are page numbers within the row group.
         self.seen.clear();
         let dictionary = match &mut self.dict {
-            Dictionary::Str { plain, spans, by_content, values, slot, last, after } => {
-                let page = (!spans.is_empty()).then(|| (std::mem::take(plain), spans.len()));
+            Dictionary::Str { plain, spans, by_content, values, slot, last, after, kept } => {
+                let used = pages.iter().any(|p| p.encoding == Encoding::RLE_DICTIONARY);
+                let (bytes, entries) = kept.take().unwrap_or((plain.len(), spans.len()));
+                plain.truncate(bytes);
+                let page = (used && entries > 0).then(|| (std::mem::take(plain), entries));
+                plain.clear();
                 spans.clear();
                 by_content.clear();
                 *values = None;

@@ -1582,6 +1582,45 @@ mod tests {
         assert_eq!(data_page_encodings(&path, 0, 1), [RLE_DICTIONARY, PLAIN]);
     }
 
+    /// A keyed column (line items' resource ids and names) keeps its dictionary up
+    /// to 16 MiB of entries, as the general writer's wide dictionaries do; the
+    /// chunk's later pages are PLAIN, and every value reads back.
+    #[test]
+    fn keyed_columns_past_16_mib_of_entries_go_on_plain() {
+        let tmp = tempfile::tempdir().unwrap();
+        let lake = Lake::open(tmp.path().to_str().unwrap(), true).unwrap();
+        let schema = Arc::new(Schema::new(vec![k("ResourceName")]));
+        // 500,000 names of 40 bytes (20 MB of entries), each twice in a row, some null.
+        let names: Vec<Option<String>> = (0..1_000_000).map(|i| (i % 1001 != 7).then(|| format!("name-{:0>35}", i / 2))).collect();
+        let mut sink = TableSink::create(&lake, "r.parquet", schema.clone()).unwrap();
+        for part in names.chunks(300_000) {
+            let column = col_rows(part.iter().map(Option::as_deref));
+            sink.write(&lake, &RecordBatch::try_new(schema.clone(), vec![column]).unwrap()).unwrap();
+        }
+        let (_, sealed) = sink.seal(&lake).unwrap();
+        sealed.complete().unwrap();
+        let path = tmp.path().join("r.parquet");
+        use parquet::basic::Encoding::{PLAIN, RLE_DICTIONARY};
+        assert_eq!(data_page_encodings(&path, 0, 0), [RLE_DICTIONARY, PLAIN]);
+        let read = crate::lake::inputs::decode_parquet("r.parquet", std::fs::read(&path).unwrap().into()).unwrap();
+        let got: Vec<Option<String>> = read.iter().flat_map(|b| {
+            let a = b.column(0).as_any().downcast_ref::<StringArray>().unwrap();
+            (0..a.len()).map(|i| a.is_valid(i).then(|| a.value(i).to_string())).collect::<Vec<_>>()
+        }).collect();
+        assert!(got == names, "values read back differ");
+        // The dictionary page holds the entries up to the limit, not those after it.
+        use parquet::file::reader::{FileReader, SerializedFileReader};
+        let reader = SerializedFileReader::new(std::fs::File::open(&path).unwrap()).unwrap();
+        let mut pages = reader.get_row_group(0).unwrap().get_column_page_reader(0).unwrap();
+        match pages.get_next_page().unwrap() {
+            Some(parquet::column::page::Page::DictionaryPage { buf, num_values, .. }) => {
+                assert!(buf.len() >= chunk::STR_DICT_BYTES_MAX && buf.len() < chunk::STR_DICT_BYTES_MAX + (2 << 20), "{} bytes", buf.len());
+                assert!((num_values as usize) < 500_000, "{num_values} entries");
+            }
+            other => panic!("no dictionary page first: {other:?}"),
+        }
+    }
+
     /// The encodings of a column chunk's data pages, in order, each run once.
     fn data_page_encodings(path: &std::path::Path, group: usize, column: usize) -> Vec<parquet::basic::Encoding> {
         use parquet::column::page::Page;
