@@ -167,9 +167,10 @@ const DESCRIPTIVE: &[&str] = &["ChargeDescription", "ResourceName", "Tags", "x_U
 /// Columns of one value per resource, which a month's row group holds every one of
 /// (hundreds of thousands in a large region): their dictionary may grow past the
 /// general writer's 1 MiB limit, up to [`WIDE_DICTIONARY_BYTES`], rather than fall
-/// back to PLAIN pages several times their size.
+/// back to PLAIN pages several times their size. (Where they are keyed, as in the
+/// line items, billrun's own encoder keeps the same limit.)
 const WIDE_DICTIONARY: &[&str] = &["ResourceId", "ResourceName"];
-const WIDE_DICTIONARY_BYTES: usize = 16 << 20;
+const WIDE_DICTIONARY_BYTES: usize = chunk::STR_DICT_BYTES_MAX;
 
 /// Rows per row group of an output table.
 const ROW_GROUP_ROWS: usize = 1 << 20;

@@ -236,6 +236,20 @@ fn streamed_and_filtered_reads_give_the_cached_bytes() {
 /// place of one: each resource's allocated cost is the cost of its own rows (the
 /// cost book tries the names an account's lines had the hour before, in their order,
 /// and must not take one for another).
+/// A public `cpu` row of account A: `resource` on `nodes` nodes for the hour from
+/// `at`, in that hour's file.
+fn hour_row(s: &mut Scenario, id: &str, at: i64, resource: &str, nodes: i32, tags: Option<&str>) {
+    let r = s.usage(id, "A", "cpu", "2026-01-01T00:00", "2026-01-01T00:00", nodes);
+    r.start = Some(at);
+    r.end = Some(at + H);
+    r.resource_id = Some(resource.to_string());
+    r.tags = tags.map(str::to_string);
+    let row = r.clone();
+    // usage() filed it under the hour it was given; move it to its own.
+    s.files.values_mut().for_each(|v| v.retain(|x| x.record_id != row.record_id));
+    s.row_in(&Scenario::partition_file(at, "part-0.parquet"), row);
+}
+
 #[test]
 fn resources_that_change_places_between_hours_keep_their_own_costs() {
     let mut s = Scenario::new();
@@ -247,13 +261,7 @@ fn resources_that_change_places_between_hours_keep_their_own_costs() {
     for (h, rows) in layout.iter().enumerate() {
         let at = start + h as i64 * H;
         for (k, (resource, nodes)) in rows.iter().enumerate() {
-            let r = s.usage(&format!("u-{h}-{k}"), "A", "cpu", "2026-01-05T00:00", "2026-01-05T00:00", *nodes);
-            r.start = Some(at);
-            r.end = Some(at + H);
-            r.resource_id = Some(resource.to_string());
-            let row = r.clone();
-            s.files.values_mut().for_each(|v| v.retain(|x| x.record_id != row.record_id));
-            s.row_in(&Scenario::partition_file(at, "part-0.parquet"), row);
+            hour_row(&mut s, &format!("u-{h}-{k}"), at, resource, *nodes, None);
         }
     }
     s.write();
@@ -283,14 +291,7 @@ fn a_resource_whose_tags_change_allocates_each_tags_cost() {
     for (h, tag) in tags.iter().enumerate() {
         let at = start + h as i64 * H;
         for (k, (resource, nodes)) in [("r-a", 1), ("r-b", 10)].into_iter().enumerate() {
-            let r = s.usage(&format!("u-{h}-{k}"), "A", "cpu", "2026-01-07T00:00", "2026-01-07T00:00", nodes);
-            r.start = Some(at);
-            r.end = Some(at + H);
-            r.resource_id = Some(resource.to_string());
-            r.tags = (k == 0).then(|| tag.to_string());
-            let row = r.clone();
-            s.files.values_mut().for_each(|v| v.retain(|x| x.record_id != row.record_id));
-            s.row_in(&Scenario::partition_file(at, "part-0.parquet"), row);
+            hour_row(&mut s, &format!("u-{h}-{k}"), at, resource, nodes, (k == 0).then_some(*tag));
         }
     }
     s.write();
