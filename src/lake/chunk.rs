@@ -214,23 +214,15 @@ impl ChunkEncoder {
         let mut at = 0;
         while at < a.len() {
             let take = (PAGE_ROWS - self.page_rows).min(a.len() - at);
-            // Entries are found for the keys not seen yet, then the page's entries
-            // gathered in one pass.
             let part = &keys[at..at + take];
             match nulls {
                 None => {
                     self.resolve(strings, part.iter().map(|&k| k as usize))?;
-                    if let Dictionary::Str { slot, .. } = &self.dict {
-                        self.ids.extend(part.iter().map(|&k| slot[k as usize]));
-                    }
                     self.present(take);
                 }
                 Some(n) => {
                     let valid = n.inner().slice(at, take);
                     self.resolve(strings, valid.set_indices().map(|i| part[i] as usize))?;
-                    if let Dictionary::Str { slot, .. } = &self.dict {
-                        self.ids.extend(valid.set_indices().map(|i| slot[part[i] as usize]));
-                    }
                     self.levels_of(&valid);
                 }
             }
@@ -242,16 +234,17 @@ impl ChunkEncoder {
         Ok(())
     }
 
-    /// Gives each of `keys` (into the batch's `strings`) its dictionary entry,
-    /// adding the strings the row group has not had yet.
+    /// Appends the dictionary entry of each of `keys` (into the batch's `strings`) to
+    /// the open page, adding the strings the row group has not had yet.
     fn resolve(&mut self, strings: &StringArray, keys: impl Iterator<Item = usize>) -> Result<()> {
         let descr = &self.descr;
+        let ids = &mut self.ids;
         let Dictionary::Str { plain, spans, by_content, slot, last, after, .. } = &mut self.dict else {
             return Err(ParquetError::General(format!("column {}: strings for a decimal column", descr.name())));
         };
         for k in keys {
             match slot.get(k) {
-                Some(&id) if id != NONE => {}
+                Some(&id) if id != NONE => ids.push(id),
                 Some(_) => {
                     if strings.is_null(k) {
                         return Err(ParquetError::General(format!("column {}: key {k} names a null value", descr.name())));
@@ -277,6 +270,7 @@ impl ChunkEncoder {
                         *a = slot[k];
                     }
                     *last = slot[k];
+                    ids.push(slot[k]);
                 }
                 None => return Err(ParquetError::General(format!("column {}: key {k} out of range", descr.name()))),
             }
