@@ -665,37 +665,6 @@ impl<'a> LineView<'a> {
     }
 }
 
-/// A string column whose rows take one of a few texts, each determined by a small
-/// key (`None`: a null): each distinct key's text is written once (two keys may give
-/// the same text; the encoder's dictionary holds it once), and a row costs its key's
-/// lookup (none when it repeats the row before), not the text's formatting.
-fn col_memo<T, K: std::hash::Hash + Eq + Copy>(items: impl Iterator<Item = T>, key: impl Fn(&T) -> Option<K>, mut text: impl FnMut(&mut String, &T)) -> ArrayRef {
-    let mut at: rustc_hash::FxHashMap<K, u32> = rustc_hash::FxHashMap::default();
-    let mut values = StringBuilder::new();
-    let mut scratch = String::new();
-    let mut last: Option<(K, u32)> = None;
-    let keys: UInt32Array = items
-        .map(|it| {
-            let k = key(&it)?;
-            match last {
-                Some((lk, i)) if lk == k => Some(i),
-                _ => {
-                    let next = at.len() as u32;
-                    let i = *at.entry(k).or_insert_with(|| {
-                        scratch.clear();
-                        text(&mut scratch, &it);
-                        values.append_value(&scratch);
-                        next
-                    });
-                    last = Some((k, i));
-                    Some(i)
-                }
-            }
-        })
-        .collect();
-    Arc::new(DictionaryArray::<UInt32Type>::try_new(keys, Arc::new(values.finish())).expect("every key indexes a value"))
-}
-
 /// A batch's lines grouped by what some of their columns depend on alone (their
 /// kind, price row, commitment, …; their account): such a column is built from a
 /// line of each group, as keys into its groups' values, all sharing one buffer of
@@ -734,27 +703,32 @@ impl Groups {
     /// The column of `value`, which must depend on what the lines are grouped by
     /// alone. A group whose value is none is null in every line.
     fn column<'a>(&self, value: impl Fn(usize) -> Option<&'a str>) -> ArrayRef {
-        let values: Vec<Option<&str>> = self.first.iter().map(|&i| value(i)).collect();
+        self.keyed(self.first.iter().map(|&i| value(i)).collect())
+    }
+
+    /// The column of a text `write` composes for a line (`false`: none, a null),
+    /// which must depend on what the lines are grouped by alone: composed once a
+    /// group, not formatted a line.
+    fn texts(&self, write: impl Fn(&mut String, usize) -> bool) -> ArrayRef {
+        let texts: Vec<Option<String>> = self
+            .first
+            .iter()
+            .map(|&i| {
+                let mut b = String::new();
+                write(&mut b, i).then_some(b)
+            })
+            .collect();
+        self.keyed(texts.iter().map(Option::as_deref).collect())
+    }
+
+    /// The lines' keys into the groups' `values`.
+    fn keyed(&self, values: Vec<Option<&str>>) -> ArrayRef {
         let nulls = values.iter().any(Option::is_none).then(|| {
             let valid = arrow_buffer::BooleanBuffer::collect_bool(self.keys.len(), |i| values[self.keys[i] as usize].is_some());
             arrow_buffer::NullBuffer::new(valid)
         });
         let keys = UInt32Array::new(self.keys.clone(), nulls);
         Arc::new(DictionaryArray::<UInt32Type>::try_new(keys, Arc::new(StringArray::from(values))).expect("every key indexes a value"))
-    }
-
-    /// The column of a text `write` composes for a line, which must depend on what
-    /// the lines are grouped by alone: composed once a group.
-    fn texts(&self, write: impl Fn(&mut String, usize)) -> ArrayRef {
-        let mut values = StringBuilder::new();
-        let mut b = String::new();
-        for &i in &self.first {
-            b.clear();
-            write(&mut b, i);
-            values.append_value(&b);
-        }
-        let keys = UInt32Array::new(self.keys.clone(), None);
-        Arc::new(DictionaryArray::<UInt32Type>::try_new(keys, Arc::new(values.finish())).expect("every key indexes a value"))
     }
 }
 
@@ -868,7 +842,10 @@ pub fn line_items_batch(lines: &[Line], chunks: &[UsageChunk], n: &Names<'_>) ->
         class.column(|i| Some(lines[i].kind.charge_category())),
         constant(None),
         // A description depends on the line's kind, SKU, price row and commitment.
-        class.texts(|b, i| describe(b, &lines[i], &views[i], n)),
+        class.texts(|b, i| {
+            describe(b, &lines[i], &views[i], n);
+            true
+        }),
         class.column(|i| {
             Some(match lines[i].kind {
                 LineKind::Purchase => "One-Time",
@@ -946,7 +923,14 @@ pub fn line_items_batch(lines: &[Line], chunks: &[UsageChunk], n: &Names<'_>) ->
             l.price_row.filter(|_| matches!(l.kind, LineKind::Standard)).map(|r| n.catalog.row(r).tier_start)
         })),
         // A quantity's text depends on the quantity alone.
-        col_memo(lines.iter().zip(&qty), |(l, _)| (l.kind != LineKind::Adjustment).then_some(l.quantity.0), |b, (l, q)| exact_quantity(b, l.quantity, **q)),
+        Groups::of(lines.len(), |i| (lines[i].kind != LineKind::Adjustment).then_some(lines[i].quantity.0)).texts(|b, i| {
+            let l = &lines[i];
+            if l.kind == LineKind::Adjustment {
+                return false;
+            }
+            exact_quantity(b, l.quantity, qty[i]);
+            true
+        }),
     ];
     RecordBatch::try_new(line_items_schema(), columns).expect("line item columns match the schema")
 }
