@@ -139,6 +139,7 @@ pub struct ChunkEncoder {
     pages: Vec<DataPage>,
     /// Scratch: the page each string entry was last seen in.
     seen: Vec<u32>,
+    snappy: Snappy,
 }
 
 impl ChunkEncoder {
@@ -166,6 +167,7 @@ impl ChunkEncoder {
             page_nulls: 0,
             pages: Vec::new(),
             seen: Vec::new(),
+            snappy: Snappy::default(),
         }
     }
 
@@ -417,8 +419,8 @@ impl ChunkEncoder {
             }
             Dictionary::Dec { entries, ids, full } => {
                 let int64 = self.descr.physical_type() == PhysicalType::INT64;
-                let bounds = match (self.stats, self.decimals.iter().min(), self.decimals.iter().max()) {
-                    (true, Some(&lo), Some(&hi)) => {
+                let bounds = match (self.stats, min_max(&self.decimals)) {
+                    (true, Some((lo, hi))) => {
                         let (mut min, mut max) = (Vec::new(), Vec::new());
                         put_plain(lo, int64, &mut min);
                         put_plain(hi, int64, &mut max);
@@ -462,7 +464,7 @@ impl ChunkEncoder {
         };
         let uncompressed = buf.len();
         let page = Page::DataPage {
-            buf: snappy(&buf)?,
+            buf: self.snappy.compress(&buf)?,
             num_values: rows as u32,
             encoding,
             def_level_encoding: Encoding::RLE,
@@ -527,7 +529,10 @@ impl ChunkEncoder {
         let mut dictionary_offset = None;
         if let Some((plain, entries)) = dictionary {
             let len = plain.len();
-            let page = Page::DictionaryPage { buf: snappy(&plain)?, num_values: entries as u32, encoding: Encoding::PLAIN, is_sorted: false };
+            let page = Page::DictionaryPage { buf: self.snappy.compress(&plain)?, num_values: entries as u32, encoding: Encoding::PLAIN, is_sorted: false };
+            // A dictionary page may be far larger than a data page: its buffer is not
+            // kept for the data pages.
+            self.snappy.out = Vec::new();
             let spec = writer.write_page(CompressedPage::new(page, len))?;
             dictionary_offset = Some(spec.offset as i64);
             compressed += spec.compressed_size as i64;
@@ -632,6 +637,12 @@ fn put_plain(v: i128, int64: bool, out: &mut Vec<u8>) {
     }
 }
 
+/// The least and greatest of `values`, in one pass without a branch a value.
+fn min_max(values: &[i128]) -> Option<(i128, i128)> {
+    let first = *values.first()?;
+    Some(values.iter().fold((first, first), |(lo, hi), &v| (lo.min(v), hi.max(v))))
+}
+
 fn le_i64(b: &[u8]) -> i64 {
     let mut a = [0u8; 8];
     a.copy_from_slice(&b[..8]);
@@ -684,8 +695,34 @@ fn bit_width(max: u32) -> u8 {
     (32 - max.leading_zeros()) as u8
 }
 
-fn snappy(buf: &[u8]) -> Result<Bytes> {
-    snap::raw::Encoder::new().compress_vec(buf).map(Bytes::from).map_err(|e| ParquetError::External(Box::new(e)))
+/// Snappy, kept from page to page: its hash table and its output buffer are made
+/// once, not zeroed afresh for every page.
+#[derive(Default)]
+struct Snappy {
+    encoder: Option<snap::raw::Encoder>,
+    out: Vec<u8>,
+}
+
+impl Clone for Snappy {
+    /// A fresh one: nothing of a page is carried to the next but the buffers.
+    fn clone(&self) -> Snappy {
+        Snappy::default()
+    }
+}
+
+impl Snappy {
+    fn compress(&mut self, buf: &[u8]) -> Result<Bytes> {
+        let most = snap::raw::max_compress_len(buf.len());
+        if self.out.len() < most {
+            self.out.resize(most, 0);
+        }
+        let n = self
+            .encoder
+            .get_or_insert_with(snap::raw::Encoder::new)
+            .compress(buf, &mut self.out)
+            .map_err(|e| ParquetError::External(Box::new(e)))?;
+        Ok(Bytes::copy_from_slice(&self.out[..n]))
+    }
 }
 
 /// The RLE / bit-packing hybrid encoding of `values` (each below 2^`bw`): runs of
