@@ -976,7 +976,7 @@ fn inputs_of(lake: &Lake, files: &[UsageFile]) -> Result<Vec<InputRead>, JobErro
 /// the rating pass reads it whole and refuses it with the reason.
 fn record_id_hashes(fi: u32, bytes: bytes::Bytes) -> Vec<(u64, FileRow)> {
     use parquet::arrow::ProjectionMask;
-    let read = inputs::decode_parquet_with("", bytes, |b| {
+    let read = inputs::decode_usage_with("", bytes, |b| {
         let mask = ProjectionMask::columns(b.parquet_schema(), ["record_id"]);
         b.with_projection(mask)
     });

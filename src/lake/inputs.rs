@@ -69,7 +69,17 @@ pub fn decode_parquet_with(
     bytes: Bytes,
     configure: impl FnOnce(ParquetRecordBatchReaderBuilder<Bytes>) -> ParquetRecordBatchReaderBuilder<Bytes>,
 ) -> Result<Vec<RecordBatch>> {
-    decode_parquet_keyed(file, bytes, &[], configure)
+    decode_parquet_keyed(file, bytes, &[], false, configure)
+}
+
+/// [`decode_parquet_with`] for usage files: strings read as string views (see
+/// [`decode_parquet_keyed`]).
+pub fn decode_usage_with(
+    file: &str,
+    bytes: Bytes,
+    configure: impl FnOnce(ParquetRecordBatchReaderBuilder<Bytes>) -> ParquetRecordBatchReaderBuilder<Bytes>,
+) -> Result<Vec<RecordBatch>> {
+    decode_parquet_keyed(file, bytes, &[], true, configure)
 }
 
 /// The usage columns of few distinct values (a file holds an hour of a region): read
@@ -78,11 +88,14 @@ pub fn decode_parquet_with(
 const USAGE_KEYED: [&str; 8] = ["account_id", "region", "module", "sku", "pool_type", "pool_id", "enterprise_project", "tags"];
 
 /// [`decode_parquet_with`], the string columns named in `keyed` read as
-/// `Dictionary(Int32, Utf8)`, and the others as plain strings.
+/// `Dictionary(Int32, Utf8)`, and the others as plain strings, or as string views
+/// (`Utf8View`) when `views`: a PLAIN page's strings are then pointed into, not
+/// copied out one by one.
 fn decode_parquet_keyed(
     file: &str,
     bytes: Bytes,
     keyed: &[&str],
+    views: bool,
     configure: impl FnOnce(ParquetRecordBatchReaderBuilder<Bytes>) -> ParquetRecordBatchReaderBuilder<Bytes>,
 ) -> Result<Vec<RecordBatch>> {
     use arrow_schema::{DataType, Field, Schema};
@@ -102,8 +115,9 @@ fn decode_parquet_keyed(
                 })
         };
         // The type each string column is read as, where it is not the file's own: a
-        // keyed one as `Dictionary(Int32, Utf8)`; any other that the writer stored as
-        // an Arrow dictionary (a pandas category, say) as plain strings.
+        // keyed one as `Dictionary(Int32, Utf8)`; any other as a string view when
+        // `views`, else plain if the writer stored it as an Arrow dictionary (a pandas
+        // category, say).
         let is_str = |t: &DataType| matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View);
         let hint = |f: &Field| -> Option<DataType> {
             let dict = matches!(f.data_type(), DataType::Dictionary(_, v) if is_str(v));
@@ -112,6 +126,8 @@ fn decode_parquet_keyed(
             }
             if keyed.contains(&f.name().as_str()) && !all_null(f.name()) {
                 Some(DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8)))
+            } else if views {
+                Some(DataType::Utf8View)
             } else {
                 dict.then_some(DataType::Utf8)
             }
@@ -610,7 +626,7 @@ pub fn parse_partition(path: &str) -> Option<Micros> {
 /// Decodes one usage file into chunks. A file that is not readable Parquet, or that
 /// lacks a contract column, refuses the run.
 pub fn read_usage_file(file_idx: u32, f: &UsageFile, bytes: Bytes) -> Result<Vec<UsageChunk>> {
-    let batches = decode_parquet_keyed(&f.path, bytes, &USAGE_KEYED, |b| b)?;
+    let batches = decode_parquet_keyed(&f.path, bytes, &USAGE_KEYED, true, |b| b)?;
     usage_chunks(file_idx, f, &batches, None)
 }
 
@@ -629,7 +645,7 @@ pub fn read_usage_file_of(
     use parquet::arrow::ProjectionMask;
     const KEYS: [&str; 5] = ["account_id", "sku", "region", "resource_id", "pool_id"];
     let read: Vec<&str> = KEYS.into_iter().filter(|k| *k == KEYS[0] || columns.contains(k)).collect();
-    let keys = decode_parquet_keyed(&f.path, bytes.clone(), &USAGE_KEYED, |b| {
+    let keys = decode_parquet_keyed(&f.path, bytes.clone(), &USAGE_KEYED, true, |b| {
         let mask = ProjectionMask::columns(b.parquet_schema(), read.iter().copied());
         b.with_projection(mask)
     })?;
@@ -658,7 +674,7 @@ pub fn read_usage_file_of(
         return Ok(Vec::new());
     }
     let selection = RowSelection::from_filters(&filters);
-    let batches = decode_parquet_keyed(&f.path, bytes, &USAGE_KEYED, |b| {
+    let batches = decode_parquet_keyed(&f.path, bytes, &USAGE_KEYED, true, |b| {
         let schema = b.parquet_schema();
         let read = schema.columns().iter().map(|c| c.name()).filter(|n| !NOT_RATED.contains(n));
         let mask = ProjectionMask::columns(schema, read);
