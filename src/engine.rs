@@ -134,6 +134,15 @@ impl RowFilter {
 /// its run of rows and its place in the run.
 type Pos<'a> = (u32, Micros, &'a str, u32, u32);
 
+/// A usage chunk's dictionary columns resolved once a distinct value rather than once
+/// a row: the index of each account key (`None`: not in accounts) and whether each SKU
+/// key is in the catalog. A row whose column has no dictionary is looked up itself.
+#[derive(Debug, Default)]
+struct Keys {
+    accounts: Option<Vec<Option<u32>>>,
+    skus: Option<Vec<bool>>,
+}
+
 impl Engine {
     /// Prepares the period. Accounts are ordered by id; each opens from `opening`
     /// where it has a closing state, else from its `opening_balance`.
@@ -242,7 +251,7 @@ impl Engine {
             .enumerate()
             .flat_map(|(ci, c)| (0..c.len).step_by(RUN).map(move |r| (ci, r, (r + RUN).min(c.len))))
             .collect();
-        let known: Vec<Known> = chunks.iter().map(Known::of).collect();
+        let known: Vec<(Known, Keys)> = chunks.iter().map(|c| (Known::of(c), self.keys_of(c))).collect();
         let checked: Vec<(Vec<(u32, Usage<'_>)>, Vec<Rejected>)> = each(self.sequential, runs, 1, |(ci, from, to)| {
             let c = &chunks[ci];
             let mut rows = Vec::with_capacity(to - from);
@@ -344,14 +353,19 @@ impl Engine {
         c: &'c UsageChunk,
         ci: usize,
         r: usize,
-        known: &Known,
+        (known, keys): &(Known, Keys),
         verdicts: &FxHashMap<FileRow, Rejection>,
         rejected: &mut Vec<Rejected>,
     ) -> Option<(u32, Usage<'c>)> {
+        // The account's index, by the row's dictionary key when it has one.
+        let account = |id: &str| match c.account_id.key(r).and_then(|k| keys.accounts.as_ref()?.get(k)) {
+            Some(&a) => a,
+            None => self.account_index.get(id).copied(),
+        };
         if let Some(only) = &self.only {
             // A what-if run: rows of other accounts are skipped before any check; in a
             // partial one, the rows a purchase cannot change too.
-            match c.account_id.get(r).and_then(|a| only.get(self.account_index.get(a)?)) {
+            match c.account_id.get(r).and_then(|a| only.get(&account(a)?)) {
                 Some(None) => {}
                 Some(Some(f)) if f.wants(&c.keys(r)) => {}
                 _ => return None,
@@ -369,18 +383,31 @@ impl Engine {
             rejected.push(Rejected { loc, why: why.clone() });
             return None;
         }
-        let Some(&acct) = self.account_index.get(u.account_id) else {
+        let Some(acct) = account(u.account_id) else {
             rejected.push(Rejected {
                 loc,
                 why: Rejection::new(Reason::UnknownAccount, format!("account '{}' is not in accounts", u.account_id)),
             });
             return None;
         };
-        if !self.catalog.knows_sku(u.sku) {
+        let sku_known = match c.sku.key(r).and_then(|k| keys.skus.as_ref()?.get(k)) {
+            Some(&known) => known,
+            None => self.catalog.knows_sku(u.sku),
+        };
+        if !sku_known {
             rejected.push(Rejected { loc, why: Rejection::new(Reason::UnknownSku, format!("SKU '{}' is nowhere in the catalog", u.sku)) });
             return None;
         }
         Some((acct, u))
+    }
+
+    /// A chunk's account and SKU dictionaries resolved once each (see [`Keys`]).
+    fn keys_of(&self, c: &UsageChunk) -> Keys {
+        use arrow_array::Array;
+        Keys {
+            accounts: c.account_id.dictionary().map(|d| (0..d.len()).map(|k| d.is_valid(k).then(|| self.account_index.get(d.value(k)).copied()).flatten()).collect()),
+            skus: c.sku.dictionary().map(|d| (0..d.len()).map(|k| d.is_valid(k) && self.catalog.knows_sku(d.value(k))).collect()),
+        }
     }
 
     fn count(&mut self, lines: &[Line]) {
