@@ -637,7 +637,7 @@ fn put_plain(v: i128, int64: bool, out: &mut Vec<u8>) {
     }
 }
 
-/// The least and greatest of `values`, in one pass without a branch a value.
+/// The least and greatest of `values`, in one pass.
 fn min_max(values: &[i128]) -> Option<(i128, i128)> {
     let first = *values.first()?;
     Some(values.iter().fold((first, first), |(lo, hi), &v| (lo.min(v), hi.max(v))))
