@@ -232,10 +232,6 @@ fn streamed_and_filtered_reads_give_the_cached_bytes() {
     assert_eq!(cached, streamed);
 }
 
-/// Two resources that trade places from hour to hour, and a third that takes the
-/// place of one: each resource's allocated cost is the cost of its own rows (the
-/// cost book tries the names an account's lines had the hour before, in their order,
-/// and must not take one for another).
 /// A public `cpu` row of account A: `resource` on `nodes` nodes for the hour from
 /// `at`, in that hour's file.
 fn hour_row(s: &mut Scenario, id: &str, at: i64, resource: &str, nodes: i32, tags: Option<&str>) {
@@ -250,6 +246,10 @@ fn hour_row(s: &mut Scenario, id: &str, at: i64, resource: &str, nodes: i32, tag
     s.row_in(&Scenario::partition_file(at, "part-0.parquet"), row);
 }
 
+/// Two resources that trade places from hour to hour, and a third that takes the
+/// place of one: each resource's allocated cost is the cost of its own rows (the
+/// cost book tries the names an account's lines had the hour before, in their order,
+/// and must not take one for another).
 #[test]
 fn resources_that_change_places_between_hours_keep_their_own_costs() {
     let mut s = Scenario::new();
@@ -279,6 +279,9 @@ fn resources_that_change_places_between_hours_keep_their_own_costs() {
     assert_eq!(all, d("134"), "{by_resource:?}");
 }
 
+/// A resource whose tags change between hours: the cost of the hours under each tags
+/// is allocated to those tags (billing-rules §8: spend attributed to each tag key
+/// and value), not all of the resource's cost to the tags it was first seen with.
 #[test]
 fn a_resource_whose_tags_change_allocates_each_tags_cost() {
     let mut s = Scenario::new();
