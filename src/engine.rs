@@ -6,6 +6,7 @@
 //! concatenated in account order, so the output does not depend on the thread count.
 
 use crate::decimal::{Dec, Qty};
+use crate::lake::columns::StrCol;
 use crate::lake::inputs::{Reference, RowKeys, UsageChunk};
 use crate::model::{Account, Package, Phase, Reason};
 use crate::rules::account::{AccountBook, AccountOpening, Ctx, HourOut};
@@ -104,8 +105,8 @@ pub struct Engine {
     only: Option<FxHashMap<u32, Option<RowFilter>>>,
     /// Per account, the part of this hour's pay-per-use sum that comes from rows not
     /// rated here (a partial what-if run): added before the hour is settled. Set by
-    /// the caller before each hour.
-    pub unrated: FxHashMap<u32, Dec>,
+    /// the caller before each hour, in account order.
+    pub unrated: Vec<(u32, Dec)>,
     /// Rate each hour on the calling thread (a what-if run, whose two ratings already
     /// run side by side) instead of spreading it over the thread pool.
     pub sequential: bool,
@@ -130,6 +131,58 @@ impl RowFilter {
     }
 }
 
+/// A what-if selection: an account's entry (see [`select_rows`]).
+pub type Select<'f> = dyn Fn(&str) -> Option<Option<&'f RowFilter>> + Sync + 'f;
+
+/// Which rows a what-if selection wants, of a batch of `n` rows whose account, SKU,
+/// region, resource and pool columns are `cols`. `select` gives an account's entry:
+/// `None`, none of its rows; `Some(None)`, all of them; `Some(Some(f))`, the rows `f`
+/// wants. With dictionary columns each distinct account is looked up once, and a
+/// filter's SKU and region are compared as dictionary entries, not as text.
+pub fn select_rows<'f>(n: usize, cols: [Option<&StrCol>; 5], select: impl Fn(&str) -> Option<Option<&'f RowFilter>>) -> Vec<bool> {
+    use arrow_array::Array;
+    let [account, sku, region, resource, pool] = cols;
+    fn at(c: Option<&StrCol>, r: usize) -> Option<&str> {
+        c.and_then(|c| c.get(r))
+    }
+    let keys = |r: usize| RowKeys { account_id: at(account, r), sku: at(sku, r), region: at(region, r), resource_id: at(resource, r), pool_id: at(pool, r) };
+    // Each dictionary entry's first key with the same text, and the key of a text.
+    fn entries(c: Option<&StrCol>) -> Option<(Vec<u32>, FxHashMap<&str, u32>)> {
+        let d = c?.dictionary()?;
+        let mut first: FxHashMap<&str, u32> = FxHashMap::default();
+        let canon = (0..d.len()).map(|k| if d.is_valid(k) { *first.entry(d.value(k)).or_insert(k as u32) } else { u32::MAX }).collect();
+        Some((canon, first))
+    }
+    let (Some(accounts), Some((sku_of, skus)), Some((region_of, regions))) = (account.and_then(|c| c.dictionary()), entries(sku), entries(region)) else {
+        return (0..n).map(|r| at(account, r).and_then(&select).is_some_and(|f| f.is_none_or(|f| f.wants(&keys(r))))).collect();
+    };
+    let (account, sku, region) = (account.expect("a dictionary"), sku.expect("a dictionary"), region.expect("a dictionary"));
+    // Per account key: not selected, every row, or a filter with its SKU's and region's
+    // entries in this batch (`u32::MAX`: no row has that text).
+    type Entry<'f> = Option<Option<(&'f RowFilter, u32, u32)>>;
+    let by_key: Vec<Entry<'f>> = (0..accounts.len())
+        .map(|k| {
+            if !accounts.is_valid(k) {
+                return None;
+            }
+            let f = select(accounts.value(k))?;
+            Some(f.map(|f| (f, skus.get(f.sku.as_str()).copied().unwrap_or(u32::MAX), regions.get(f.region.as_str()).copied().unwrap_or(u32::MAX))))
+        })
+        .collect();
+    let entry = |k: Option<usize>| k.and_then(|k| sku_of.get(k)).copied().unwrap_or(u32::MAX);
+    let region_entry = |k: Option<usize>| k.and_then(|k| region_of.get(k)).copied().unwrap_or(u32::MAX);
+    (0..n)
+        .map(|r| match account.key(r).and_then(|k| by_key.get(k)).copied().flatten() {
+            None => false,
+            Some(None) => true,
+            Some(Some((f, s, g))) => {
+                (s != u32::MAX && g != u32::MAX && entry(sku.key(r)) == s && region_entry(region.key(r)) == g)
+                    || f.resource.as_deref().is_some_and(|res| at(resource, r) == Some(res) || at(pool, r) == Some(res))
+            }
+        })
+        .collect()
+}
+
 /// A checked row's place in the rating order: account, start time, record id, then
 /// its run of rows and its place in the run.
 type Pos<'a> = (u32, Micros, &'a str, u32, u32);
@@ -141,6 +194,8 @@ type Pos<'a> = (u32, Micros, &'a str, u32, u32);
 struct Keys {
     accounts: Option<Vec<Option<u32>>>,
     skus: Option<Vec<bool>>,
+    /// In a what-if run, the rows it rates (see [`select_rows`]).
+    wanted: Option<Vec<bool>>,
 }
 
 impl Engine {
@@ -181,7 +236,7 @@ impl Engine {
             })
             .collect();
         let tally = vec![(0, Dec::ZERO); accounts.len()];
-        Ok(Engine { period, accounts, packages, catalog, subs, account_index, books, tally, only: None, unrated: FxHashMap::default(), sequential: false })
+        Ok(Engine { period, accounts, packages, catalog, subs, account_index, books, tally, only: None, unrated: Vec::new(), sequential: false })
     }
 
     /// Restricts rating to some accounts (by id): a what-if run over part of a period.
@@ -281,18 +336,24 @@ impl Engine {
         // Pair each account that has rows (or, in a partial what-if run, a sum of rows
         // not rated here) with its positions, then rate accounts in parallel.
         let mut accts: Vec<u32> = order.iter().map(|o| o.0).collect();
-        accts.extend(self.unrated.keys().copied());
-        accts.sort_unstable();
         accts.dedup();
+        if !self.unrated.is_empty() {
+            accts.extend(self.unrated.iter().map(|u| u.0));
+            accts.sort_unstable();
+            accts.dedup();
+        }
         let mut work: Vec<(&mut AccountBook, &[Pos<'_>], Option<Dec>)> = Vec::new();
         {
             let mut rest: &[Pos<'_>] = &order;
             let mut books = self.books.iter_mut();
+            let mut unrated = self.unrated.iter().peekable();
             for acct in accts {
+                while unrated.next_if(|u| u.0 < acct).is_some() {}
+                let sum = unrated.next_if(|u| u.0 == acct).map(|u| u.1);
                 let n = rest.iter().take_while(|o| o.0 == acct).count();
                 let (mine, tail) = rest.split_at(n);
                 let book = books.by_ref().find(|b| b.idx == acct).expect("books are in account order");
-                work.push((book, mine, self.unrated.get(&acct).copied()));
+                work.push((book, mine, sum));
                 rest = tail;
             }
         }
@@ -362,14 +423,10 @@ impl Engine {
             Some(&a) => a,
             None => self.account_index.get(id).copied(),
         };
-        if let Some(only) = &self.only {
-            // A what-if run: rows of other accounts are skipped before any check; in a
-            // partial one, the rows a purchase cannot change too.
-            match c.account_id.get(r).and_then(|a| only.get(&account(a)?)) {
-                Some(None) => {}
-                Some(Some(f)) if f.wants(&c.keys(r)) => {}
-                _ => return None,
-            }
+        // A what-if run: rows of other accounts are skipped before any check; in a
+        // partial one, the rows a purchase cannot change too.
+        if keys.wanted.as_ref().is_some_and(|w| !w[r]) {
+            return None;
         }
         let loc = RowLoc { chunk: ci as u32, row: r as u32 };
         let u = match check_row_known(c, loc, self.period, known) {
@@ -404,9 +461,14 @@ impl Engine {
     /// A chunk's account and SKU dictionaries resolved once each (see [`Keys`]).
     fn keys_of(&self, c: &UsageChunk) -> Keys {
         use arrow_array::Array;
+        let wanted = self.only.as_ref().map(|only| {
+            let cols = [&c.account_id, &c.sku, &c.region, &c.resource_id, &c.pool_id].map(Some);
+            select_rows(c.len, cols, |a| self.account_index.get(a).and_then(|i| only.get(i)).map(Option::as_ref))
+        });
         Keys {
             accounts: c.account_id.dictionary().map(|d| (0..d.len()).map(|k| d.is_valid(k).then(|| self.account_index.get(d.value(k)).copied()).flatten()).collect()),
             skus: c.sku.dictionary().map(|d| (0..d.len()).map(|k| d.is_valid(k) && self.catalog.knows_sku(d.value(k))).collect()),
+            wanted,
         }
     }
 

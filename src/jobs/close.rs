@@ -226,13 +226,7 @@ impl Usage<'_> {
             return Ok(out);
         }
         let all: Vec<u32> = hours.iter().flat_map(|(_, w)| w.iter().copied()).collect();
-        let wanted = self.only.as_ref().map(|only| {
-            move |k: &inputs::RowKeys<'_>| match k.account_id.and_then(|a| only.get(a)) {
-                Some(None) => true,
-                Some(Some(f)) => f.wants(k),
-                None => false,
-            }
-        });
+        let wanted = self.only.as_ref().map(selector);
         // The key columns the filters look at: SKU and region for any, the resource
         // and pool only for a subscription's.
         let columns: Vec<&str> = match &self.only {
@@ -240,7 +234,7 @@ impl Usage<'_> {
             Some(only) if only.values().any(Option::is_some) => vec!["sku", "region"],
             _ => Vec::new(),
         };
-        let wanted = wanted.as_ref().map(|w| (columns.as_slice(), w as &(dyn Fn(&inputs::RowKeys<'_>) -> bool + Sync)));
+        let wanted = wanted.as_ref().map(|w| (columns.as_slice(), w as &crate::engine::Select<'_>));
         let mut decoded: FxHashMap<u32, Vec<UsageChunk>> = decode_many(self.lake, self.files, &all, wanted)?.into_iter().collect();
         for (hour, which) in hours {
             let mut chunks = Vec::new();
@@ -253,13 +247,18 @@ impl Usage<'_> {
     }
 }
 
+/// A what-if run's selection of rows, by account id.
+fn selector<'f>(only: &'f FxHashMap<String, Option<crate::engine::RowFilter>>) -> impl Fn(&str) -> Option<Option<&'f crate::engine::RowFilter>> + Sync + 'f {
+    move |account| only.get(account).map(Option::as_ref)
+}
+
 /// Reads and decodes several files in parallel: every row, or only the rows of the
 /// `wanted` accounts.
 fn decode_many(
     lake: &Lake,
     files: &[UsageFile],
     which: &[u32],
-    wanted: Option<(&[&str], &(dyn Fn(&inputs::RowKeys<'_>) -> bool + Sync))>,
+    wanted: Option<(&[&str], &crate::engine::Select<'_>)>,
 ) -> Result<Vec<(u32, Vec<UsageChunk>)>, JobError> {
     let rels: Vec<String> = which.iter().map(|&i| files[i as usize].path.clone()).collect();
     let fetched = lake.get_many(&rels);
@@ -414,7 +413,7 @@ pub fn run(job: &CloseJob) -> Result<CloseReport, JobError> {
         .filter_map(|l| hourly_file_hour(&l.path))
         .collect();
     let mut settled: BTreeMap<(u32, Micros), Dec> = BTreeMap::new();
-    let mut hour_sums = HourSums::new(period, engine.accounts.len());
+    let mut hour_sums = HourSums::new();
     let mut fault = std::env::var("BILLRUN_INJECT_FAULT").ok();
     // The rating of an hour overlaps the writing of the one before: the writers run on
     // a thread of their own, handed the rated hours through a channel of two, with
@@ -738,33 +737,64 @@ fn progress(len: u64, label: &str) -> indicatif::ProgressBar {
 
 /// Each account's pay-per-use sum of every hour it was settled, as the period's
 /// rating found them: what a partial what-if run adds for the rows it does not rate.
+/// Kept hour by hour, each hour's in account order, as the what-if run reads them.
 struct HourSums {
-    start: Micros,
-    /// Per account: hour offsets in the period, ascending, and their sums.
-    hours: Vec<Vec<u16>>,
-    sums: Vec<Vec<Dec>>,
+    /// Per hour: the accounts settled, ascending, and their sums.
+    hours: BTreeMap<Micros, (Vec<u32>, Vec<Dec>)>,
 }
 
 impl HourSums {
-    fn new(period: crate::time::Period, accounts: usize) -> HourSums {
-        HourSums { start: period.start(), hours: vec![Vec::new(); accounts], sums: vec![Vec::new(); accounts] }
+    fn new() -> HourSums {
+        HourSums { hours: BTreeMap::new() }
     }
 
     fn record(&mut self, settlements: &[crate::rules::records::Settlement]) {
+        let mut touched: Vec<Micros> = Vec::new();
         for s in settlements {
-            let a = s.account as usize;
-            if let (Some(h), Ok(k)) = (self.hours.get_mut(a), u16::try_from((s.hour_start - self.start) / crate::time::HOUR)) {
-                h.push(k);
-                self.sums[a].push(s.line_amount);
+            let (accounts, sums) = self.hours.entry(s.hour_start).or_default();
+            accounts.push(s.account);
+            sums.push(s.line_amount);
+            if touched.last() != Some(&s.hour_start) {
+                touched.push(s.hour_start);
+            }
+        }
+        // An hour's settlements come in account order; kept so if they did not.
+        for hour in touched {
+            if let Some((accounts, sums)) = self.hours.get_mut(&hour).filter(|(a, _)| !a.is_sorted()) {
+                let mut both: Vec<(u32, Dec)> = accounts.iter().copied().zip(sums.iter().copied()).collect();
+                both.sort_by_key(|x| x.0);
+                (*accounts, *sums) = both.into_iter().unzip();
             }
         }
     }
 
-    fn get(&self, account: u32, hour: Micros) -> Option<Dec> {
-        let k = u16::try_from((hour - self.start) / crate::time::HOUR).ok()?;
-        let hours = self.hours.get(account as usize)?;
-        hours.binary_search(&k).ok().map(|i| self.sums[account as usize][i])
+    /// The hour's accounts and sums, in account order.
+    fn of(&self, hour: Micros) -> (&[u32], &[Dec]) {
+        self.hours.get(&hour).map_or((&[], &[]), |(a, s)| (a.as_slice(), s.as_slice()))
     }
+}
+
+/// Per account of `wanted` (ascending), the part of the hour's sum `all` that `part`
+/// (the rated rows' sums) leaves: what a partial what-if run adds for the rows it does
+/// not rate. An account with a part but no whole (an hour the period's rating did not
+/// settle it) goes to `astray`. All three lists are in account order.
+fn unrated_sums(wanted: &[u32], (accounts, sums): (&[u32], &[Dec]), part: &[(u32, Dec)], astray: &mut rustc_hash::FxHashSet<u32>) -> Vec<(u32, Dec)> {
+    let (mut all, mut part) = (accounts.iter().copied().zip(sums.iter().copied()).peekable(), part.iter().copied().peekable());
+    let mut out = Vec::with_capacity(wanted.len());
+    for &a in wanted {
+        while all.next_if(|x| x.0 < a).is_some() {}
+        while part.next_if(|x| x.0 < a).is_some() {}
+        let whole = all.next_if(|x| x.0 == a).map(|x| x.1);
+        let rated = part.next_if(|x| x.0 == a).map(|x| x.1);
+        match (whole, rated) {
+            (Some(whole), rated) => out.push((a, whole.sub(rated.unwrap_or(Dec::ZERO)))),
+            (None, Some(_)) => {
+                astray.insert(a);
+            }
+            (None, None) => {}
+        }
+    }
+    out
 }
 
 /// The period's recommendations. Purchases are verified by re-rating: the period is
@@ -825,7 +855,9 @@ fn recommend(
             what_if.restrict_rows(&partial);
             without.sequential = true;
             what_if.sequential = true;
-            let idx: Vec<u32> = partial.iter().filter_map(|(a, _)| engine.account_index(a)).collect();
+            let mut idx: Vec<u32> = partial.iter().filter_map(|(a, _)| engine.account_index(a)).collect();
+            idx.sort_unstable();
+            idx.dedup();
             let mut astray: rustc_hash::FxHashSet<u32> = Default::default();
             usage.only = Some(partial.iter().map(|(a, f)| (a.clone(), Some(f.clone()))).collect());
             // The rating with the purchase runs an hour behind the one without, on a
@@ -833,7 +865,7 @@ fn recommend(
             let t0 = Instant::now();
             let mut rerated = 0u64;
             let rated = std::thread::scope(|scope| {
-                let (tx, rx) = std::sync::mpsc::sync_channel::<(Micros, FxHashMap<u32, Dec>, Vec<UsageChunk>)>(1);
+                let (tx, rx) = std::sync::mpsc::sync_channel::<(Micros, Vec<(u32, Dec)>, Vec<UsageChunk>)>(1);
                 let what_if = &mut what_if;
                 let with_purchase = scope.spawn(move || {
                     for (hour, unrated, chunks) in rx {
@@ -842,19 +874,11 @@ fn recommend(
                     }
                 });
                 let rated = rate_hours(usage, hours, &mut without, verdicts, |_, res, chunks| {
-                    let changed: FxHashMap<u32, Dec> = res.settlements.iter().map(|s| (s.account, s.line_amount)).collect();
-                    let mut unrated = FxHashMap::default();
-                    for &a in &idx {
-                        match (hour_sums.get(a, res.hour), changed.get(&a)) {
-                            (Some(all), part) => {
-                                unrated.insert(a, all.sub(part.copied().unwrap_or(Dec::ZERO)));
-                            }
-                            (None, Some(_)) => {
-                                astray.insert(a);
-                            }
-                            (None, None) => {}
-                        }
+                    let mut part: Vec<(u32, Dec)> = res.settlements.iter().map(|s| (s.account, s.line_amount)).collect();
+                    if !part.is_sorted_by_key(|x| x.0) {
+                        part.sort_by_key(|x| x.0);
                     }
+                    let unrated = unrated_sums(&idx, hour_sums.of(res.hour), &part, &mut astray);
                     rerated += chunks.iter().map(|c| c.len as u64).sum::<u64>();
                     tx.send((res.hour, unrated, chunks.to_vec())).map_err(|_| JobError::Bug("the what-if rating stopped".into()))
                 });

@@ -639,7 +639,7 @@ pub fn read_usage_file_of(
     f: &UsageFile,
     bytes: Bytes,
     columns: &[&str],
-    wanted: &(dyn Fn(&RowKeys<'_>) -> bool + Sync),
+    wanted: &crate::engine::Select<'_>,
 ) -> Result<Vec<UsageChunk>> {
     use parquet::arrow::arrow_reader::RowSelection;
     use parquet::arrow::ProjectionMask;
@@ -657,17 +657,9 @@ pub fn read_usage_file_of(
         // A key column that is missing or of another type selects as null here; the
         // rows selected are decoded whole, and checked, afterwards.
         let [sku, region, resource, pool] = [KEYS[1], KEYS[2], KEYS[3], KEYS[4]].map(|k| StrCol::of(b, k).ok());
-        fn at(c: &Option<StrCol>, r: usize) -> Option<&str> {
-            c.as_ref().and_then(|c| c.get(r))
-        }
-        let keep: arrow_array::BooleanArray = (0..b.num_rows())
-            .map(|r| {
-                let k = RowKeys { account_id: ids.get(r), sku: at(&sku, r), region: at(&region, r), resource_id: at(&resource, r), pool_id: at(&pool, r) };
-                Some(k.account_id.is_some() && wanted(&k))
-            })
-            .collect();
-        rows.extend((0..b.num_rows()).filter(|&r| keep.value(r)).map(|r| first + r as u32));
-        filters.push(keep);
+        let keep = crate::engine::select_rows(b.num_rows(), [Some(&ids), sku.as_ref(), region.as_ref(), resource.as_ref(), pool.as_ref()], wanted);
+        rows.extend(keep.iter().enumerate().filter(|(_, &k)| k).map(|(r, _)| first + r as u32));
+        filters.push(arrow_array::BooleanArray::from(keep));
         first = first.saturating_add(b.num_rows() as u32);
     }
     if rows.is_empty() {

@@ -290,6 +290,7 @@ fn permission_errors_are_reported_plainly() {
 #[test]
 fn usage_strings_read_the_same_however_the_file_stores_them() {
     use arrow_array::{Array, ArrayRef, DictionaryArray, RecordBatch};
+    use billrun::engine::RowFilter;
     use billrun::lake::inputs::{read_usage_file, read_usage_file_of, RowKeys, UsageChunk, UsageFile};
     use parquet::file::properties::WriterProperties;
     use std::sync::Arc;
@@ -374,20 +375,34 @@ fn usage_strings_read_the_same_however_the_file_stores_them() {
         out
     };
     let f = UsageFile { path: "usage/date=2026-01-02/hour=00/f.parquet".into(), size: 0, e_tag: None, partition_hour: t("2026-01-02T00:00") };
-    // Rows without an account are never selected (they are no account's).
-    let wanted = |k: &RowKeys<'_>| k.account_id.is_some_and(|a| a.ends_with('7') || k.sku == Some("sku-3"));
+    // A what-if selection: every row of some accounts, none of others, and of the
+    // rest the rows of a SKU in a region, or also of a resource. Rows without an
+    // account are never selected (they are no account's).
+    let resource = rows.iter().find(|r| r.account_id.as_deref().is_some_and(|a| a.ends_with('5')) && r.sku.as_deref() != Some("sku-3")).and_then(|r| r.resource_id.clone()).unwrap();
+    let by_place = RowFilter { sku: "sku-3".into(), region: "r-north".into(), resource: None };
+    let by_resource = RowFilter { resource: Some(resource.clone()), ..by_place.clone() };
+    fn selection<'f>(by_place: &'f RowFilter, by_resource: &'f RowFilter) -> impl Fn(&str) -> Option<Option<&'f RowFilter>> + Sync + 'f {
+        move |a| match a.chars().last() {
+            Some('7') => Some(None),
+            Some('5') => Some(Some(by_resource)),
+            Some('0') => None,
+            _ => Some(Some(by_place)),
+        }
+    }
+    let select = selection(&by_place, &by_resource);
+    let wanted = |k: &RowKeys<'_>| k.account_id.and_then(&select).is_some_and(|f| f.is_none_or(|f| f.wants(k)));
     let expected: Vec<[Option<String>; 9]> = (0..n)
         .map(|k| {
             let r = &rows[k];
             [&r.record_id, &r.account_id, &r.region, &r.resource_id, &r.resource_name, &r.sku, &r.pool_id, &r.enterprise_project, &r.tags].map(|v| v.clone())
         })
         .collect();
-    let chosen: Vec<[Option<String>; 9]> = expected
-        .iter()
-        .filter(|e| e[1].as_deref().is_some_and(|a| a.ends_with('7') || e[5].as_deref() == Some("sku-3")))
-        .cloned()
-        .collect();
+    let chosen: Vec<[Option<String>; 9]> = expected.iter().zip(&rows).filter(|(_, r)| wanted(&some_keys(r))).map(|(e, _)| e.clone()).collect();
     assert!(chosen.len() > 100 && chosen.len() < n / 2, "{}", chosen.len());
+    // Each way of being chosen is there: a whole account, a SKU in a region, a resource.
+    assert!(rows.iter().any(|r| r.account_id.as_deref().is_some_and(|a| a.ends_with('7'))));
+    assert!(rows.iter().any(|r| by_place.wants(&some_keys(r)) && r.account_id.as_deref().is_some_and(|a| !a.ends_with('7') && !a.ends_with('0'))));
+    assert!(rows.iter().any(|r| r.resource_id.as_deref() == Some(resource.as_str()) && !by_place.wants(&some_keys(r)) && r.account_id.as_deref().is_some_and(|a| a.ends_with('5'))));
     assert_eq!(billrun::lake::inputs::NOT_RATED, ["resource_name", "enterprise_project"]);
     let chosen: Vec<[Option<String>; 9]> = chosen
         .into_iter()
@@ -400,7 +415,7 @@ fn usage_strings_read_the_same_however_the_file_stores_them() {
         let read_ids = bytes.clone();
         let all = read_usage_file(0, &f, bytes.clone()).unwrap_or_else(|e| panic!("{how}: {e}"));
         same(strings(&all), &expected, format!("{how}: the whole file"));
-        let some = read_usage_file_of(0, &f, bytes, &["sku"], &wanted).unwrap_or_else(|e| panic!("{how}: {e}"));
+        let some = read_usage_file_of(0, &f, bytes, &["sku", "region", "resource_id", "pool_id"], &select).unwrap_or_else(|e| panic!("{how}: {e}"));
         same(strings(&some), &chosen, format!("{how}: a selection of rows"));
         let numbers: Vec<u32> = some.iter().flat_map(|c| (0..c.len).map(|r| c.file_row(r))).collect();
         let expected_numbers: Vec<u32> = (0..n as u32).filter(|&k| wanted(&some_keys(&rows[k as usize]))).collect();
