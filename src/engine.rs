@@ -306,7 +306,7 @@ impl Engine {
             .enumerate()
             .flat_map(|(ci, c)| (0..c.len).step_by(RUN).map(move |r| (ci, r, (r + RUN).min(c.len))))
             .collect();
-        let known: Vec<(Known, Keys)> = chunks.iter().map(|c| (Known::of(c), self.keys_of(c))).collect();
+        let known: Vec<(Known, Keys)> = chunks.iter().map(|c| (Known::of(c, self.period), self.keys_of(c))).collect();
         let checked: Vec<(Vec<(u32, Usage<'_>)>, Vec<Rejected>)> = each(self.sequential, runs, 1, |(ci, from, to)| {
             let c = &chunks[ci];
             let mut rows = Vec::with_capacity(to - from);

@@ -218,6 +218,13 @@ impl ChunkEncoder {
             let take = (PAGE_ROWS - self.page_rows).min(a.len() - at);
             let part = &keys[at..at + take];
             match nulls {
+                // One value (a constant column): every key is 0, resolved once.
+                None if strings.len() == 1 => {
+                    self.resolve(strings, std::iter::once(0))?;
+                    let id = *self.ids.last().expect("one entry resolved");
+                    self.ids.resize(self.ids.len() + take - 1, id);
+                    self.present(take);
+                }
                 None => {
                     self.resolve(strings, part.iter().map(|&k| k as usize))?;
                     self.present(take);
@@ -291,7 +298,11 @@ impl ChunkEncoder {
             self.levels.clear();
             self.levels.resize(self.page_rows, 1);
         }
-        self.levels.extend(valid.iter().map(u32::from));
+        if nulls == valid.len() {
+            self.levels.resize(self.levels.len() + nulls, 0);
+        } else {
+            self.levels.extend(valid.iter().map(u32::from));
+        }
         self.page_nulls += nulls;
         self.page_rows += valid.len();
     }

@@ -80,11 +80,20 @@ fn req<'a>(v: Option<&'a str>, field: &str) -> Result<&'a str, Rejection> {
     }
 }
 
+/// Whether every byte is printable ASCII: looked at 16 bytes at a time, without a
+/// branch a byte.
+fn printable_ascii(b: &[u8]) -> bool {
+    let printable = |b: u8| b.wrapping_sub(0x20) < 0x5f;
+    let mut blocks = b.chunks_exact(16);
+    let whole = blocks.by_ref().all(|c| c.iter().fold(true, |ok, &b| ok & printable(b)));
+    whole && blocks.remainder().iter().all(|&b| printable(b))
+}
+
 /// A string id whose characters cannot break a path or a log line.
 fn no_controls<'a>(v: &'a str, field: &str) -> Result<&'a str, Rejection> {
     // Printable ASCII, the common case, is told by its bytes; any other text by its
     // characters (C1 controls are two bytes in UTF-8).
-    if v.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+    if printable_ascii(v.as_bytes()) {
         return Ok(v);
     }
     if v.chars().any(char::is_control) {
@@ -192,10 +201,12 @@ pub struct Known {
     module: Option<Vec<Option<Module>>>,
     pool_type: Option<Vec<Option<PoolType>>>,
     tags: Option<Vec<bool>>,
+    /// The period's first and past-the-end instants.
+    bounds: Option<(Micros, Micros)>,
 }
 
 impl Known {
-    pub fn of(c: &UsageChunk) -> Known {
+    pub fn of(c: &UsageChunk, period: Period) -> Known {
         fn each<T>(col: &StrCol, f: impl Fn(&str) -> T) -> Option<Vec<T>> {
             use arrow_array::Array;
             let d = col.dictionary()?;
@@ -209,6 +220,7 @@ impl Known {
             module: each(&c.module, Module::parse),
             pool_type: each(&c.pool_type, PoolType::parse),
             tags: each(&c.tags, tags_valid),
+            bounds: Some((period.start(), period.end())),
         }
     }
 }
@@ -287,7 +299,11 @@ pub fn check_row_known<'a>(chunk: &'a UsageChunk, loc: RowLoc, period: Period, k
             return Err(schema("tags is not a JSON object of strings"));
         }
     }
-    if !period.contains(start) {
+    let inside = match k.bounds {
+        Some((from, to)) => from <= start && start < to,
+        None => period.contains(start),
+    };
+    if !inside {
         return Err(Rejection::new(
             Reason::OutOfPeriod,
             format!("start_time {} is outside period {period}", format_ts(start)),
@@ -345,7 +361,7 @@ pub fn content_string(u: &Usage<'_>) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{no_controls, tags_valid, tags_valid_json};
+    use super::{no_controls, printable_ascii, tags_valid, tags_valid_json};
     use proptest::prelude::*;
 
     /// Control characters are found however the text is made: tab, DEL, C1 controls
@@ -361,6 +377,15 @@ mod tests {
         #[test]
         fn controls_as_the_characters_say(s in any::<String>()) {
             prop_assert_eq!(no_controls(&s, "f").is_err(), s.chars().any(char::is_control));
+        }
+
+        /// The block-wise test says what the byte-wise one says, wherever in a block
+        /// (or in the bytes past the last whole block) the one odd byte is.
+        #[test]
+        fn printable_ascii_by_blocks_as_by_bytes(s in "[ -~]{0,40}", at in 0usize..41, odd in prop::sample::select(vec![0x00u8, 0x09, 0x1f, 0x20, 0x7e, 0x7f, 0x80, 0xc3, b'a'])) {
+            let mut v = s.into_bytes();
+            v.insert(at.min(v.len()), odd);
+            prop_assert_eq!(printable_ascii(&v), v.iter().all(|b| (0x20..0x7f).contains(b)));
         }
     }
 

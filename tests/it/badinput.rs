@@ -465,9 +465,10 @@ proptest! {
             Just("[]".to_string()),
             any::<String>(),
         ]),
-    ), 1..60)) {
+    ), 1..60), hour in prop::sample::select(vec!["2025-12-31T23:00", "2026-01-01T00:00", "2026-01-10T05:00", "2026-01-31T23:00", "2026-02-01T00:00"])) {
         use billrun::rules::checks::{check_row, check_row_known, Known, RowLoc};
-        let hour = t("2026-01-10T05:00");
+        // Hours inside the period and either side of it.
+        let hour = t(hour);
         let rows: Vec<billrun::generate::usage::Row> = rows
             .into_iter()
             .enumerate()
@@ -500,7 +501,7 @@ proptest! {
         for c in billrun::lake::inputs::read_usage_file(0, &f, buf.into()).unwrap() {
             // (a column with no value at all is read plain)
             prop_assert!(c.account_id.dictionary().is_some() || (0..c.len).all(|r| c.account_id.get(r).is_none()), "the account column is read as a dictionary");
-            let known = Known::of(&c);
+            let known = Known::of(&c, period);
             for r in 0..c.len {
                 let loc = RowLoc { chunk: 0, row: r as u32 };
                 let (whole, by_value) = (check_row(&c, loc, period), check_row_known(&c, loc, period, &known));
