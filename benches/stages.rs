@@ -83,7 +83,7 @@ fn stages(c: &mut Criterion) {
             let mut ok = 0u64;
             for (ci, c) in ppu.chunks.iter().enumerate() {
                 // As the engine does: each distinct value of the chunk checked once.
-                let known = Known::of(c);
+                let known = Known::of(c, PERIOD);
                 for r in 0..c.len {
                     ok += check_row_known(c, RowLoc { chunk: ci as u32, row: r as u32 }, PERIOD, &known).is_ok() as u64;
                 }
