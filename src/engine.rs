@@ -146,17 +146,24 @@ pub fn select_rows<'f>(n: usize, cols: [Option<&StrCol>; 5], select: impl Fn(&st
         c.and_then(|c| c.get(r))
     }
     let keys = |r: usize| RowKeys { account_id: at(account, r), sku: at(sku, r), region: at(region, r), resource_id: at(resource, r), pool_id: at(pool, r) };
+    let by_text = || (0..n).map(|r| at(account, r).and_then(&select).is_some_and(|f| f.is_none_or(|f| f.wants(&keys(r))))).collect();
     // Each dictionary entry's first key with the same text, and the key of a text.
-    fn entries(c: Option<&StrCol>) -> Option<(Vec<u32>, FxHashMap<&str, u32>)> {
-        let d = c?.dictionary()?;
+    fn entries(c: &StrCol) -> Option<(Vec<u32>, FxHashMap<&str, u32>)> {
+        let d = c.dictionary()?;
         let mut first: FxHashMap<&str, u32> = FxHashMap::default();
         let canon = (0..d.len()).map(|k| if d.is_valid(k) { *first.entry(d.value(k)).or_insert(k as u32) } else { u32::MAX }).collect();
         Some((canon, first))
     }
-    let (Some(accounts), Some((sku_of, skus)), Some((region_of, regions))) = (account.and_then(|c| c.dictionary()), entries(sku), entries(region)) else {
-        return (0..n).map(|r| at(account, r).and_then(&select).is_some_and(|f| f.is_none_or(|f| f.wants(&keys(r))))).collect();
+    let (Some(account), Some(sku), Some(region)) = (account, sku, region) else {
+        return by_text();
     };
-    let (account, sku, region) = (account.expect("a dictionary"), sku.expect("a dictionary"), region.expect("a dictionary"));
+    let (Some(accounts), Some((sku_of, skus)), Some((region_of, regions))) = (account.dictionary(), entries(sku), entries(region)) else {
+        return by_text();
+    };
+    // A row's entry in a column (`u32::MAX`: null, or no entry).
+    fn entry_of(canon: &[u32], key: Option<usize>) -> u32 {
+        key.and_then(|k| canon.get(k)).copied().unwrap_or(u32::MAX)
+    }
     // Per account key: not selected, every row, or a filter with its SKU's and region's
     // entries in this batch (`u32::MAX`: no row has that text).
     type Entry<'f> = Option<Option<(&'f RowFilter, u32, u32)>>;
@@ -169,14 +176,12 @@ pub fn select_rows<'f>(n: usize, cols: [Option<&StrCol>; 5], select: impl Fn(&st
             Some(f.map(|f| (f, skus.get(f.sku.as_str()).copied().unwrap_or(u32::MAX), regions.get(f.region.as_str()).copied().unwrap_or(u32::MAX))))
         })
         .collect();
-    let entry = |k: Option<usize>| k.and_then(|k| sku_of.get(k)).copied().unwrap_or(u32::MAX);
-    let region_entry = |k: Option<usize>| k.and_then(|k| region_of.get(k)).copied().unwrap_or(u32::MAX);
     (0..n)
         .map(|r| match account.key(r).and_then(|k| by_key.get(k)).copied().flatten() {
             None => false,
             Some(None) => true,
             Some(Some((f, s, g))) => {
-                (s != u32::MAX && g != u32::MAX && entry(sku.key(r)) == s && region_entry(region.key(r)) == g)
+                (s != u32::MAX && g != u32::MAX && entry_of(&sku_of, sku.key(r)) == s && entry_of(&region_of, region.key(r)) == g)
                     || f.resource.as_deref().is_some_and(|res| at(resource, r) == Some(res) || at(pool, r) == Some(res))
             }
         })

@@ -1099,3 +1099,21 @@ fn settlement_changes(
     ];
     Ok(arrow_array::RecordBatch::try_new(schema, cols).expect("settlement change columns match the schema"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::unrated_sums;
+    use crate::decimal::Dec;
+
+    /// Each wanted account gets its hour's sum less the part rated again (the whole
+    /// sum when none was); an account the hour did not settle gets nothing, or goes
+    /// astray when a part was rated for it all the same.
+    #[test]
+    fn unrated_sums_walk_the_three_lists_in_account_order() {
+        let d = Dec::from_int;
+        let mut astray = Default::default();
+        let out = unrated_sums(&[1, 3, 5, 7, 9], (&[1, 2, 3, 7], &[d(10), d(5), d(7), d(1)]), &[(2, d(1)), (3, d(2)), (5, d(4)), (7, d(1))], &mut astray);
+        assert_eq!(out, vec![(1, d(10)), (3, d(5)), (7, d(0))]);
+        assert_eq!(astray.into_iter().collect::<Vec<u32>>(), vec![5]);
+    }
+}

@@ -565,17 +565,6 @@ impl UsageChunk {
             None => self.first_row.saturating_add(r as u32),
         }
     }
-
-    /// The key columns of row `r`.
-    pub fn keys(&self, r: usize) -> RowKeys<'_> {
-        RowKeys {
-            account_id: self.account_id.get(r),
-            sku: self.sku.get(r),
-            region: self.region.get(r),
-            resource_id: self.resource_id.get(r),
-            pool_id: self.pool_id.get(r),
-        }
-    }
 }
 
 /// A usage file of the lake, in the order the rules read files (by path).
