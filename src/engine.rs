@@ -192,6 +192,27 @@ pub fn select_rows<'f>(n: usize, cols: [Option<&StrCol>; 5], select: impl Fn(&st
 /// its run of rows and its place in the run.
 type Pos<'a> = (u32, Micros, &'a str, u32, u32);
 
+/// `order` (positions in file order) sorted as `Pos` sorts. Most rows of an account
+/// and hour share their start time, so the order falls to the record ids: they are
+/// compared by their first 16 bytes as one number, and in full only where those are
+/// the same, with the account and start time as another number before them.
+fn rating_order(order: Vec<Pos<'_>>) -> Vec<Pos<'_>> {
+    let head = |s: &str| {
+        let mut b = [0u8; 16];
+        let n = s.len().min(16);
+        b[..n].copy_from_slice(&s.as_bytes()[..n]);
+        u128::from_be_bytes(b)
+    };
+    // The start time's sign bit flipped: signed order as unsigned.
+    let when = |a: u32, t: Micros| (u128::from(a) << 64) | u128::from(t as u64 ^ (1 << 63));
+    let mut keys: Vec<(u128, u128, u32)> = order.iter().enumerate().map(|(n, p)| (when(p.0, p.1), head(p.2), n as u32)).collect();
+    // Positions are numbered in (run, row) order: the number breaks the last ties.
+    keys.sort_unstable_by(|a, b| {
+        (a.0, a.1).cmp(&(b.0, b.1)).then_with(|| order[a.2 as usize].2.cmp(order[b.2 as usize].2)).then(a.2.cmp(&b.2))
+    });
+    keys.iter().map(|k| order[k.2 as usize]).collect()
+}
+
 /// A usage chunk's dictionary columns resolved once a distinct value rather than once
 /// a row: the index of each account key (`None`: not in accounts) and whether each SKU
 /// key is in the catalog. A row whose column has no dictionary is looked up itself.
@@ -331,12 +352,12 @@ impl Engine {
         }
         // The rating order, `(account, start_time, record_id)`, then file order; sorted
         // as positions (run, row in the run): the rows themselves stay where they are.
-        let mut order: Vec<Pos<'_>> = runs
+        let order: Vec<Pos<'_>> = runs
             .iter()
             .enumerate()
             .flat_map(|(k, run)| run.iter().enumerate().map(move |(i, (a, u))| (*a, u.start, u.record_id, k as u32, i as u32)))
             .collect();
-        order.sort_unstable();
+        let order = rating_order(order);
 
         // Pair each account that has rows (or, in a partial what-if run, a sum of rows
         // not rated here) with its positions, then rate accounts in parallel.
@@ -619,4 +640,28 @@ fn each<T: Send, R: Send>(sequential: bool, items: Vec<T>, min_len: usize, f: im
 /// Package quotas are in the pricing unit of their SKU (billing-rules §3).
 fn package_unit(catalog: &Catalog, p: &Package) -> crate::model::PricingUnit {
     catalog.usage_unit(&p.sku, crate::model::Module::Training)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The rating order by number keys is the order of the positions themselves:
+        /// record ids that share 16 bytes or more, that end inside them, or that hold
+        /// NUL bytes (a shorter id padded reads as the same number), and start times
+        /// either side of the epoch.
+        #[test]
+        fn rating_order_is_the_positions_order(
+            rows in proptest::collection::vec((0u32..4, prop_oneof![Just(-1i64), Just(0i64), Just(3_600_000_000i64), any::<i64>()],
+                "(res-0000-000-nb-disk-49|res-0000-000-nb|ab\\x00?|ab|)[a-c\\x00]{0,3}"), 0..200)
+        ) {
+            // Positions as the engine numbers them: runs of rows in order, rows in a run.
+            let order: Vec<Pos<'_>> = rows.iter().enumerate().map(|(n, (a, t, id))| (*a, *t, id.as_str(), n as u32 / 7, n as u32 % 7)).collect();
+            let mut plain = order.clone();
+            plain.sort_unstable();
+            prop_assert_eq!(rating_order(order), plain);
+        }
+    }
 }
