@@ -281,7 +281,7 @@ fn duplicate_verdicts(
     period: Period,
 ) -> Result<FxHashMap<FileRow, crate::rules::checks::Rejection>, JobError> {
     let all: Vec<u32> = (0..usage.files.len() as u32).collect();
-    let mut seen: Vec<(u64, FileRow)> = Vec::new();
+    let mut seen = dedup::Seen::default();
     for batch in all.chunks(64) {
         if usage.keep {
             // Small month: decode whole files once, keep them for rating.
@@ -289,7 +289,7 @@ fn duplicate_verdicts(
                 for c in &chunks {
                     for r in 0..c.len {
                         if let Some(id) = c.record_id.get(r) {
-                            seen.push((dedup::id_hash(id), (fi, c.first_row + r as u32)));
+                            seen.push(dedup::id_hash(id), (fi, c.first_row + r as u32));
                         }
                     }
                 }
@@ -308,7 +308,7 @@ fn duplicate_verdicts(
             seen.extend(hashed.into_iter().flatten());
         }
     }
-    let suspects = dedup::suspects(seen);
+    let suspects = seen.suspects();
     if suspects.is_empty() {
         return Ok(FxHashMap::default());
     }

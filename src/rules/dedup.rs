@@ -22,24 +22,66 @@ pub fn id_hash(record_id: &str) -> u64 {
     h.finish()
 }
 
-/// The rows whose record-id hash appears more than once: candidates for comparison.
-pub fn suspects(mut seen: Vec<(u64, FileRow)>) -> Vec<FileRow> {
-    use rayon::slice::ParallelSliceMut;
-    seen.par_sort_unstable();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < seen.len() {
-        let mut j = i + 1;
-        while j < seen.len() && seen[j].0 == seen[i].0 {
-            j += 1;
-        }
-        if j - i > 1 {
-            out.extend(seen[i..j].iter().map(|(_, fr)| *fr));
-        }
-        i = j;
+/// The period's record-id hashes, spread by their top bits over buckets as they come:
+/// each bucket is then sorted on its own (a few MB, in cache, in parallel) rather than
+/// the month's hashes sorted as one array.
+pub struct Seen {
+    buckets: Vec<Vec<(u64, FileRow)>>,
+}
+
+const BUCKET_BITS: u32 = 10;
+
+impl Default for Seen {
+    fn default() -> Self {
+        Seen { buckets: (0..1usize << BUCKET_BITS).map(|_| Vec::new()).collect() }
     }
-    out.sort_unstable();
-    out
+}
+
+impl Seen {
+    pub fn push(&mut self, hash: u64, at: FileRow) {
+        self.buckets[(hash >> (64 - BUCKET_BITS)) as usize].push((hash, at));
+    }
+
+    pub fn extend(&mut self, items: impl IntoIterator<Item = (u64, FileRow)>) {
+        for (h, at) in items {
+            self.push(h, at);
+        }
+    }
+
+    /// The rows whose record-id hash appears more than once: candidates for
+    /// comparison, in row order.
+    pub fn suspects(self) -> Vec<FileRow> {
+        use rayon::prelude::*;
+        let mut out: Vec<FileRow> = self
+            .buckets
+            .into_par_iter()
+            .flat_map_iter(|mut b| {
+                b.sort_unstable();
+                let mut out = Vec::new();
+                let mut i = 0;
+                while i < b.len() {
+                    let mut j = i + 1;
+                    while j < b.len() && b[j].0 == b[i].0 {
+                        j += 1;
+                    }
+                    if j - i > 1 {
+                        out.extend(b[i..j].iter().map(|(_, fr)| *fr));
+                    }
+                    i = j;
+                }
+                out
+            })
+            .collect();
+        out.sort_unstable();
+        out
+    }
+}
+
+/// The rows whose record-id hash appears more than once: candidates for comparison.
+pub fn suspects(seen: Vec<(u64, FileRow)>) -> Vec<FileRow> {
+    let mut s = Seen::default();
+    s.extend(seen);
+    s.suspects()
 }
 
 /// Decides the verdicts for the suspect rows, given each one's `record_id` and its
@@ -83,6 +125,28 @@ mod tests {
     fn only_repeated_hashes_are_suspects() {
         let s = suspects(vec![(1, (0, 0)), (2, (0, 1)), (1, (1, 5))]);
         assert_eq!(s, vec![(0, 0), (1, 5)]);
+    }
+
+    proptest::proptest! {
+        /// Bucketed, the suspects are those of one sorted array: hashes that differ
+        /// only in their low bits, or only in their top bits, and repeats anywhere.
+        #[test]
+        fn bucketed_suspects_are_the_whole_arrays(
+            seen in proptest::collection::vec(((0u64..4, 0u64..6), (0u32..3, 0u32..50)), 0..300)
+        ) {
+            let seen: Vec<(u64, FileRow)> = seen.into_iter().map(|((hi, lo), fr)| ((hi << 62) | (lo * 0x9e37), fr)).collect();
+            let mut plain = seen.clone();
+            plain.sort_unstable();
+            let mut expected: Vec<FileRow> = Vec::new();
+            for (k, x) in plain.iter().enumerate() {
+                let same = |o: Option<&(u64, FileRow)>| o.is_some_and(|o| o.0 == x.0);
+                if same(k.checked_sub(1).and_then(|p| plain.get(p))) || same(plain.get(k + 1)) {
+                    expected.push(x.1);
+                }
+            }
+            expected.sort_unstable();
+            proptest::prop_assert_eq!(suspects(seen), expected);
+        }
     }
 
     #[test]
