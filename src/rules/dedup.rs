@@ -57,31 +57,13 @@ impl Seen {
             .into_par_iter()
             .flat_map_iter(|mut b| {
                 b.sort_unstable();
-                let mut out = Vec::new();
-                let mut i = 0;
-                while i < b.len() {
-                    let mut j = i + 1;
-                    while j < b.len() && b[j].0 == b[i].0 {
-                        j += 1;
-                    }
-                    if j - i > 1 {
-                        out.extend(b[i..j].iter().map(|(_, fr)| *fr));
-                    }
-                    i = j;
-                }
-                out
+                let repeated: Vec<FileRow> = b.chunk_by(|x, y| x.0 == y.0).filter(|g| g.len() > 1).flatten().map(|(_, fr)| *fr).collect();
+                repeated
             })
             .collect();
         out.sort_unstable();
         out
     }
-}
-
-/// The rows whose record-id hash appears more than once: candidates for comparison.
-pub fn suspects(seen: Vec<(u64, FileRow)>) -> Vec<FileRow> {
-    let mut s = Seen::default();
-    s.extend(seen);
-    s.suspects()
 }
 
 /// Decides the verdicts for the suspect rows, given each one's `record_id` and its
@@ -120,6 +102,12 @@ pub fn verdicts(rows: Vec<(FileRow, String, String)>) -> FxHashMap<FileRow, Reje
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn suspects(seen: Vec<(u64, FileRow)>) -> Vec<FileRow> {
+        let mut s = Seen::default();
+        s.extend(seen);
+        s.suspects()
+    }
 
     #[test]
     fn only_repeated_hashes_are_suspects() {
