@@ -46,6 +46,8 @@ for accounts in "${sizes[@]}"; do
     measure "floor $accounts $rows $bytes" python3 -c "import duckdb; c=duckdb.connect(); c.execute('SET threads=$THREADS'); c.execute(\"COPY (SELECT * FROM read_parquet('$lake/usage/*/*/*.parquet')) TO '$WORK/floor-$accounts.parquet' (FORMAT parquet)\")"
   done
 done
+# The CPU, with the figures: runs on different CPUs do not compare.
+echo "CPU: $(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -1), $(nproc) cores; huge pages for billrun: ${BILLRUN_TUNABLES:-off}"
 python3 - "$WORK/times.txt" <<'PY'
 import sys
 rows = {}
