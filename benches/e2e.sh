@@ -19,6 +19,7 @@ ONE_THREAD_MAX="${ONE_THREAD_MAX:-1300}"
 # billrun runs with the environment the schedules in jobs/ give it (huge pages for
 # glibc's allocator); BILLRUN_TUNABLES= runs it without.
 BILLRUN_TUNABLES="${BILLRUN_TUNABLES-glibc.malloc.hugetlb=1}"
+BILLRUN=(env GLIBC_TUNABLES="$BILLRUN_TUNABLES" "$BIN")
 sizes=("$@"); [ ${#sizes[@]} -gt 0 ] || sizes=(130 1300)
 measure() { # label, command...
   local label=$1; shift
@@ -32,15 +33,15 @@ for accounts in "${sizes[@]}"; do
   bytes=$(du -sb "$lake/usage" | cut -f1)
   for round in 1 2; do
     rm -rf "$WORK/out-$accounts"
-    measure "billrun $accounts $rows $bytes" env GLIBC_TUNABLES="$BILLRUN_TUNABLES" "$BIN" --threads "$THREADS" run --period 2026-01 --input "$lake" --output "$WORK/out-$accounts" || true
+    measure "billrun $accounts $rows $bytes" "${BILLRUN[@]}" --threads "$THREADS" run --period 2026-01 --input "$lake" --output "$WORK/out-$accounts" || true
     measure "duckdb $accounts $rows $bytes" python3 benches/duckdb_peer.py "$lake" 2026-01 "$WORK/peer-$accounts" "$THREADS"
     if [ "$round" = 1 ] && [ "$accounts" -le "$ONE_THREAD_MAX" ]; then
       rm -rf "$WORK/out-$accounts"
-      measure "billrun-1-thread $accounts $rows $bytes" env GLIBC_TUNABLES="$BILLRUN_TUNABLES" "$BIN" --threads 1 run --period 2026-01 --input "$lake" --output "$WORK/out-$accounts" || true
+      measure "billrun-1-thread $accounts $rows $bytes" "${BILLRUN[@]}" --threads 1 run --period 2026-01 --input "$lake" --output "$WORK/out-$accounts" || true
       # One core: the pipeline's own threads (decoder, writers) share it too.
       if command -v taskset > /dev/null; then
         rm -rf "$WORK/out-$accounts"
-        measure "billrun-1-core $accounts $rows $bytes" taskset -c 0 env GLIBC_TUNABLES="$BILLRUN_TUNABLES" "$BIN" --threads 1 run --period 2026-01 --input "$lake" --output "$WORK/out-$accounts" || true
+        measure "billrun-1-core $accounts $rows $bytes" taskset -c 0 "${BILLRUN[@]}" --threads 1 run --period 2026-01 --input "$lake" --output "$WORK/out-$accounts" || true
       fi
     fi
     measure "floor $accounts $rows $bytes" python3 -c "import duckdb; c=duckdb.connect(); c.execute('SET threads=$THREADS'); c.execute(\"COPY (SELECT * FROM read_parquet('$lake/usage/*/*/*.parquet')) TO '$WORK/floor-$accounts.parquet' (FORMAT parquet)\")"
