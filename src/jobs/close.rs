@@ -300,12 +300,14 @@ fn duplicate_verdicts(
             // valid or not; the rare suspects are then checked in full below.
             let rels: Vec<String> = batch.iter().map(|&i| usage.files[i as usize].path.clone()).collect();
             let fetched = usage.lake.get_many(&rels);
-            let hashed: Vec<Vec<(u64, FileRow)>> = batch
+            let parts: Vec<dedup::Part> = batch
                 .par_iter()
                 .zip(fetched.into_par_iter())
-                .map(|(&fi, bytes)| Ok(record_id_hashes(fi, bytes?)))
+                .map(|(&fi, bytes)| Ok(dedup::Part::new(record_id_hashes(fi, bytes?))))
                 .collect::<Result<_, JobError>>()?;
-            seen.extend(hashed.into_iter().flatten());
+            for p in parts {
+                seen.add(p);
+            }
         }
     }
     let suspects = seen.suspects();
@@ -1004,9 +1006,10 @@ fn record_id_hashes(fi: u32, bytes: bytes::Bytes) -> Vec<(u64, FileRow)> {
         let mask = ProjectionMask::columns(b.parquet_schema(), ["record_id"]);
         b.with_projection(mask)
     });
-    let mut out = Vec::new();
+    let batches = read.unwrap_or_default();
+    let mut out = Vec::with_capacity(batches.iter().map(|b| b.num_rows()).sum());
     let mut first = 0u32;
-    for batch in read.unwrap_or_default() {
+    for batch in batches {
         if let Ok(ids) = crate::lake::columns::StrCol::of(&batch, "record_id") {
             for r in 0..batch.num_rows() {
                 if let Some(id) = ids.get(r) {

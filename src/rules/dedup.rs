@@ -22,44 +22,89 @@ pub fn id_hash(record_id: &str) -> u64 {
     h.finish()
 }
 
-/// The period's record-id hashes, spread by their top bits over buckets as they come:
-/// each bucket is then sorted on its own (a few MB, in cache, in parallel) rather than
-/// the month's hashes sorted as one array.
+/// The period's record-id hashes, kept file by file: each file's grouped by their top
+/// bits where it was read (a counting sort of a few MB, in cache, on the worker that
+/// decoded the file). The repeated hashes are then found bucket by bucket: a bucket's
+/// hashes gathered from every file, sorted in cache and walked. Nothing is appended
+/// to period-wide tables as the files come, so no table grows and moves, and no step
+/// waits on one thread.
+#[derive(Default)]
 pub struct Seen {
-    buckets: Vec<Vec<(u64, FileRow)>>,
+    parts: Vec<Part>,
+    /// Hashes pushed one at a time, grouped when the suspects are asked for.
+    loose: Vec<(u64, FileRow)>,
 }
 
 const BUCKET_BITS: u32 = 10;
+const BUCKETS: usize = 1 << BUCKET_BITS;
 
-impl Default for Seen {
-    fn default() -> Self {
-        Seen { buckets: (0..1usize << BUCKET_BITS).map(|_| Vec::new()).collect() }
+fn bucket(hash: u64) -> usize {
+    (hash >> (64 - BUCKET_BITS)) as usize
+}
+
+/// Hashes grouped by bucket: bucket `b`'s are `items[starts[b]..starts[b + 1]]`.
+pub struct Part {
+    items: Vec<(u64, FileRow)>,
+    starts: Vec<u32>,
+}
+
+impl Part {
+    pub fn new(items: Vec<(u64, FileRow)>) -> Part {
+        let mut starts = vec![0u32; BUCKETS + 1];
+        for (h, _) in &items {
+            starts[bucket(*h) + 1] += 1;
+        }
+        for b in 0..BUCKETS {
+            starts[b + 1] += starts[b];
+        }
+        let mut next = starts.clone();
+        let mut grouped = vec![(0u64, (0u32, 0u32)); items.len()];
+        for x in items {
+            let at = &mut next[bucket(x.0)];
+            grouped[*at as usize] = x;
+            *at += 1;
+        }
+        Part { items: grouped, starts }
+    }
+
+    fn bucket(&self, b: usize) -> &[(u64, FileRow)] {
+        &self.items[self.starts[b] as usize..self.starts[b + 1] as usize]
     }
 }
 
 impl Seen {
     pub fn push(&mut self, hash: u64, at: FileRow) {
-        self.buckets[(hash >> (64 - BUCKET_BITS)) as usize].push((hash, at));
+        self.loose.push((hash, at));
     }
 
     pub fn extend(&mut self, items: impl IntoIterator<Item = (u64, FileRow)>) {
-        for (h, at) in items {
-            self.push(h, at);
-        }
+        self.loose.extend(items);
+    }
+
+    /// A file's hashes, grouped by [`Part::new`].
+    pub fn add(&mut self, part: Part) {
+        self.parts.push(part);
     }
 
     /// The rows whose record-id hash appears more than once: candidates for
     /// comparison, in row order.
-    pub fn suspects(self) -> Vec<FileRow> {
+    pub fn suspects(mut self) -> Vec<FileRow> {
         use rayon::prelude::*;
-        let mut out: Vec<FileRow> = self
-            .buckets
+        if !self.loose.is_empty() {
+            self.parts.push(Part::new(std::mem::take(&mut self.loose)));
+        }
+        let parts = &self.parts;
+        let mut out: Vec<FileRow> = (0..BUCKETS)
             .into_par_iter()
-            .flat_map_iter(|mut b| {
-                b.sort_unstable();
-                let repeated: Vec<FileRow> = b.chunk_by(|x, y| x.0 == y.0).filter(|g| g.len() > 1).flatten().map(|(_, fr)| *fr).collect();
-                repeated
+            .map_init(Vec::new, |b_items: &mut Vec<(u64, FileRow)>, b| {
+                b_items.clear();
+                for p in parts {
+                    b_items.extend_from_slice(p.bucket(b));
+                }
+                b_items.sort_unstable_by_key(|x| x.0);
+                b_items.chunk_by(|x, y| x.0 == y.0).filter(|g| g.len() > 1).flatten().map(|(_, fr)| *fr).collect::<Vec<FileRow>>()
             })
+            .flatten_iter()
             .collect();
         out.sort_unstable();
         out
@@ -103,9 +148,15 @@ pub fn verdicts(rows: Vec<(FileRow, String, String)>) -> FxHashMap<FileRow, Reje
 mod tests {
     use super::*;
 
+    /// The suspects of rows seen as a close sees them: a file's hashes grouped as a
+    /// part where the file was read (files 1 and 2 here), or pushed one at a time
+    /// (file 0).
     fn suspects(seen: Vec<(u64, FileRow)>) -> Vec<FileRow> {
         let mut s = Seen::default();
-        s.extend(seen);
+        for f in 1..3 {
+            s.add(Part::new(seen.iter().copied().filter(|x| x.1 .0 == f).collect()));
+        }
+        s.extend(seen.iter().copied().filter(|x| x.1 .0 == 0));
         s.suspects()
     }
 
