@@ -305,9 +305,7 @@ fn duplicate_verdicts(
                 .zip(fetched.into_par_iter())
                 .map(|(&fi, bytes)| Ok(dedup::Part::new(record_id_hashes(fi, bytes?))))
                 .collect::<Result<_, JobError>>()?;
-            for p in parts {
-                seen.add(p);
-            }
+            seen.add(dedup::Part::merge(parts));
         }
     }
     let suspects = seen.suspects();

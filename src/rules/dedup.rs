@@ -22,12 +22,14 @@ pub fn id_hash(record_id: &str) -> u64 {
     h.finish()
 }
 
-/// The period's record-id hashes, kept file by file: each file's grouped by their top
-/// bits where it was read (a counting sort of a few MB, in cache, on the worker that
-/// decoded the file). The repeated hashes are then found bucket by bucket: a bucket's
-/// hashes gathered from every file, sorted in cache and walked. Nothing is appended
-/// to period-wide tables as the files come, so no table grows and moves, and no step
-/// waits on one thread.
+/// The period's record-id hashes, kept batch of files by batch: each file's grouped by
+/// their top bits where it was read (a counting sort of a few MB, in cache, on the
+/// worker that decoded the file), then a batch's files gathered bucket by bucket into
+/// one allocation (large enough to be returned to the system when freed, rather than
+/// held by the allocator through the rating). The repeated hashes are then found
+/// bucket by bucket: a bucket's hashes gathered from every batch, sorted in cache and
+/// walked. Nothing is appended to period-wide tables as the files come, so no table
+/// grows and moves, and no step waits on one thread.
 #[derive(Default)]
 pub struct Seen {
     parts: Vec<Part>,
@@ -45,12 +47,12 @@ fn bucket(hash: u64) -> usize {
 /// Hashes grouped by bucket: bucket `b`'s are `items[starts[b]..starts[b + 1]]`.
 pub struct Part {
     items: Vec<(u64, FileRow)>,
-    starts: Vec<u32>,
+    starts: Vec<usize>,
 }
 
 impl Part {
     pub fn new(items: Vec<(u64, FileRow)>) -> Part {
-        let mut starts = vec![0u32; BUCKETS + 1];
+        let mut starts = vec![0usize; BUCKETS + 1];
         for (h, _) in &items {
             starts[bucket(*h) + 1] += 1;
         }
@@ -61,14 +63,40 @@ impl Part {
         let mut grouped = vec![(0u64, (0u32, 0u32)); items.len()];
         for x in items {
             let at = &mut next[bucket(x.0)];
-            grouped[*at as usize] = x;
+            grouped[*at] = x;
             *at += 1;
         }
         Part { items: grouped, starts }
     }
 
+    /// Several parts as one, gathered bucket by bucket (in parallel).
+    pub fn merge(parts: Vec<Part>) -> Part {
+        use rayon::prelude::*;
+        let mut starts = vec![0usize; BUCKETS + 1];
+        for b in 0..BUCKETS {
+            starts[b + 1] = starts[b] + parts.iter().map(|p| p.bucket(b).len()).sum::<usize>();
+        }
+        let mut items = vec![(0u64, (0u32, 0u32)); starts[BUCKETS]];
+        let mut slices: Vec<&mut [(u64, FileRow)]> = Vec::with_capacity(BUCKETS);
+        let mut rest = items.as_mut_slice();
+        for b in 0..BUCKETS {
+            let (head, tail) = rest.split_at_mut(starts[b + 1] - starts[b]);
+            slices.push(head);
+            rest = tail;
+        }
+        slices.into_par_iter().enumerate().for_each(|(b, into)| {
+            let mut at = 0;
+            for p in &parts {
+                let from = p.bucket(b);
+                into[at..at + from.len()].copy_from_slice(from);
+                at += from.len();
+            }
+        });
+        Part { items, starts }
+    }
+
     fn bucket(&self, b: usize) -> &[(u64, FileRow)] {
-        &self.items[self.starts[b] as usize..self.starts[b + 1] as usize]
+        &self.items[self.starts[b]..self.starts[b + 1]]
     }
 }
 
@@ -149,13 +177,13 @@ mod tests {
     use super::*;
 
     /// The suspects of rows seen as a close sees them: a file's hashes grouped as a
-    /// part where the file was read (files 1 and 2 here), or pushed one at a time
-    /// (file 0).
+    /// part where the file was read (file 1), parts merged (files 2 and 3), or pushed
+    /// one at a time (file 0).
     fn suspects(seen: Vec<(u64, FileRow)>) -> Vec<FileRow> {
         let mut s = Seen::default();
-        for f in 1..3 {
-            s.add(Part::new(seen.iter().copied().filter(|x| x.1 .0 == f).collect()));
-        }
+        let part = |f: u32| Part::new(seen.iter().copied().filter(|x| x.1 .0 == f).collect());
+        s.add(part(1));
+        s.add(Part::merge(vec![part(2), part(3)]));
         s.extend(seen.iter().copied().filter(|x| x.1 .0 == 0));
         s.suspects()
     }
@@ -171,7 +199,7 @@ mod tests {
         /// only in their low bits, or only in their top bits, and repeats anywhere.
         #[test]
         fn bucketed_suspects_are_the_whole_arrays(
-            seen in proptest::collection::vec(((0u64..4, 0u64..6), (0u32..3, 0u32..50)), 0..300)
+            seen in proptest::collection::vec(((0u64..4, 0u64..6), (0u32..4, 0u32..50)), 0..300)
         ) {
             let seen: Vec<(u64, FileRow)> = seen.into_iter().map(|((hi, lo), fr)| ((hi << 62) | (lo * 0x9e37), fr)).collect();
             let mut plain = seen.clone();
