@@ -22,10 +22,10 @@ pub fn id_hash(record_id: &str) -> u64 {
     h.finish()
 }
 
-/// The period's record-id hashes, kept batch of files by batch: each file's grouped by
+/// The period's record-id hashes, kept batch by batch: each file's grouped by
 /// their top bits where it was read (a counting sort of a few MB, in cache, on the
 /// worker that decoded the file), then a batch's files gathered bucket by bucket into
-/// one allocation (large enough to be returned to the system when freed, rather than
+/// one allocation (at scale, large enough to be returned to the system when freed, rather than
 /// held by the allocator through the rating). The repeated hashes are then found
 /// bucket by bucket: a bucket's hashes gathered from every batch, sorted in cache and
 /// walked. Nothing is appended to period-wide tables as the files come, so no table
