@@ -25,8 +25,8 @@ pub fn id_hash(record_id: &str) -> u64 {
 /// The period's record-id hashes, kept batch by batch: each file's grouped by
 /// their top bits where it was read (a counting sort of a few MB, in cache, on the
 /// worker that decoded the file), then a batch's files gathered bucket by bucket into
-/// one allocation (at scale, large enough to be returned to the system when freed, rather than
-/// held by the allocator through the rating). The repeated hashes are then found
+/// one allocation (at scale, large enough to be returned to the system when freed,
+/// rather than held by the allocator through the rating). The repeated hashes are then found
 /// bucket by bucket: a bucket's hashes gathered from every batch, sorted in cache and
 /// walked. Nothing is appended to period-wide tables as the files come, so no table
 /// grows and moves, and no step waits on one thread.
@@ -105,11 +105,7 @@ impl Seen {
         self.loose.push((hash, at));
     }
 
-    pub fn extend(&mut self, items: impl IntoIterator<Item = (u64, FileRow)>) {
-        self.loose.extend(items);
-    }
-
-    /// A file's hashes, grouped by [`Part::new`].
+    /// Hashes already grouped: a file's ([`Part::new`]) or a batch's ([`Part::merge`]).
     pub fn add(&mut self, part: Part) {
         self.parts.push(part);
     }
@@ -184,7 +180,9 @@ mod tests {
         let part = |f: u32| Part::new(seen.iter().copied().filter(|x| x.1 .0 == f).collect());
         s.add(part(1));
         s.add(Part::merge(vec![part(2), part(3)]));
-        s.extend(seen.iter().copied().filter(|x| x.1 .0 == 0));
+        for &(h, at) in seen.iter().filter(|x| x.1 .0 == 0) {
+            s.push(h, at);
+        }
         s.suspects()
     }
 
