@@ -387,12 +387,21 @@ impl Drop for Sealed {
 }
 
 impl std::io::Write for LakeWriter {
+    /// Fills the part up to [`PART`] bytes and hands it over, then goes on with the
+    /// rest: a write that crosses the boundary (a column chunk, often megabytes) does
+    /// not grow the part's buffer, which would copy the part and touch twice its
+    /// memory.
     fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
-        self.buf.extend_from_slice(data);
-        self.written += data.len() as u64;
-        if self.buf.len() >= PART {
-            self.flush_part()?;
+        let mut rest = data;
+        while !rest.is_empty() {
+            let take = PART.saturating_sub(self.buf.len()).min(rest.len());
+            self.buf.extend_from_slice(&rest[..take]);
+            rest = &rest[take..];
+            if self.buf.len() >= PART {
+                self.flush_part()?;
+            }
         }
+        self.written += data.len() as u64;
         Ok(data.len())
     }
     fn flush(&mut self) -> std::io::Result<()> {
@@ -433,6 +442,7 @@ mod tests {
         let mut w = lake.writer("t/part-0.parquet").unwrap();
         for piece in data.chunks(1_000_003) {
             w.write_all(piece).unwrap();
+            assert!(w.buf.len() < PART && w.buf.capacity() == PART, "a full part is handed over at once, its buffer never grown");
         }
         assert!(w.parts >= 2, "parts handed over before the seal: {}", w.parts);
         let (size, sha) = w.finish().unwrap();
