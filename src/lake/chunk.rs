@@ -267,14 +267,17 @@ impl ChunkEncoder {
                     let entry = |id: u32| spans.get(id as usize).map(|&(from, len)| &plain[from as usize..(from + len) as usize]);
                     let followed = after.get(*last as usize).copied().unwrap_or(NONE);
                     let guess = [*last, followed, last.wrapping_add(1), last.wrapping_add(2)].into_iter().find(|&id| entry(id) == Some(s));
-                    let mut hash = 0;
-                    let found = guess.or_else(|| {
-                        hash = FxBuildHasher.hash_one(s);
-                        by_content.find(hash, |&(h, id)| h == hash && entry(id) == Some(s)).map(|&(_, id)| id)
-                    });
-                    slot[k] = match found {
-                        Some(id) => id,
+                    // Not guessed: looked up by hash; not found, a new entry under that hash.
+                    let found = match guess {
+                        Some(id) => Ok(id),
                         None => {
+                            let hash = FxBuildHasher.hash_one(s);
+                            by_content.find(hash, |&(h, id)| h == hash && entry(id) == Some(s)).map(|&(_, id)| id).ok_or(hash)
+                        }
+                    };
+                    slot[k] = match found {
+                        Ok(id) => id,
+                        Err(hash) => {
                             let id = spans.len() as u32;
                             let start = plain.len() + 4;
                             plain.extend_from_slice(&(s.len() as u32).to_le_bytes());
