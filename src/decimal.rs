@@ -292,7 +292,34 @@ serde_as_text!(Qty);
 
 /// `a × b / c` rounded half away from zero, exact through a 256-bit product.
 /// `None` when `c` is 0 or the result does not fit in an `i128`.
+///
+/// A product that fits in 128 bits (a line's price × quantity, the usual case) is
+/// divided in 128 bits; the 256-bit division is several times slower, and the rating
+/// makes one or more a row.
 pub fn mul_div_round(a: i128, b: i128, c: i128) -> Option<i128> {
+    if c == 0 {
+        return None;
+    }
+    if let Some(p) = a.checked_mul(b) {
+        // Only `i128::MIN / -1` overflows: that one goes the wide way.
+        if let (Some(q), Some(r)) = (p.checked_div(c), p.checked_rem(c)) {
+            // |r| < |c| ≤ 2^127, so 2|r| fits in a u128.
+            return if r.unsigned_abs() * 2 >= c.unsigned_abs() {
+                if (p < 0) != (c < 0) {
+                    q.checked_sub(1)
+                } else {
+                    q.checked_add(1)
+                }
+            } else {
+                Some(q)
+            };
+        }
+    }
+    mul_div_round_wide(a, b, c)
+}
+
+/// [`mul_div_round`] through a 256-bit product and division, whatever the sizes.
+fn mul_div_round_wide(a: i128, b: i128, c: i128) -> Option<i128> {
     if c == 0 {
         return None;
     }
@@ -387,6 +414,21 @@ mod tests {
             prop_assert_eq!(Qty(v).to_dec(), Qty(v).to_dec_reference());
             prop_assert_eq!(Dec(v).to_string(), display_reference(Dec(v)));
         }
+
+        /// The 128-bit division gives what the 256-bit one gives, rounding and overflow
+        /// included: ties either side of zero, divisors of either sign, products just
+        /// inside and beyond 128 bits.
+        #[test]
+        fn mul_div_round_agrees_with_the_wide_path(a in edgy(), b in edgy(), c in edgy(), k in -3i128..=3) {
+            prop_assert_eq!(mul_div_round(a, b, c), mul_div_round_wide(a, b, c));
+            // Exact halves: (2m + 1) × c / 2c, and the same just off the tie.
+            let m = a >> 66;
+            let c2 = c >> 2;
+            prop_assert_eq!(mul_div_round(2 * m + 1, c2, 2 * c2), mul_div_round_wide(2 * m + 1, c2, 2 * c2));
+            prop_assert_eq!(mul_div_round(2 * m + 1, c2, 2 * c2 + k), mul_div_round_wide(2 * m + 1, c2, 2 * c2 + k));
+            // A line amount's divisor.
+            prop_assert_eq!(mul_div_round(a >> 40, b >> 40, 3_600 * 10i128.pow(18)), mul_div_round_wide(a >> 40, b >> 40, 3_600 * 10i128.pow(18)));
+        }
     }
 
     fn d(s: &str) -> Dec {
@@ -438,6 +480,14 @@ mod tests {
         assert_eq!(mul_div_round(7, 1, 2), Some(4));
         assert_eq!(mul_div_round(5, 1, 0), None);
         assert_eq!(mul_div_round(i128::MAX, i128::MAX, 1), None);
+        assert_eq!(mul_div_round(i128::MIN, 1, -1), None);
+        assert_eq!(mul_div_round(i128::MIN, -1, -1), Some(i128::MIN));
+        assert_eq!(mul_div_round(i128::MIN, 1, 1), Some(i128::MIN));
+        assert_eq!(mul_div_round(i128::MAX, 1, i128::MIN), Some(-1));
+        assert_eq!(mul_div_round(-5, 1, 2), Some(-3));
+        assert_eq!(mul_div_round(5, 1, -2), Some(-3));
+        assert_eq!(mul_div_round(-5, -1, -2), Some(-3));
+        assert_eq!(mul_div_round(-1, 1, 3), Some(0));
     }
 
     #[test]
