@@ -194,11 +194,14 @@ struct ValuesKey {
 /// An hour's lines come account by account, and among one account's lines a few
 /// composition values recur: they are summed here first, and the account's table
 /// (cold, one of thousands) is updated once per distinct value when the account's
-/// lines end.
+/// lines end. So are its lines' days (an hour's lines share one) and its public-pool
+/// pay-per-use SKUs and regions.
 #[derive(Debug, Default)]
 struct Pending {
     account: Option<u32>,
     sums: Vec<([Sym; 8], Sums)>,
+    daily: Vec<(i64, Sums)>,
+    public: Vec<((Sym, Sym), (Qty, Dec))>,
 }
 
 /// Distinct values summed in [`Pending`] before the rest go to the table directly.
@@ -221,11 +224,42 @@ impl Pending {
         }
     }
 
+    /// A line of the pending account on day `day`.
+    fn day(&mut self, day: i64, l: &Line) {
+        match self.daily.iter_mut().find(|(d, _)| *d == day) {
+            Some((_, s)) => s.add(l),
+            None => {
+                let mut s = Sums::default();
+                s.add(l);
+                self.daily.push((day, s));
+            }
+        }
+    }
+
+    /// A public-pool pay-per-use line of the pending account.
+    fn public(&mut self, key: (Sym, Sym), quantity: Qty, billed: Dec) {
+        match self.public.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, e)) => {
+                e.0 = e.0.add(quantity);
+                e.1 = e.1.add(billed);
+            }
+            None => self.public.push((key, (quantity, billed))),
+        }
+    }
+
     fn flush(&mut self, accounts: &mut Vec<AccountTally>) {
         if let Some(a) = self.account.take() {
             let at = of(accounts, a);
             for (k, s) in self.sums.drain(..) {
                 at.composition.entry(k).or_default().merge(&s);
+            }
+            for (d, s) in self.daily.drain(..) {
+                at.daily.entry(d).or_default().merge(&s);
+            }
+            for (k, (q, c)) in self.public.drain(..) {
+                let e = at.ppu_public.entry(k).or_default();
+                e.0 = e.0.add(q);
+                e.1 = e.1.add(c);
             }
         }
     }
@@ -585,6 +619,10 @@ impl CostBook {
             _ => None,
         };
         pending.add(accounts, l.account, values, l);
+        pending.day(l.charge_start.div_euclid(DAY), l);
+        if let Some(key) = public_key {
+            pending.public(key, l.quantity, l.billed);
+        }
         let at = of(accounts, l.account);
         let place = match (syms, l.commitment) {
             (Some(s), _) => Some(s.place),
@@ -592,7 +630,6 @@ impl CostBook {
             (None, Some(Commitment::Subscription(i))) => Some(at.place(names.stable(&n.subs.get(i).resource_id), module)),
             _ => None,
         };
-        at.daily.entry(l.charge_start.div_euclid(DAY)).or_default().add(l);
         at.effective = Some(at.effective.unwrap_or_default().add(l.effective));
         if let Some(p) = place {
             at.resources[p as usize].sums.add(l);
@@ -621,11 +658,6 @@ impl CostBook {
                 r.cost = r.cost.add(l.billed);
                 r.hours += 1;
             }
-        }
-        if let Some(key) = public_key {
-            let e = at.ppu_public.entry(key).or_default();
-            e.0 = e.0.add(l.quantity);
-            e.1 = e.1.add(l.billed);
         }
     }
 
