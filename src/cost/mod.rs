@@ -208,11 +208,17 @@ struct Pending {
 const PENDING_MAX: usize = 16;
 
 impl Pending {
-    fn add(&mut self, accounts: &mut Vec<AccountTally>, account: u32, key: [Sym; 8], l: &Line) {
+    /// The lines of `account` follow: the pending sums of the one before go to its
+    /// tables.
+    fn switch(&mut self, accounts: &mut Vec<AccountTally>, account: u32) {
         if self.account != Some(account) {
             self.flush(accounts);
             self.account = Some(account);
         }
+    }
+
+    /// A line of the pending account ([`Pending::switch`]) with composition `key`.
+    fn add(&mut self, accounts: &mut Vec<AccountTally>, account: u32, key: [Sym; 8], l: &Line) {
         if let Some((_, s)) = self.sums.iter_mut().find(|(k, _)| *k == key) {
             s.add(l);
         } else if self.sums.len() < PENDING_MAX {
@@ -300,6 +306,11 @@ struct ResourceTally {
     /// Its usage lines' direct allocation by project, tags and method, when all its
     /// lines so far had the same (others go to the account's table).
     direct: Option<((Sym, Sym, Method), Dec)>,
+    /// The composition values of its first line, and the sums of its lines that had
+    /// the same (most of a resource's lines): found beside its sums, where the
+    /// account's table would be a probe into memory long gone cold. Its other lines'
+    /// values go through [`Pending`].
+    composition: Option<([Sym; 8], Sums)>,
     name: Sym,
     module: Option<Module>,
 }
@@ -311,7 +322,7 @@ impl AccountTally {
         let next = self.resources.len() as u32;
         let at = *self.places.entry(name).or_insert(next);
         if at == next {
-            self.resources.push(ResourceTally { name, sums: Sums::default(), module, direct: None });
+            self.resources.push(ResourceTally { name, sums: Sums::default(), module, direct: None, composition: None });
         }
         at
     }
@@ -618,7 +629,7 @@ impl CostBook {
             }
             _ => None,
         };
-        pending.add(accounts, l.account, values, l);
+        pending.switch(accounts, l.account);
         pending.day(l.charge_start.div_euclid(DAY), l);
         if let Some(key) = public_key {
             pending.public(key, l.quantity, l.billed);
@@ -631,9 +642,30 @@ impl CostBook {
             _ => None,
         };
         at.effective = Some(at.effective.unwrap_or_default().add(l.effective));
-        if let Some(p) = place {
-            at.resources[p as usize].sums.add(l);
+        let held = match place {
+            Some(p) => {
+                let r = &mut at.resources[p as usize];
+                r.sums.add(l);
+                match &mut r.composition {
+                    Some((k, s)) if *k == values => {
+                        s.add(l);
+                        true
+                    }
+                    Some(_) => false,
+                    c @ None => {
+                        let mut s = Sums::default();
+                        s.add(l);
+                        *c = Some((values, s));
+                        true
+                    }
+                }
+            }
+            None => false,
+        };
+        if !held {
+            pending.add(accounts, l.account, values, l);
         }
+        let at = of(accounts, l.account);
         if let (Some(s), Some(Module::Notebook)) = (syms, module) {
             let nb = at.notebooks.entry(s.place).or_default();
             if compute {
@@ -674,7 +706,8 @@ impl CostBook {
             }
             self.daily.extend(at.daily.into_iter().map(|(d, x)| ((a, d), x)));
             let mut composition: FxHashMap<(u8, Sym), Sums> = FxHashMap::default();
-            for (values, sums) in at.composition {
+            let held = at.resources.iter().filter_map(|r| r.composition.as_ref()).map(|(v, x)| (*v, *x));
+            for (values, sums) in at.composition.into_iter().chain(held) {
                 for (dim, sym) in values.into_iter().enumerate() {
                     if sym != NO_SYM && s.name(sym).is_some_and(|n| !n.is_empty()) {
                         composition.entry((dim as u8, sym)).or_default().merge(&sums);
