@@ -10,7 +10,8 @@ use crate::time::Micros;
 use arrow_array::cast::AsArray;
 use arrow_array::types::*;
 use arrow_array::{Array, ArrayRef, RecordBatch};
-use arrow_array::{Decimal128Array, Int32Array, LargeStringArray, StringArray, StringViewArray};
+use arrow_array::{Decimal128Array, Int16Array, Int32Array, Int64Array, Int8Array, LargeStringArray, StringArray, StringViewArray};
+use arrow_array::{UInt16Array, UInt32Array, UInt8Array};
 use arrow_schema::{DataType, TimeUnit};
 
 /// Why a column could not be used.
@@ -57,7 +58,7 @@ impl StrCol {
     }
 
     /// The dictionary key of row `i` (a dictionary column's non-null row).
-    #[inline]
+    #[inline(always)]
     pub fn key(&self, i: usize) -> Option<usize> {
         match self {
             StrCol::Dict(keys, _) if keys.is_valid(i) => usize::try_from(keys.value(i)).ok(),
@@ -73,7 +74,10 @@ impl StrCol {
         }
     }
 
-    #[inline]
+    /// Inlined into each caller: a caller reads one column of one type, so the
+    /// variant's branch is one it predicts (shared, it mispredicted as the columns
+    /// alternated).
+    #[inline(always)]
     pub fn get(&self, i: usize) -> Option<&str> {
         match self {
             StrCol::Utf8(a) => (!a.is_null(i)).then(|| a.value(i)),
@@ -111,7 +115,7 @@ impl DecCol {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn get(&self, i: usize) -> Option<Result<Dec, OutOfRange>> {
         if self.arr.is_null(i) {
             return None;
@@ -120,76 +124,142 @@ impl DecCol {
     }
 }
 
-/// An integer column (any signed or small unsigned width).
+/// An integer column (any signed or small unsigned width), kept as its own type:
+/// a row's value is read without a downcast or a virtual call.
 #[derive(Clone, Debug)]
-pub struct IntCol(ArrayRef);
+pub enum IntCol {
+    I8(Int8Array),
+    I16(Int16Array),
+    I32(Int32Array),
+    I64(Int64Array),
+    U8(UInt8Array),
+    U16(UInt16Array),
+    U32(UInt32Array),
+}
 
 impl IntCol {
     pub fn of(batch: &RecordBatch, name: &str) -> ColResult<IntCol> {
         let a = column(batch, name)?;
-        match a.data_type() {
-            DataType::Int8
-            | DataType::Int16
-            | DataType::Int32
-            | DataType::Int64
-            | DataType::UInt8
-            | DataType::UInt16
-            | DataType::UInt32 => Ok(IntCol(a.clone())),
-            _ => Err(wrong(a, "int32")),
-        }
+        Ok(match a.data_type() {
+            DataType::Int8 => IntCol::I8(a.as_primitive().clone()),
+            DataType::Int16 => IntCol::I16(a.as_primitive().clone()),
+            DataType::Int32 => IntCol::I32(a.as_primitive().clone()),
+            DataType::Int64 => IntCol::I64(a.as_primitive().clone()),
+            DataType::UInt8 => IntCol::U8(a.as_primitive().clone()),
+            DataType::UInt16 => IntCol::U16(a.as_primitive().clone()),
+            DataType::UInt32 => IntCol::U32(a.as_primitive().clone()),
+            _ => return Err(wrong(a, "int32")),
+        })
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn get(&self, i: usize) -> Option<i64> {
-        let a = &self.0;
-        if a.is_null(i) {
-            return None;
+        match self {
+            IntCol::I8(a) => a.is_valid(i).then(|| a.value(i) as i64),
+            IntCol::I16(a) => a.is_valid(i).then(|| a.value(i) as i64),
+            IntCol::I32(a) => a.is_valid(i).then(|| a.value(i) as i64),
+            IntCol::I64(a) => a.is_valid(i).then(|| a.value(i)),
+            IntCol::U8(a) => a.is_valid(i).then(|| a.value(i) as i64),
+            IntCol::U16(a) => a.is_valid(i).then(|| a.value(i) as i64),
+            IntCol::U32(a) => a.is_valid(i).then(|| a.value(i) as i64),
         }
-        Some(match a.data_type() {
-            DataType::Int8 => a.as_primitive::<Int8Type>().value(i) as i64,
-            DataType::Int16 => a.as_primitive::<Int16Type>().value(i) as i64,
-            DataType::Int32 => a.as_primitive::<Int32Type>().value(i) as i64,
-            DataType::Int64 => a.as_primitive::<Int64Type>().value(i),
-            DataType::UInt8 => a.as_primitive::<UInt8Type>().value(i) as i64,
-            DataType::UInt16 => a.as_primitive::<UInt16Type>().value(i) as i64,
-            DataType::UInt32 => a.as_primitive::<UInt32Type>().value(i) as i64,
-            _ => return None,
-        })
     }
 }
 
-/// A timestamp column, read as UTC microseconds.
+/// A timestamp column, read as UTC microseconds. Every unit is 64-bit: the values are
+/// kept as such, with their unit, and a row's read without a downcast.
 #[derive(Clone, Debug)]
 pub struct TsCol {
-    arr: ArrayRef,
+    values: arrow_buffer::ScalarBuffer<i64>,
+    nulls: Option<arrow_buffer::NullBuffer>,
     unit: TimeUnit,
 }
 
 impl TsCol {
     pub fn of(batch: &RecordBatch, name: &str) -> ColResult<TsCol> {
         let a = column(batch, name)?;
-        match a.data_type() {
-            DataType::Timestamp(unit, _) => Ok(TsCol { arr: a.clone(), unit: *unit }),
-            _ => Err(wrong(a, "timestamp(us, UTC)")),
-        }
+        let (values, nulls) = match a.data_type() {
+            DataType::Timestamp(TimeUnit::Second, _) => parts(a.as_primitive::<TimestampSecondType>()),
+            DataType::Timestamp(TimeUnit::Millisecond, _) => parts(a.as_primitive::<TimestampMillisecondType>()),
+            DataType::Timestamp(TimeUnit::Microsecond, _) => parts(a.as_primitive::<TimestampMicrosecondType>()),
+            DataType::Timestamp(TimeUnit::Nanosecond, _) => parts(a.as_primitive::<TimestampNanosecondType>()),
+            _ => return Err(wrong(a, "timestamp(us, UTC)")),
+        };
+        let DataType::Timestamp(unit, _) = a.data_type() else { return Err(wrong(a, "timestamp(us, UTC)")) };
+        Ok(TsCol { values, nulls, unit: *unit })
     }
 
     /// `Some(Err(OutOfRange))` for a nanosecond value that is not whole microseconds is
     /// impossible; seconds and milliseconds beyond ±292,000 years are out of range.
-    #[inline]
+    #[inline(always)]
     pub fn get(&self, i: usize) -> Option<Result<Micros, OutOfRange>> {
-        if self.arr.is_null(i) {
+        if self.nulls.as_ref().is_some_and(|n| n.is_null(i)) {
             return None;
         }
+        let v = self.values[i];
         let v = match self.unit {
-            TimeUnit::Second => self.arr.as_primitive::<TimestampSecondType>().value(i).checked_mul(1_000_000),
-            TimeUnit::Millisecond => self.arr.as_primitive::<TimestampMillisecondType>().value(i).checked_mul(1_000),
-            TimeUnit::Microsecond => Some(self.arr.as_primitive::<TimestampMicrosecondType>().value(i)),
-            TimeUnit::Nanosecond => {
-                let ns = self.arr.as_primitive::<TimestampNanosecondType>().value(i);
-                (ns % 1_000 == 0).then_some(ns / 1_000)
-            }
+            TimeUnit::Second => v.checked_mul(1_000_000),
+            TimeUnit::Millisecond => v.checked_mul(1_000),
+            TimeUnit::Microsecond => Some(v),
+            TimeUnit::Nanosecond => (v % 1_000 == 0).then_some(v / 1_000),
         };
         Some(v.ok_or(OutOfRange))
+    }
+}
+
+/// A 64-bit primitive array's values and nulls.
+fn parts<T: ArrowPrimitiveType<Native = i64>>(a: &arrow_array::PrimitiveArray<T>) -> (arrow_buffer::ScalarBuffer<i64>, Option<arrow_buffer::NullBuffer>) {
+    (a.values().clone(), a.nulls().cloned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow_array::{TimestampMicrosecondArray, TimestampMillisecondArray, TimestampNanosecondArray, TimestampSecondArray};
+    use std::sync::Arc;
+
+    fn batch(a: ArrayRef) -> RecordBatch {
+        RecordBatch::try_from_iter([("c", a)]).unwrap()
+    }
+
+    /// Every integer width a writer may use reads as the same values, nulls included.
+    #[test]
+    fn integers_of_every_width_read_alike() {
+        let widths: Vec<ArrayRef> = vec![
+            Arc::new(Int8Array::from(vec![Some(1), None, Some(-3)])),
+            Arc::new(Int16Array::from(vec![Some(1), None, Some(-3)])),
+            Arc::new(Int32Array::from(vec![Some(1), None, Some(-3)])),
+            Arc::new(Int64Array::from(vec![Some(1), None, Some(-3)])),
+        ];
+        for a in widths {
+            let c = IntCol::of(&batch(a), "c").unwrap();
+            assert_eq!((c.get(0), c.get(1), c.get(2)), (Some(1), None, Some(-3)));
+        }
+        let unsigned: Vec<ArrayRef> = vec![
+            Arc::new(UInt8Array::from(vec![Some(200), None])),
+            Arc::new(UInt16Array::from(vec![Some(200), None])),
+            Arc::new(UInt32Array::from(vec![Some(200), None])),
+        ];
+        for a in unsigned {
+            let c = IntCol::of(&batch(a), "c").unwrap();
+            assert_eq!((c.get(0), c.get(1)), (Some(200), None));
+        }
+        let wrong = IntCol::of(&batch(Arc::new(StringArray::from(vec!["1"]))), "c").unwrap_err();
+        assert_eq!(wrong, ColumnProblem::WrongType { found: "Utf8".into(), expected: "int32" });
+    }
+
+    /// Every timestamp unit reads as microseconds; what microseconds cannot hold is
+    /// out of range, and a null is none.
+    #[test]
+    fn timestamps_of_every_unit_read_as_microseconds() {
+        let s = TsCol::of(&batch(Arc::new(TimestampSecondArray::from(vec![Some(2), None, Some(i64::MAX)]))), "c").unwrap();
+        assert_eq!((s.get(0), s.get(1), s.get(2)), (Some(Ok(2_000_000)), None, Some(Err(OutOfRange))));
+        let ms = TsCol::of(&batch(Arc::new(TimestampMillisecondArray::from(vec![Some(-2), None]))), "c").unwrap();
+        assert_eq!((ms.get(0), ms.get(1)), (Some(Ok(-2_000)), None));
+        let us = TsCol::of(&batch(Arc::new(TimestampMicrosecondArray::from(vec![Some(7), None]).with_timezone("UTC"))), "c").unwrap();
+        assert_eq!((us.get(0), us.get(1)), (Some(Ok(7)), None));
+        let ns = TsCol::of(&batch(Arc::new(TimestampNanosecondArray::from(vec![Some(7_000), Some(7_001), None]))), "c").unwrap();
+        assert_eq!((ns.get(0), ns.get(1), ns.get(2)), (Some(Ok(7)), Some(Err(OutOfRange)), None));
+        assert!(TsCol::of(&batch(Arc::new(Int64Array::from(vec![1]))), "c").is_err());
     }
 }
