@@ -70,7 +70,13 @@ fn kn(name: &str) -> Field {
 }
 
 pub fn col_str<'a>(v: impl Iterator<Item = Option<&'a str>>) -> ArrayRef {
-    Arc::new(v.collect::<StringArray>())
+    // Sized as [`col_rows`]: a record id a line is some 30 bytes.
+    let rows = v.size_hint().0;
+    let mut b = StringBuilder::with_capacity(rows, rows * 32);
+    for s in v {
+        b.append_option(s);
+    }
+    Arc::new(b.finish())
 }
 /// A string column whose values live in a few places while the column is built
 /// (reference data, constants, the dictionaries of usage columns, texts written once):
@@ -106,7 +112,11 @@ pub fn col_keyed<'a>(v: impl Iterator<Item = Option<&'a str>>) -> ArrayRef {
 /// entry where the rows before left off (see [`super::chunk`]), rather than the
 /// general writer hashing every row's text.
 pub fn col_rows<'a>(v: impl Iterator<Item = Option<&'a str>>) -> ArrayRef {
-    let mut values = StringBuilder::new();
+    // Sized for ids and names of some 32 bytes: an hour's column (megabytes) is not
+    // grown, and copied, a doubling at a time from the builder's default kilobyte
+    // (reserved, not touched: a shorter column costs no more than its own bytes).
+    let rows = v.size_hint().0;
+    let mut values = StringBuilder::with_capacity(rows, rows * 32);
     let mut next = 0u32;
     let keys: UInt32Array = v
         .map(|s| {
