@@ -260,12 +260,20 @@ impl Pending {
                 at.composition.entry(k).or_default().merge(&s);
             }
             for (d, s) in self.daily.drain(..) {
-                at.daily.entry(d).or_default().merge(&s);
+                match at.daily.iter().rposition(|(day, _)| *day <= d) {
+                    Some(i) if at.daily[i].0 == d => at.daily[i].1.merge(&s),
+                    Some(i) => at.daily.insert(i + 1, (d, s)),
+                    None => at.daily.insert(0, (d, s)),
+                }
             }
             for (k, (q, c)) in self.public.drain(..) {
-                let e = at.ppu_public.entry(k).or_default();
-                e.0 = e.0.add(q);
-                e.1 = e.1.add(c);
+                match at.ppu_public.iter_mut().find(|(key, _)| *key == k) {
+                    Some((_, e)) => {
+                        e.0 = e.0.add(q);
+                        e.1 = e.1.add(c);
+                    }
+                    None => at.ppu_public.push((k, (q, c))),
+                }
             }
         }
     }
@@ -276,7 +284,9 @@ impl Pending {
 struct AccountTally {
     /// Σ EffectiveCost of the account's lines (`None`: no line yet).
     effective: Option<Dec>,
-    daily: FxHashMap<i64, Sums>,
+    /// By day, ascending: an hour adds to the last day, or opens the next (a list,
+    /// not a table: one cache line to find it in, not two).
+    daily: Vec<(i64, Sums)>,
     /// The account's lines by their composition values, one per dimension of
     /// [`DIMS`] ([`NO_SYM`] for none): a line costs one lookup, not one per
     /// dimension; the dimensions are summed by [`CostBook::finish`].
@@ -292,7 +302,8 @@ struct AccountTally {
     allocation: FxHashMap<AllocSyms, Dec>,
     /// By place in `resources`.
     notebooks: FxHashMap<u32, NotebookUse>,
-    ppu_public: FxHashMap<(Sym, Sym), (Qty, Dec)>,
+    /// A few SKU and region pairs an account: a list, as `daily`.
+    ppu_public: Vec<((Sym, Sym), (Qty, Dec))>,
     /// Pools and Lite resources billed pay-per-use, by place in `resources`.
     ppu_resources: FxHashMap<u32, PpuResource>,
 }
