@@ -403,7 +403,7 @@ fn view<'a>(l: &Line, chunks: &'a [UsageChunk]) -> Option<UsageView<'a>> {
         resource: c.resource_id.get(i)?,
         project: c.enterprise_project.get(i),
         tags: c.tags.get(i),
-        module: c.module.get(i).and_then(Module::parse),
+        module: l.module.or_else(|| c.module.get(i).and_then(Module::parse)),
         pool_id: c.pool_id.get(i).filter(|s| !s.is_empty()),
         public: c.pool_type.get(i) == Some("public"),
         sku: c.sku.get(i),

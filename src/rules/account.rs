@@ -178,6 +178,7 @@ impl AccountBook {
             .ok_or_else(|| Rejection::new(Reason::Schema, "pricing quantity is beyond the priceable range"))?;
         let line = |kind: LineKind| Line {
             usage: Some(u.loc),
+            module: Some(u.module),
             quantity: q,
             unit: Some(unit),
             ..Line::blank(self.idx, kind, u.start, u.end)

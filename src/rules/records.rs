@@ -4,7 +4,7 @@
 
 use super::checks::{Rejection, RowLoc};
 use crate::decimal::{Dec, Qty};
-use crate::model::{Phase, PricingUnit};
+use crate::model::{Module, Phase, PricingUnit};
 use crate::time::Micros;
 
 /// What prepaid commitment a line belongs to.
@@ -48,6 +48,9 @@ pub struct Line {
     pub kind: LineKind,
     /// The usage row priced, for usage lines (an index into the hour's chunks).
     pub usage: Option<RowLoc>,
+    /// The usage row's module, as its checks parsed it: the line items and the cost
+    /// book read it here rather than each parse the row's text again.
+    pub module: Option<Module>,
     pub charge_start: Micros,
     pub charge_end: Micros,
     pub quantity: Qty,
@@ -67,6 +70,7 @@ impl Line {
             account,
             kind,
             usage: None,
+            module: None,
             charge_start,
             charge_end,
             quantity: Qty::ZERO,
