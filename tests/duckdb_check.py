@@ -27,6 +27,8 @@ out = {
     "reconciliation_mismatches": len(query("invoice_reconciliation")),
     "truncation_mismatches": len(query("settlement_truncation")),
     "composition_mismatches": len(query("cost_composition")),
+    "daily_trend_mismatches": len(query("daily_trend")),
+    "daily_trend_days": g("SELECT count(*) FROM read_parquet('@LAKE@/cost/analysis/*/*.parquet', hive_partitioning=true) WHERE view = 'daily'")[0],
 }
 out["invoices"], out["total_due"] = g(
     "SELECT count(*), sum(total_due)::VARCHAR FROM read_parquet('@LAKE@/bills/invoices/*/*.parquet', hive_partitioning=true)"

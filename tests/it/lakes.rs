@@ -112,6 +112,8 @@ fn duckdb_reads_back_what_billrun_reports() {
 
     // The analyst queries of sql/ agree with billrun's own figures.
     assert_eq!(got["composition_mismatches"], 0, "{got}");
+    assert_eq!(got["daily_trend_mismatches"], 0, "{got}");
+    assert!(got["daily_trend_days"].as_u64().unwrap() > 0, "{got}");
     assert_eq!(got["utilization_mismatches"], 0, "{got}");
     assert!(got["packages"].as_u64().unwrap() > 0);
     assert_eq!(got["allocated_by_period"], got["effective_by_period"]);
