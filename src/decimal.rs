@@ -300,22 +300,11 @@ pub fn mul_div_round(a: i128, b: i128, c: i128) -> Option<i128> {
     if c == 0 {
         return None;
     }
-    if let Some(p) = a.checked_mul(b) {
+    match a.checked_mul(b) {
         // Only `i128::MIN / -1` overflows: that one goes the wide way.
-        if let (Some(q), Some(r)) = (p.checked_div(c), p.checked_rem(c)) {
-            // |r| < |c| ≤ 2^127, so 2|r| fits in a u128.
-            return if r.unsigned_abs() * 2 >= c.unsigned_abs() {
-                if (p < 0) != (c < 0) {
-                    q.checked_sub(1)
-                } else {
-                    q.checked_add(1)
-                }
-            } else {
-                Some(q)
-            };
-        }
+        Some(p) if !(p == i128::MIN && c == -1) => Some(div_round_half_away(p, c)),
+        _ => mul_div_round_wide(a, b, c),
     }
-    mul_div_round_wide(a, b, c)
 }
 
 /// [`mul_div_round`] through a 256-bit product and division, whatever the sizes.
@@ -340,7 +329,9 @@ fn mul_div_round_wide(a: i128, b: i128, c: i128) -> Option<i128> {
     q.to_i128()
 }
 
-/// `a / b` rounded half away from zero (b > 0).
+/// `a / b` rounded half away from zero, for any `b` but 0 (and `i128::MIN / -1`).
+/// A remainder needs |b| ≥ 2, so the quotient then moves by one without overflow;
+/// |r| < |b| ≤ 2^127, so 2|r| fits in a u128.
 fn div_round_half_away(a: i128, b: i128) -> i128 {
     let q = a / b;
     let r = a % b;
