@@ -178,14 +178,13 @@ pub struct TsCol {
 impl TsCol {
     pub fn of(batch: &RecordBatch, name: &str) -> ColResult<TsCol> {
         let a = column(batch, name)?;
-        let (values, nulls) = match a.data_type() {
-            DataType::Timestamp(TimeUnit::Second, _) => parts(a.as_primitive::<TimestampSecondType>()),
-            DataType::Timestamp(TimeUnit::Millisecond, _) => parts(a.as_primitive::<TimestampMillisecondType>()),
-            DataType::Timestamp(TimeUnit::Microsecond, _) => parts(a.as_primitive::<TimestampMicrosecondType>()),
-            DataType::Timestamp(TimeUnit::Nanosecond, _) => parts(a.as_primitive::<TimestampNanosecondType>()),
-            _ => return Err(wrong(a, "timestamp(us, UTC)")),
-        };
         let DataType::Timestamp(unit, _) = a.data_type() else { return Err(wrong(a, "timestamp(us, UTC)")) };
+        let (values, nulls) = match unit {
+            TimeUnit::Second => parts(a.as_primitive::<TimestampSecondType>()),
+            TimeUnit::Millisecond => parts(a.as_primitive::<TimestampMillisecondType>()),
+            TimeUnit::Microsecond => parts(a.as_primitive::<TimestampMicrosecondType>()),
+            TimeUnit::Nanosecond => parts(a.as_primitive::<TimestampNanosecondType>()),
+        };
         Ok(TsCol { values, nulls, unit: *unit })
     }
 
