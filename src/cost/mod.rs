@@ -204,6 +204,25 @@ struct Pending {
     public: Vec<((Sym, Sym), (Qty, Dec))>,
 }
 
+/// The value under `key` in a short list, opened on first use. The last entries
+/// are tried first: an account's current day is its last.
+fn listed<K: PartialEq, V: Default>(list: &mut Vec<(K, V)>, key: K) -> &mut V {
+    let at = match list.iter().rposition(|(k, _)| *k == key) {
+        Some(at) => at,
+        None => {
+            list.push((key, V::default()));
+            list.len() - 1
+        }
+    };
+    &mut list[at].1
+}
+
+/// Public-pool quantity and cost added to a sum of them.
+fn add_public(sum: &mut (Qty, Dec), quantity: Qty, billed: Dec) {
+    sum.0 = sum.0.add(quantity);
+    sum.1 = sum.1.add(billed);
+}
+
 /// Distinct values summed in [`Pending`] before the rest go to the table directly.
 const PENDING_MAX: usize = 16;
 
@@ -232,25 +251,12 @@ impl Pending {
 
     /// A line of the pending account on day `day`.
     fn day(&mut self, day: i64, l: &Line) {
-        match self.daily.iter_mut().find(|(d, _)| *d == day) {
-            Some((_, s)) => s.add(l),
-            None => {
-                let mut s = Sums::default();
-                s.add(l);
-                self.daily.push((day, s));
-            }
-        }
+        listed(&mut self.daily, day).add(l);
     }
 
     /// A public-pool pay-per-use line of the pending account.
     fn public(&mut self, key: (Sym, Sym), quantity: Qty, billed: Dec) {
-        match self.public.iter_mut().find(|(k, _)| *k == key) {
-            Some((_, e)) => {
-                e.0 = e.0.add(quantity);
-                e.1 = e.1.add(billed);
-            }
-            None => self.public.push((key, (quantity, billed))),
-        }
+        add_public(listed(&mut self.public, key), quantity, billed);
     }
 
     fn flush(&mut self, accounts: &mut Vec<AccountTally>) {
@@ -260,20 +266,10 @@ impl Pending {
                 at.composition.entry(k).or_default().merge(&s);
             }
             for (d, s) in self.daily.drain(..) {
-                match at.daily.iter().rposition(|(day, _)| *day <= d) {
-                    Some(i) if at.daily[i].0 == d => at.daily[i].1.merge(&s),
-                    Some(i) => at.daily.insert(i + 1, (d, s)),
-                    None => at.daily.insert(0, (d, s)),
-                }
+                listed(&mut at.daily, d).merge(&s);
             }
             for (k, (q, c)) in self.public.drain(..) {
-                match at.ppu_public.iter_mut().find(|(key, _)| *key == k) {
-                    Some((_, e)) => {
-                        e.0 = e.0.add(q);
-                        e.1 = e.1.add(c);
-                    }
-                    None => at.ppu_public.push((k, (q, c))),
-                }
+                add_public(listed(&mut at.ppu_public, k), q, c);
             }
         }
     }
@@ -284,8 +280,8 @@ impl Pending {
 struct AccountTally {
     /// Σ EffectiveCost of the account's lines (`None`: no line yet).
     effective: Option<Dec>,
-    /// By day, ascending: an hour adds to the last day, or opens the next (a list,
-    /// not a table: one cache line to find it in, not two).
+    /// By day: an hour adds to the last day, or opens the next (a list, not a
+    /// table: one cache line to find it in, not two).
     daily: Vec<(i64, Sums)>,
     /// The account's lines by their composition values, one per dimension of
     /// [`DIMS`] ([`NO_SYM`] for none): a line costs one lookup, not one per
