@@ -399,7 +399,7 @@ fn view<'a>(l: &Line, chunks: &'a [UsageChunk]) -> Option<UsageView<'a>> {
         resource: c.resource_id.get(i)?,
         project: c.enterprise_project.get(i),
         tags: c.tags.get(i),
-        module: l.module.or_else(|| c.module.get(i).and_then(Module::parse)),
+        module: l.module,
         pool_id: c.pool_id.get(i).filter(|s| !s.is_empty()),
         public: c.pool_type.get(i) == Some("public"),
         sku: c.sku.get(i),

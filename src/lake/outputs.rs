@@ -775,7 +775,7 @@ pub fn line_items_batch(lines: &[Line], chunks: &[UsageChunk], n: &Names<'_>) ->
                 let row = l.price_row.map(|p| n.catalog.row(p));
                 sku = row.map(|p| p.sku.as_str()).or_else(|| c.sku.get(r));
                 region = row.map(|p| p.region.as_str()).or_else(|| c.region.get(r));
-                module = l.module.or_else(|| c.module.get(r).and_then(Module::parse));
+                module = l.module;
             }
             let commitment = l.commitment.map(|c| match c {
                 Commitment::Package(i) => {

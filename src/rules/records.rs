@@ -48,8 +48,9 @@ pub struct Line {
     pub kind: LineKind,
     /// The usage row priced, for usage lines (an index into the hour's chunks).
     pub usage: Option<RowLoc>,
-    /// The usage row's module, as its checks parsed it: the line items and the cost
-    /// book read it here rather than each parse the row's text again.
+    /// The usage row's module, as its checks parsed it, set with `usage`: the line
+    /// items and the cost book read it here rather than each parse the row's text
+    /// again.
     pub module: Option<Module>,
     pub charge_start: Micros,
     pub charge_end: Micros,
