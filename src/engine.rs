@@ -505,7 +505,9 @@ impl Engine {
     /// A chunk's account and SKU dictionaries resolved once each (see [`Keys`]).
     fn keys_of(&self, c: &UsageChunk) -> Keys {
         use arrow_array::Array;
-        let wanted = self.only.as_ref().map(|only| {
+        // A chunk read as a selection (its `rows` set) was read with this run's own
+        // selection: every row of it is wanted, and is not selected a second time.
+        let wanted = self.only.as_ref().filter(|_| c.rows.is_none()).map(|only| {
             let cols = [&c.account_id, &c.sku, &c.region, &c.resource_id, &c.pool_id].map(Some);
             select_rows(c.len, cols, |a| self.account_index.get(a).and_then(|i| only.get(i)).map(Option::as_ref))
         });
