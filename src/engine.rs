@@ -110,6 +110,9 @@ pub struct Engine {
     /// Rate each hour on the calling thread (a what-if run, whose two ratings already
     /// run side by side) instead of spreading it over the thread pool.
     pub sequential: bool,
+    /// Hand each hour's lines back in its result. A what-if run reads only the
+    /// settlements and the books: its lines are counted, then dropped where made.
+    pub keep_lines: bool,
 }
 
 /// The rows of an account that a purchase can change: those of its SKU and region
@@ -280,7 +283,7 @@ impl Engine {
             })
             .collect();
         let tally = vec![(0, Dec::ZERO); accounts.len()];
-        Ok(Engine { period, accounts, packages, catalog, subs, account_index, books, tally, only: None, unrated: Vec::new(), sequential: false })
+        Ok(Engine { period, accounts, packages, catalog, subs, account_index, books, tally, only: None, unrated: Vec::new(), sequential: false, keep_lines: true })
     }
 
     /// Restricts rating to some accounts (by id): a what-if run over part of a period.
@@ -436,17 +439,25 @@ impl Engine {
         });
         let n_rows = order.len() as u64;
         let mut rejected_later = 0u64;
-        result.lines.reserve(outs.iter().map(|o| o.0.lines.len()).sum());
+        if self.keep_lines {
+            result.lines.reserve(outs.iter().map(|o| o.0.lines.len()).sum());
+        }
         for (o, settlements) in outs {
             rejected_later += o.rejected.len() as u64;
-            result.lines.extend(o.lines);
+            if self.keep_lines {
+                result.lines.extend(o.lines);
+            } else {
+                self.count(&o.lines);
+            }
             result.rejected.extend(o.rejected);
             result.alerts.extend(o.alerts);
             result.deductions.extend(o.deductions);
             result.settlements.extend(settlements);
         }
         result.rows_rated = n_rows - rejected_later;
-        self.count(&result.lines);
+        if self.keep_lines {
+            self.count(&result.lines);
+        }
         result
     }
 

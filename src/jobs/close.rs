@@ -855,6 +855,8 @@ fn recommend(
             what_if.restrict_rows(&partial);
             without.sequential = true;
             what_if.sequential = true;
+            without.keep_lines = false;
+            what_if.keep_lines = false;
             let mut idx: Vec<u32> = partial.iter().filter_map(|(a, _)| engine.account_index(a)).collect();
             idx.sort_unstable();
             idx.dedup();
@@ -904,6 +906,7 @@ fn recommend(
         if !whole.is_empty() {
             let mut what_if = Engine::new(with, period, opening).map_err(JobError::Plan)?;
             what_if.restrict(&whole);
+            what_if.keep_lines = false;
             usage.only = Some(whole.iter().map(|a| (a.clone(), None)).collect());
             let rated = rate_hours(usage, hours, &mut what_if, verdicts, |_, _, _| Ok(()));
             usage.only = None;
