@@ -241,6 +241,10 @@ fn rating_order(order: Vec<Pos<'_>>) -> Vec<Pos<'_>> {
 struct Keys {
     accounts: Option<Vec<Option<u32>>>,
     skus: Option<Vec<bool>>,
+    /// The pay-per-use price key ([`Catalog::ppu_key`]) of each pair of the SKU and
+    /// region dictionaries' values: the number of regions, and the keys by
+    /// `sku × regions + region` (`None`: a null value).
+    prices: Option<(usize, Vec<Option<Option<u32>>>)>,
     /// In a what-if run, the rows it rates (see [`select_rows`]).
     wanted: Option<Vec<bool>>,
 }
@@ -510,6 +514,10 @@ impl Engine {
             rejected.push(Rejected { loc, why: Rejection::new(Reason::UnknownSku, format!("SKU '{}' is nowhere in the catalog", u.sku)) });
             return None;
         }
+        let mut u = u;
+        if let (Some(s), Some(g), Some((regions, keys))) = (c.sku.key(r), c.region.key(r), &keys.prices) {
+            u.ppu_key = keys.get(s * regions + g).copied().flatten();
+        }
         Some((acct, u))
     }
 
@@ -525,6 +533,15 @@ impl Engine {
         Keys {
             accounts: c.account_id.dictionary().map(|d| (0..d.len()).map(|k| d.is_valid(k).then(|| self.account_index.get(d.value(k)).copied()).flatten()).collect()),
             skus: c.sku.dictionary().map(|d| (0..d.len()).map(|k| d.is_valid(k) && self.catalog.knows_sku(d.value(k))).collect()),
+            // Dictionaries of a few values each (a pair a price row at most): larger
+            // ones are left to the lookup by name.
+            prices: c.sku.dictionary().zip(c.region.dictionary()).filter(|(s, g)| s.len() * g.len() <= 1 << 16).map(|(skus, regions)| {
+                let keys = (0..skus.len())
+                    .flat_map(|s| (0..regions.len()).map(move |g| (s, g)))
+                    .map(|(s, g)| (skus.is_valid(s) && regions.is_valid(g)).then(|| self.catalog.ppu_key(skus.value(s), regions.value(g))))
+                    .collect();
+                (regions.len(), keys)
+            }),
             wanted,
         }
     }

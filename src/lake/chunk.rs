@@ -819,6 +819,23 @@ fn bit_pack(values: &[u32], bw: u8, out: &mut Vec<u8>) {
             }
             continue;
         }
+        if bw <= 32 {
+            // Eight values of 17 to 32 bits: the first four in one 128-bit word, the
+            // last four in another, joined at bit 4 × `bw` into `bw` bytes.
+            let w = bw as usize;
+            let h = 4 * w as u32;
+            for group in run.chunks(8) {
+                let mut v = [0u32; 8];
+                v[..group.len()].copy_from_slice(group);
+                let pack = |four: &[u32]| four.iter().enumerate().fold(0u128, |a, (k, &x)| a | (x as u128) << (k * w));
+                let (lo, hi) = (pack(&v[..4]), pack(&v[4..]));
+                let low = lo | hi.checked_shl(h).unwrap_or(0);
+                let high = hi.checked_shr(128 - h).unwrap_or(hi);
+                out.extend_from_slice(&low.to_le_bytes());
+                out.extend_from_slice(&high.to_le_bytes()[..w - 16]);
+            }
+            continue;
+        }
         let (mut acc, mut bits) = (0u64, 0u32);
         for k in 0..groups * 8 {
             let v = run.get(k).copied().unwrap_or(0) as u64;
@@ -892,6 +909,14 @@ mod tests {
         ];
         for values in cases {
             let bw = bit_width(values.iter().copied().max().unwrap_or(0));
+            let mut out = Vec::new();
+            hybrid(&values, bw, &mut out);
+            assert_eq!(unhybrid(&out, bw, values.len()), values, "bit width {bw}");
+        }
+        // Every width, with a last group that is not whole.
+        for bw in 1..=32u8 {
+            let top = if bw == 32 { u32::MAX } else { (1u32 << bw) - 1 };
+            let values: Vec<u32> = (0..1003u64).map(|i| if i % 5 == 0 { top } else { (i.wrapping_mul(2_654_435_761) as u32) & top }).collect();
             let mut out = Vec::new();
             hybrid(&values, bw, &mut out);
             assert_eq!(unhybrid(&out, bw, values.len()), values, "bit width {bw}");

@@ -199,7 +199,7 @@ impl AccountBook {
                 let mut l = line(LineKind::Committed);
                 l.commitment = Some(Commitment::Subscription(s));
                 if own_row {
-                    if let PriceLookup::Tiers(set) = ctx.catalog.ppu_tiers(u.sku, u.region, &self.currency, u.start) {
+                    if let PriceLookup::Tiers(set) = ctx.catalog.ppu_tiers_of(ppu_key(u, ctx), &self.currency, u.start) {
                         let t = tier_at(set.tiers, self.cumulative(set.key));
                         l.price_row = Some(t.row);
                         l.list_unit_price = t.unit_price;
@@ -248,7 +248,7 @@ impl AccountBook {
             out.lines.push(line(LineKind::PoolJob));
             return Ok(());
         }
-        let set = match ctx.catalog.ppu_tiers(u.sku, u.region, &self.currency, u.start) {
+        let set = match ctx.catalog.ppu_tiers_of(ppu_key(u, ctx), &self.currency, u.start) {
             PriceLookup::Tiers(t) => t,
             PriceLookup::OtherCurrencyOnly => {
                 return Err(Rejection::new(
@@ -465,7 +465,14 @@ impl AccountBook {
     }
 }
 
+/// The pay-per-use price key of a row's (SKU, region): as the engine found it for the
+/// row's chunk, else looked up by name.
+fn ppu_key(u: &Usage<'_>, ctx: &Ctx<'_>) -> Option<u32> {
+    u.ppu_key.unwrap_or_else(|| ctx.catalog.ppu_key(u.sku, u.region))
+}
+
 /// The phase at `t` of an arrears episode that started at `since`.
+
 pub fn phase_in_episode(since: Micros, grace: i64, retention: i64, t: Micros) -> Phase {
     let grace_end = since.saturating_add(grace);
     if t < grace_end {

@@ -39,6 +39,9 @@ pub struct Usage<'a> {
     pub end: Micros,
     pub enterprise_project: Option<&'a str>,
     pub tags: Option<&'a str>,
+    /// The (SKU, region)'s key among the catalog's pay-per-use prices, when the
+    /// engine found it once for the chunk's dictionaries (`None`: looked up by name).
+    pub ppu_key: Option<Option<u32>>,
 }
 
 impl Usage<'_> {
@@ -343,6 +346,7 @@ pub fn check_row_known<'a>(chunk: &'a UsageChunk, loc: RowLoc, period: Period, k
         end,
         enterprise_project: c.enterprise_project.get(i),
         tags,
+        ppu_key: None,
     })
 }
 

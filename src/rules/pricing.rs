@@ -189,7 +189,12 @@ impl Catalog {
 
     /// The pay-per-use tiers in force for `(sku, region, currency)` at `t`.
     pub fn ppu_tiers(&self, sku: &str, region: &str, currency: &str, t: Micros) -> PriceLookup<'_> {
-        let Some(key) = self.ppu_key(sku, region) else { return PriceLookup::None };
+        self.ppu_tiers_of(self.ppu_key(sku, region), currency, t)
+    }
+
+    /// [`Catalog::ppu_tiers`] of a (SKU, region) by its key ([`Catalog::ppu_key`]).
+    pub fn ppu_tiers_of(&self, key: Option<u32>, currency: &str, t: Micros) -> PriceLookup<'_> {
+        let Some(key) = key else { return PriceLookup::None };
         let spans = &self.ppu[key as usize].spans;
         let span = &spans[spans.partition_point(|s| s.from <= t).saturating_sub(1)];
         match span.currencies.iter().find(|(c, _)| c == currency) {
