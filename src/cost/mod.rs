@@ -165,13 +165,16 @@ struct Tally {
     /// The composition sums of the account being observed.
     pending: Pending,
     /// Per account, the resources of its lines in the last hour it had lines, in
-    /// their order, as places in its [`AccountTally::resources`] (see
-    /// [`Tally::resource`]).
-    recent: Vec<Vec<u32>>,
-    /// The account whose lines are being observed, its resources so far this hour,
-    /// and the place in its `recent` resources to try next.
+    /// their order (see [`Tally::resource`]): each as its place in the account's
+    /// [`AccountTally::resources`], its name's symbol and its name's bytes, one after
+    /// another in one buffer ([`recent_entry`]), so that a line compares its name
+    /// with bytes read in sequence, not ones found through the resource and the
+    /// symbol tables.
+    recent: Vec<Vec<u8>>,
+    /// The account whose lines are being observed, its resources so far this hour
+    /// (as `recent`), and the offset in its `recent` resources to try next.
     current: Option<u32>,
-    names_now: Vec<u32>,
+    names_now: Vec<u8>,
     cursor: usize,
     /// The composition values of the hour's usage lines, by what they depend on (see
     /// [`ValuesKey`]): emptied with [`Syms::here`], whose names they hold.
@@ -772,19 +775,28 @@ impl Tally {
             self.current = Some(account);
             self.cursor = 0;
         }
-        let at = of(&mut self.accounts, account);
         let recent = self.recent.get(account as usize).map_or(&[][..], Vec::as_slice);
-        let syms = &mut self.syms;
-        let tried = recent.get(self.cursor..).unwrap_or_default().iter().take(2).position(|&p| syms.name(at.resources[p as usize].name) == Some(name));
-        let place = match tried {
-            Some(j) => {
-                self.cursor += j + 1;
-                recent[self.cursor - 1]
+        let mut at = self.cursor;
+        let mut found = None;
+        for _ in 0..2 {
+            let Some((place, sym, text, next)) = recent_entry(recent, at) else { break };
+            at = next;
+            if text == name.as_bytes() {
+                self.cursor = next;
+                found = Some((sym, place));
+                break;
             }
-            None => at.place(syms.id(name), module),
-        };
-        self.names_now.push(place);
-        (at.resources[place as usize].name, place)
+        }
+        let (sym, place) = found.unwrap_or_else(|| {
+            let sym = self.syms.id(name);
+            (sym, of(&mut self.accounts, account).place(sym, module))
+        });
+        let now = &mut self.names_now;
+        now.extend_from_slice(&place.to_le_bytes());
+        now.extend_from_slice(&sym.to_le_bytes());
+        now.extend_from_slice(&(name.len() as u32).to_le_bytes());
+        now.extend_from_slice(name.as_bytes());
+        (sym, place)
     }
 
     /// The resources of the account being observed become its recent ones.
@@ -821,6 +833,15 @@ impl Tally {
         let (project, tags) = syms.map_or((NO_SYM, NO_SYM), |s| (s.project, s.tags));
         (resource, resource, project, tags, method)
     }
+}
+
+/// The entry of [`Tally::recent`] at byte `at` of an account's buffer: the resource's
+/// place, its name's symbol, its name's bytes, and the offset of the next entry.
+fn recent_entry(buf: &[u8], at: usize) -> Option<(u32, Sym, &[u8], usize)> {
+    let word = |k: usize| buf.get(at + 4 * k..at + 4 * k + 4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+    let (place, sym, len) = (word(0)?, word(1)?, word(2)? as usize);
+    let text = buf.get(at + 12..at + 12 + len)?;
+    Some((place, sym, text, at + 12 + len))
 }
 
 /// A dedicated pool's lines in one hour: its own rows and the jobs that ran on it.
