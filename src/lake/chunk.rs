@@ -144,6 +144,8 @@ pub struct ChunkEncoder {
     pages: Vec<DataPage>,
     /// Scratch: the page each string entry was last seen in.
     seen: Vec<u32>,
+    /// Scratch of [`hybrid`].
+    runs: Vec<u32>,
     snappy: Snappy,
 }
 
@@ -172,6 +174,7 @@ impl ChunkEncoder {
             page_nulls: 0,
             pages: Vec::new(),
             seen: Vec::new(),
+            runs: Vec::new(),
             snappy: Snappy::default(),
         }
     }
@@ -408,9 +411,9 @@ impl ChunkEncoder {
             if self.page_nulls == 0 && rows >= 8 {
                 rle_run(rows, 1, 1, &mut buf);
             } else if self.page_nulls == 0 {
-                hybrid(&[1; 8][..rows], 1, &mut buf);
+                hybrid(&[1; 8][..rows], 1, &mut buf, &mut self.runs);
             } else {
-                hybrid(&self.levels, 1, &mut buf);
+                hybrid(&self.levels, 1, &mut buf, &mut self.runs);
             }
             let len = (buf.len() - 4) as u32;
             buf[..4].copy_from_slice(&len.to_le_bytes());
@@ -437,7 +440,7 @@ impl ChunkEncoder {
                     }
                     (Encoding::PLAIN, bounds)
                 } else {
-                    values_rle(&self.ids, spans.len(), &mut buf);
+                    values_rle(&self.ids, spans.len(), &mut buf, &mut self.runs);
                     (Encoding::RLE_DICTIONARY, bounds)
                 }
             }
@@ -481,7 +484,7 @@ impl ChunkEncoder {
                         };
                         self.ids.push(id);
                     }
-                    values_rle(&self.ids, entries.len(), &mut buf);
+                    values_rle(&self.ids, entries.len(), &mut buf, &mut self.runs);
                     (Encoding::RLE_DICTIONARY, bounds)
                 }
             }
@@ -709,10 +712,10 @@ fn str_bounds(ids: &[u32], spans: &[(u32, u32)], plain: &[u8], seen: &mut Vec<u3
 }
 
 /// Dictionary indexes as a data page holds them: the bit width, then the hybrid runs.
-fn values_rle(ids: &[u32], entries: usize, out: &mut Vec<u8>) {
+fn values_rle(ids: &[u32], entries: usize, out: &mut Vec<u8>, runs: &mut Vec<u32>) {
     let bw = bit_width(entries.saturating_sub(1) as u32);
     out.push(bw);
-    hybrid(ids, bw, out);
+    hybrid(ids, bw, out, runs);
 }
 
 fn bit_width(max: u32) -> u8 {
@@ -751,14 +754,18 @@ impl Snappy {
 
 /// The RLE / bit-packing hybrid encoding of `values` (each below 2^`bw`): runs of
 /// eight or more equal values as RLE runs, the rest bit-packed in groups of eight.
-fn hybrid(values: &[u32], bw: u8, out: &mut Vec<u8>) {
+/// `starts` is scratch, kept from call to call: only its first entries are written,
+/// so it is not cleared.
+fn hybrid(values: &[u32], bw: u8, out: &mut Vec<u8>, starts: &mut Vec<u32>) {
     let n = values.len();
     if n == 0 {
         return;
     }
     // Where each run of equal values starts (and, last, the end), found without a
     // branch a value; then the runs are walked.
-    let mut starts = vec![0u32; n + 1];
+    if starts.len() <= n {
+        starts.resize(n + 1, 0);
+    }
     let mut runs = 1;
     for i in 1..n {
         starts[runs] = i as u32;
@@ -803,26 +810,30 @@ fn rle_run(count: usize, value: u32, bw: u8, out: &mut Vec<u8>) {
 }
 
 /// Bit-packed runs of at most 63 groups of eight (the last group padded with zeros).
+/// A group's `bw` bytes are written as a whole word and the excess cut off: a copy of
+/// a fixed size, not one of `bw` bytes.
 fn bit_pack(values: &[u32], bw: u8, out: &mut Vec<u8>) {
+    let w = bw as usize;
+    out.reserve(values.len().div_ceil(8) * w + 32);
     for run in values.chunks(63 * 8) {
         let groups = run.len().div_ceil(8);
         varint(((groups as u64) << 1) | 1, out);
         if bw <= 16 {
             // Eight values of `bw` bits are `bw` whole bytes: one 128-bit word a group.
-            let w = bw as usize;
             for group in run.chunks(8) {
                 let mut acc = 0u128;
                 for (k, &v) in group.iter().enumerate() {
                     acc |= (v as u128) << (k * w);
                 }
-                out.extend_from_slice(&acc.to_le_bytes()[..w]);
+                let end = out.len() + w;
+                out.extend_from_slice(&acc.to_le_bytes());
+                out.truncate(end);
             }
             continue;
         }
         if bw <= 32 {
             // Eight values of 17 to 32 bits: the first four in one 128-bit word, the
             // last four in another, joined at bit 4 × `bw` into `bw` bytes.
-            let w = bw as usize;
             let h = 4 * w as u32;
             for group in run.chunks(8) {
                 let mut v = [0u32; 8];
@@ -831,8 +842,10 @@ fn bit_pack(values: &[u32], bw: u8, out: &mut Vec<u8>) {
                 let (lo, hi) = (pack(&v[..4]), pack(&v[4..]));
                 let low = lo | hi.checked_shl(h).unwrap_or(0);
                 let high = hi.checked_shr(128 - h).unwrap_or(hi);
+                let end = out.len() + w;
                 out.extend_from_slice(&low.to_le_bytes());
-                out.extend_from_slice(&high.to_le_bytes()[..w - 16]);
+                out.extend_from_slice(&high.to_le_bytes());
+                out.truncate(end);
             }
             continue;
         }
@@ -907,10 +920,12 @@ mod tests {
             (0..1001).map(|i| (i * 31) % 1000).collect(),
             (0..13).map(|i| i * 4000).collect(),
         ];
+        // One scratch for all: a shorter case follows a longer one.
+        let mut scratch = Vec::new();
         for values in cases {
             let bw = bit_width(values.iter().copied().max().unwrap_or(0));
             let mut out = Vec::new();
-            hybrid(&values, bw, &mut out);
+            hybrid(&values, bw, &mut out, &mut scratch);
             assert_eq!(unhybrid(&out, bw, values.len()), values, "bit width {bw}");
         }
         // Every width, with a last group that is not whole.
@@ -918,12 +933,12 @@ mod tests {
             let top = if bw == 32 { u32::MAX } else { (1u32 << bw) - 1 };
             let values: Vec<u32> = (0..1003u64).map(|i| if i % 5 == 0 { top } else { (i.wrapping_mul(2_654_435_761) as u32) & top }).collect();
             let mut out = Vec::new();
-            hybrid(&values, bw, &mut out);
+            hybrid(&values, bw, &mut out, &mut scratch);
             assert_eq!(unhybrid(&out, bw, values.len()), values, "bit width {bw}");
         }
         // Long runs cost a few bytes, not one bit a value.
         let mut out = Vec::new();
-        hybrid(&[1; 20_000], 1, &mut out);
+        hybrid(&[1; 20_000], 1, &mut out, &mut Vec::new());
         assert!(out.len() <= 4, "{}", out.len());
     }
 }
