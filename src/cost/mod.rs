@@ -379,18 +379,31 @@ pub struct NotebookUse {
     pub disk_by_day: FxHashMap<i64, Dec>,
 }
 
-/// The usage fields of a line, when it has a usage row.
+/// The usage fields of a line, when it has a usage row. Those most lines do not need
+/// (a pool's, a size) are read when asked for: each is a column of its own to reach.
 struct UsageView<'a> {
-    size: i64,
+    chunk: &'a UsageChunk,
+    row: usize,
     resource: &'a str,
     project: Option<&'a str>,
     tags: Option<&'a str>,
     module: Option<Module>,
-    pool_id: Option<&'a str>,
-    /// Run on the public pool (`pool_type = public`): what packages cover.
-    public: bool,
     sku: Option<&'a str>,
     region: Option<&'a str>,
+}
+
+impl<'a> UsageView<'a> {
+    /// `nodes × unit_count`.
+    fn size(&self) -> i64 {
+        self.chunk.nodes.get(self.row).unwrap_or(1) * self.chunk.unit_count.get(self.row).unwrap_or(1)
+    }
+    fn pool_id(&self) -> Option<&'a str> {
+        self.chunk.pool_id.get(self.row).filter(|s| !s.is_empty())
+    }
+    /// Run on the public pool (`pool_type = public`): what packages cover.
+    fn public(&self) -> bool {
+        self.chunk.pool_type.get(self.row) == Some("public")
+    }
 }
 
 fn view<'a>(l: &Line, chunks: &'a [UsageChunk]) -> Option<UsageView<'a>> {
@@ -398,13 +411,12 @@ fn view<'a>(l: &Line, chunks: &'a [UsageChunk]) -> Option<UsageView<'a>> {
     let c = &chunks[loc.chunk as usize];
     let i = loc.row as usize;
     Some(UsageView {
-        size: c.nodes.get(i).unwrap_or(1) * c.unit_count.get(i).unwrap_or(1),
+        chunk: c,
+        row: i,
         resource: c.resource_id.get(i)?,
         project: c.enterprise_project.get(i),
         tags: c.tags.get(i),
         module: l.module,
-        pool_id: c.pool_id.get(i).filter(|s| !s.is_empty()),
-        public: c.pool_type.get(i) == Some("public"),
         sku: c.sku.get(i),
         region: c.region.get(i),
     })
@@ -446,7 +458,7 @@ impl CostBook {
         let views: Vec<Option<UsageView<'_>>> = if pooled { lines.iter().map(|l| view(l, chunks)).collect() } else { Vec::new() };
         let mut pools: FxHashMap<(u32, &str), PoolHour> = FxHashMap::default();
         for (k, (l, u)) in lines.iter().zip(&views).enumerate() {
-            if let Some(pool) = u.as_ref().and_then(|u| u.pool_id) {
+            if let Some(pool) = u.as_ref().and_then(|u| u.pool_id()) {
                 if matches!(l.kind, LineKind::PoolJob | LineKind::Committed) {
                     pools.entry((l.account, pool)).or_default().jobs.push(k);
                 }
@@ -454,7 +466,7 @@ impl CostBook {
         }
         if !pools.is_empty() {
             for (k, (l, u)) in lines.iter().zip(&views).enumerate() {
-                if let Some(u) = u.as_ref().filter(|u| u.pool_id.is_none()) {
+                if let Some(u) = u.as_ref().filter(|u| u.pool_id().is_none()) {
                     if let Some(p) = pools.get_mut(&(l.account, u.resource)) {
                         p.own.push(k);
                     }
@@ -632,7 +644,7 @@ impl CostBook {
         let own_rows = matches!(module, Some(Module::DedicatedPool | Module::LiteCluster | Module::LiteServer));
         let public_key = match (u, l.kind) {
             // Public-pool rows carry no pool id (the row checks refuse one).
-            (Some(u), LineKind::Standard) if !own_rows && compute && u.public => {
+            (Some(u), LineKind::Standard) if !own_rows && compute && u.public() => {
                 let sku = if values[4] != NO_SYM { values[4] } else { names.here("") };
                 let region = if values[5] != NO_SYM { values[5] } else { names.here("") };
                 Some((sku, region))
@@ -691,12 +703,13 @@ impl CostBook {
                     sku: u.sku.unwrap_or("").to_string(),
                     region: u.region.unwrap_or("").to_string(),
                     module,
-                    min_size: u.size,
-                    max_size: u.size,
+                    min_size: u.size(),
+                    max_size: u.size(),
                     ..PpuResource::default()
                 });
-                r.min_size = r.min_size.min(u.size);
-                r.max_size = r.max_size.max(u.size);
+                let size = u.size();
+                r.min_size = r.min_size.min(size);
+                r.max_size = r.max_size.max(size);
                 r.cost = r.cost.add(l.billed);
                 r.hours += 1;
             }
