@@ -93,7 +93,10 @@ enum Dictionary {
     },
     Dec {
         entries: Vec<i128>,
-        ids: FxHashMap<i128, u32>,
+        /// Each entry's id: by a 64-bit key when the value fits one (amounts and
+        /// quantities do), which halves the table a page's values are looked up in.
+        ids: FxHashMap<i64, u32>,
+        wide: FxHashMap<i128, u32>,
         /// Full: the remaining pages are PLAIN.
         full: bool,
     },
@@ -156,7 +159,7 @@ impl ChunkEncoder {
     /// those).
     pub fn new(data_type: &arrow_schema::DataType, descr: ColumnDescPtr, nullable: bool, dictionary: bool, stats: bool) -> ChunkEncoder {
         let dict = match data_type {
-            arrow_schema::DataType::Decimal128(..) | arrow_schema::DataType::Timestamp(..) => Dictionary::Dec { entries: Vec::new(), ids: FxHashMap::default(), full: !dictionary },
+            arrow_schema::DataType::Decimal128(..) | arrow_schema::DataType::Timestamp(..) => Dictionary::Dec { entries: Vec::new(), ids: FxHashMap::default(), wide: FxHashMap::default(), full: !dictionary },
             arrow_schema::DataType::Utf8 => Dictionary::Plain,
             _ => Dictionary::Str { plain: Vec::new(), spans: Vec::new(), by_content: HashTable::new(), values: None, slot: Vec::new(), last: NONE, after: Vec::new(), kept: None },
         };
@@ -444,7 +447,7 @@ impl ChunkEncoder {
                     (Encoding::RLE_DICTIONARY, bounds)
                 }
             }
-            Dictionary::Dec { entries, ids, full } => {
+            Dictionary::Dec { entries, ids, wide, full } => {
                 let int64 = self.descr.physical_type() == PhysicalType::INT64;
                 let bounds = match (self.stats, min_max(&self.decimals)) {
                     (true, Some((lo, hi))) => {
@@ -474,7 +477,10 @@ impl ChunkEncoder {
                             Some((lv, id)) if lv == v => id,
                             _ => {
                                 let next = entries.len() as u32;
-                                let id = *ids.entry(v).or_insert(next);
+                                let id = match i64::try_from(v) {
+                                    Ok(small) => *ids.entry(small).or_insert(next),
+                                    Err(_) => *wide.entry(v).or_insert(next),
+                                };
                                 if id == next {
                                     entries.push(v);
                                 }
@@ -530,7 +536,7 @@ impl ChunkEncoder {
                 after.clear();
                 page
             }
-            Dictionary::Dec { entries, ids, full } => {
+            Dictionary::Dec { entries, ids, wide, full } => {
                 let used = pages.iter().any(|p| p.encoding == Encoding::RLE_DICTIONARY);
                 let int64 = self.descr.physical_type() == PhysicalType::INT64;
                 let page = used.then(|| {
@@ -542,6 +548,7 @@ impl ChunkEncoder {
                 });
                 entries.clear();
                 ids.clear();
+                wide.clear();
                 *full = !self.dictionary;
                 page
             }

@@ -1433,7 +1433,8 @@ mod tests {
             let k2 = col_keyed((0..n).map(|_| Some("constant")));
             let k3 = col_keyed((0..n).map(|_| None::<&str>));
             let d1 = col_dec((0..n as i64).map(|i| ((row + i) % 11 != 5).then(|| Dec((row + i - 700_000) as i128 * 1_234_567))));
-            let d2 = col_dec((0..n as i64).map(|i| Some(Dec(((row + i) % 5) as i128 * -25))));
+            // Some values wider than 64 bits (a dictionary keeps those apart).
+            let d2 = col_dec((0..n as i64).map(|i| Some(Dec(((row + i) % 5) as i128 * -25 + if (row + i) % 7 == 0 { 1 << 80 } else { 0 }))));
             let plain = col_string((0..n as i64).map(|i| Some(format!("p{}", (row + i) % 3))));
             // Row 533,000 shares its page with the next batch, which has no null.
             let rare = |i: i64| matches!(row + i, 33_333 | 533_000) || (row + i) % 250_003 == 100_000;
