@@ -246,8 +246,13 @@ pub struct LakeWriter {
     /// (the part's upload task holds it, hashes the part, and gives it back).
     hasher: Option<sha2::Sha256>,
     /// The part being hashed and uploaded on the I/O runtime while the caller goes on
-    /// filling the next one: at most one at a time, so parts are hashed in order.
-    in_flight: Option<tokio::task::JoinHandle<std::result::Result<sha2::Sha256, object_store::Error>>>,
+    /// filling the next one: at most one at a time, so parts are hashed in order. It
+    /// gives its bytes back once uploaded.
+    in_flight: Option<tokio::task::JoinHandle<std::result::Result<(sha2::Sha256, bytes::Bytes), object_store::Error>>>,
+    /// The buffer of the part uploaded last, when the store let go of it: the next
+    /// part is filled in it, in memory already touched, not in fresh pages the system
+    /// must zero.
+    spare: Option<Vec<u8>>,
 }
 
 /// Upload part size: above S3's 5 MiB minimum, small enough to bound memory.
@@ -270,6 +275,7 @@ impl Lake {
             written: 0,
             hasher: Some(<sha2::Sha256 as sha2::Digest>::new()),
             in_flight: None,
+            spare: None,
         })
     }
 }
@@ -283,12 +289,13 @@ impl LakeWriter {
             return Ok(());
         }
         let mut hasher = self.settle_part()?;
-        let data = bytes::Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(PART)));
+        let next = self.spare.take().unwrap_or_else(|| Vec::with_capacity(PART));
+        let data = bytes::Bytes::from(std::mem::replace(&mut self.buf, next));
         let upload = self.upload.as_mut().ok_or_else(|| std::io::Error::other("upload already finished"))?;
         let put = upload.put_part(PutPayload::from(data.clone()));
         self.in_flight = Some(self.lake.rt.spawn(async move {
             sha2::Digest::update(&mut hasher, &data);
-            put.await.map(|()| hasher)
+            put.await.map(|()| (hasher, data))
         }));
         self.parts += 1;
         Ok(())
@@ -298,7 +305,14 @@ impl LakeWriter {
     fn settle_part(&mut self) -> std::io::Result<sha2::Sha256> {
         if let Some(task) = self.in_flight.take() {
             let done = self.lake.rt.block_on(task).map_err(|e| std::io::Error::other(format!("{}: part upload stopped: {e}", self.rel)))?;
-            self.hasher = Some(done.map_err(|e| std::io::Error::other(self.lake.err("write", &self.rel, e)))?);
+            let (hasher, data) = done.map_err(|e| std::io::Error::other(self.lake.err("write", &self.rel, e)))?;
+            self.hasher = Some(hasher);
+            // The part's buffer back, unless the store still holds it (then it is
+            // left to the store, and the next part gets a new one).
+            self.spare = data.try_into_mut().ok().map(|mut b| {
+                b.clear();
+                Vec::from(b)
+            });
         }
         self.hasher.take().ok_or_else(|| std::io::Error::other(format!("{}: an earlier part failed", self.rel)))
     }
@@ -440,11 +454,15 @@ mod tests {
         // pieces that straddle the part boundaries.
         let data = pattern(3 * PART + 12_345);
         let mut w = lake.writer("t/part-0.parquet").unwrap();
+        let mut buffers = std::collections::BTreeSet::new();
         for piece in data.chunks(1_000_003) {
             w.write_all(piece).unwrap();
             assert!(w.buf.len() < PART && w.buf.capacity() == PART, "a full part is handed over at once, its buffer never grown");
+            buffers.insert(w.buf.as_ptr() as usize);
         }
-        assert!(w.parts >= 2, "parts handed over before the seal: {}", w.parts);
+        assert!(w.parts >= 3, "parts handed over before the seal: {}", w.parts);
+        // The local store lets go of a part once written: two buffers take turns.
+        assert!(buffers.len() <= 2, "{} buffers for {} parts", buffers.len(), w.parts);
         let (size, sha) = w.finish().unwrap();
         assert_eq!(size, data.len() as u64);
         let digest = <sha2::Sha256 as sha2::Digest>::digest(&data);
