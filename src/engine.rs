@@ -241,12 +241,42 @@ fn rating_order(order: Vec<Pos<'_>>) -> Vec<Pos<'_>> {
 struct Keys {
     accounts: Option<Vec<Option<u32>>>,
     skus: Option<Vec<bool>>,
-    /// The pay-per-use price key ([`Catalog::ppu_key`]) of each pair of the SKU and
-    /// region dictionaries' values: the number of regions, and the keys by
-    /// `sku × regions + region` (`None`: a null value).
-    prices: Option<(usize, Vec<Option<Option<u32>>>)>,
+    /// The pay-per-use price keys of the SKU and region dictionaries' pairs.
+    prices: Option<PriceKeys>,
     /// In a what-if run, the rows it rates (see [`select_rows`]).
     wanted: Option<Vec<bool>>,
+}
+
+/// The pay-per-use price key ([`Catalog::ppu_key`]) of each pair of a chunk's SKU and
+/// region dictionary values, found once a chunk: a row is then priced by its keys
+/// into the two dictionaries, without hashing its names.
+#[derive(Debug)]
+struct PriceKeys {
+    regions: usize,
+    /// By `sku × regions + region`; `None` for a pair with a null value.
+    keys: Vec<Option<Option<u32>>>,
+}
+
+impl PriceKeys {
+    /// Dictionaries of a few values each (a pair a price row at most): larger ones
+    /// (`None`) are left to the lookup by name.
+    fn of(catalog: &Catalog, skus: &arrow_array::StringArray, regions: &arrow_array::StringArray) -> Option<PriceKeys> {
+        use arrow_array::Array;
+        if skus.len() * regions.len() > 1 << 16 {
+            return None;
+        }
+        let keys = (0..skus.len())
+            .flat_map(|s| (0..regions.len()).map(move |g| (s, g)))
+            .map(|(s, g)| (skus.is_valid(s) && regions.is_valid(g)).then(|| catalog.ppu_key(skus.value(s), regions.value(g))))
+            .collect();
+        Some(PriceKeys { regions: regions.len(), keys })
+    }
+
+    /// The key of the pair at SKU key `sku` and region key `region` (`None`: not
+    /// known here).
+    fn get(&self, sku: usize, region: usize) -> Option<Option<u32>> {
+        (region < self.regions).then(|| self.keys.get(sku * self.regions + region).copied().flatten()).flatten()
+    }
 }
 
 impl Engine {
@@ -448,10 +478,9 @@ impl Engine {
         }
         for (o, settlements) in outs {
             rejected_later += o.rejected.len() as u64;
+            self.count(&o.lines);
             if self.keep_lines {
                 result.lines.extend(o.lines);
-            } else {
-                self.count(&o.lines);
             }
             result.rejected.extend(o.rejected);
             result.alerts.extend(o.alerts);
@@ -459,9 +488,6 @@ impl Engine {
             result.settlements.extend(settlements);
         }
         result.rows_rated = n_rows - rejected_later;
-        if self.keep_lines {
-            self.count(&result.lines);
-        }
         result
     }
 
@@ -515,8 +541,8 @@ impl Engine {
             return None;
         }
         let mut u = u;
-        if let (Some(s), Some(g), Some((regions, keys))) = (c.sku.key(r), c.region.key(r), &keys.prices) {
-            u.ppu_key = keys.get(s * regions + g).copied().flatten();
+        if let (Some(s), Some(g), Some(prices)) = (c.sku.key(r), c.region.key(r), &keys.prices) {
+            u.ppu_key = prices.get(s, g);
         }
         Some((acct, u))
     }
@@ -533,15 +559,7 @@ impl Engine {
         Keys {
             accounts: c.account_id.dictionary().map(|d| (0..d.len()).map(|k| d.is_valid(k).then(|| self.account_index.get(d.value(k)).copied()).flatten()).collect()),
             skus: c.sku.dictionary().map(|d| (0..d.len()).map(|k| d.is_valid(k) && self.catalog.knows_sku(d.value(k))).collect()),
-            // Dictionaries of a few values each (a pair a price row at most): larger
-            // ones are left to the lookup by name.
-            prices: c.sku.dictionary().zip(c.region.dictionary()).filter(|(s, g)| s.len() * g.len() <= 1 << 16).map(|(skus, regions)| {
-                let keys = (0..skus.len())
-                    .flat_map(|s| (0..regions.len()).map(move |g| (s, g)))
-                    .map(|(s, g)| (skus.is_valid(s) && regions.is_valid(g)).then(|| self.catalog.ppu_key(skus.value(s), regions.value(g))))
-                    .collect();
-                (regions.len(), keys)
-            }),
+            prices: c.sku.dictionary().zip(c.region.dictionary()).and_then(|(skus, regions)| PriceKeys::of(&self.catalog, skus, regions)),
             wanted,
         }
     }
@@ -694,6 +712,45 @@ fn package_unit(catalog: &Catalog, p: &Package) -> crate::model::PricingUnit {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// A chunk's price keys are the catalog's keys of each pair of its SKU and region
+    /// dictionaries' values, in any order, with nulls and pairs the catalog lacks.
+    #[test]
+    fn price_keys_are_the_catalogs_by_dictionary_entry() {
+        use crate::model::{BillingItem, BillingMode, PriceRow, PricingUnit};
+        use arrow_array::Array;
+        let row = |sku: &str, region: &str| PriceRow {
+            sku: sku.into(),
+            region: region.into(),
+            billing_mode: BillingMode::PayPerUse,
+            pricing_unit: PricingUnit::NodeHour,
+            currency: "USD".into(),
+            unit_price: Dec::from_int(1),
+            tier_start: Dec::ZERO,
+            effective_from: 0,
+            effective_to: None,
+            billing_item: BillingItem::Compute,
+            description: None,
+            row: 0,
+        };
+        let catalog = Catalog::new(vec![row("s0", "r0"), row("s1", "r1"), row("s2", "r0"), row("s2", "r2")]).unwrap();
+        let skus = arrow_array::StringArray::from(vec![Some("s2"), None, Some("s0"), Some("s9"), Some("s1")]);
+        let regions = arrow_array::StringArray::from(vec![Some("r2"), Some("r0"), None, Some("r1")]);
+        let p = PriceKeys::of(&catalog, &skus, &regions).unwrap();
+        let mut found = 0;
+        for s in 0..skus.len() {
+            for g in 0..regions.len() {
+                let want = (skus.is_valid(s) && regions.is_valid(g)).then(|| catalog.ppu_key(skus.value(s), regions.value(g)));
+                assert_eq!(p.get(s, g), want, "SKU entry {s}, region entry {g}");
+                found += usize::from(matches!(want, Some(Some(_))));
+            }
+        }
+        assert_eq!(found, 4, "every price pair is found once");
+        assert_eq!(p.get(0, regions.len()), None, "a region key past the dictionary is not known here");
+        // Dictionaries too large to pair up are left to the lookup by name.
+        let many = arrow_array::StringArray::from((0..300).map(|i| format!("x{i}")).collect::<Vec<_>>());
+        assert!(PriceKeys::of(&catalog, &many, &many).is_none());
+    }
 
     proptest! {
         /// The rating order by number keys is the order of the positions themselves:

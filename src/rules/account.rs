@@ -472,7 +472,6 @@ fn ppu_key(u: &Usage<'_>, ctx: &Ctx<'_>) -> Option<u32> {
 }
 
 /// The phase at `t` of an arrears episode that started at `since`.
-
 pub fn phase_in_episode(since: Micros, grace: i64, retention: i64, t: Micros) -> Phase {
     let grace_end = since.saturating_add(grace);
     if t < grace_end {
