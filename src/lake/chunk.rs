@@ -816,56 +816,37 @@ fn rle_run(count: usize, value: u32, bw: u8, out: &mut Vec<u8>) {
     out.extend_from_slice(&value.to_le_bytes()[..(bw as usize).div_ceil(8)]);
 }
 
-/// Bit-packed runs of at most 63 groups of eight (the last group padded with zeros).
-/// A group's `bw` bytes are written as a whole word and the excess cut off: a copy of
-/// a fixed size, not one of `bw` bytes.
+/// Bit-packed runs of at most 63 groups of eight (the last group padded with zeros),
+/// each value of `bw` bits (at most 32: the values are `u32`). A group's `bw` bytes
+/// are written as whole words and the excess cut off: copies of a fixed size, not one
+/// of `bw` bytes.
 fn bit_pack(values: &[u32], bw: u8, out: &mut Vec<u8>) {
     let w = bw as usize;
     out.reserve(values.len().div_ceil(8) * w + 32);
     for run in values.chunks(63 * 8) {
         let groups = run.len().div_ceil(8);
         varint(((groups as u64) << 1) | 1, out);
-        if bw <= 16 {
-            // Eight values of `bw` bits are `bw` whole bytes: one 128-bit word a group.
-            for group in run.chunks(8) {
+        for group in run.chunks(8) {
+            let end = out.len() + w;
+            if bw <= 16 {
+                // Eight values of `bw` bits are `bw` whole bytes: one 128-bit word.
                 let mut acc = 0u128;
                 for (k, &v) in group.iter().enumerate() {
                     acc |= (v as u128) << (k * w);
                 }
-                let end = out.len() + w;
                 out.extend_from_slice(&acc.to_le_bytes());
-                out.truncate(end);
-            }
-            continue;
-        }
-        if bw <= 32 {
-            // Eight values of 17 to 32 bits: the first four in one 128-bit word, the
-            // last four in another, joined at bit 4 × `bw` into `bw` bytes.
-            let h = 4 * w as u32;
-            for group in run.chunks(8) {
+            } else {
+                // Eight values of 17 to 32 bits: the first four in one 128-bit word,
+                // the last four in another, joined at bit 4 × `bw` into `bw` bytes.
+                let h = 4 * w as u32;
                 let mut v = [0u32; 8];
                 v[..group.len()].copy_from_slice(group);
                 let pack = |four: &[u32]| four.iter().enumerate().fold(0u128, |a, (k, &x)| a | (x as u128) << (k * w));
                 let (lo, hi) = (pack(&v[..4]), pack(&v[4..]));
-                let low = lo | hi.checked_shl(h).unwrap_or(0);
-                let high = hi.checked_shr(128 - h).unwrap_or(hi);
-                let end = out.len() + w;
-                out.extend_from_slice(&low.to_le_bytes());
-                out.extend_from_slice(&high.to_le_bytes());
-                out.truncate(end);
+                out.extend_from_slice(&(lo | hi.checked_shl(h).unwrap_or(0)).to_le_bytes());
+                out.extend_from_slice(&hi.checked_shr(128 - h).unwrap_or(hi).to_le_bytes());
             }
-            continue;
-        }
-        let (mut acc, mut bits) = (0u64, 0u32);
-        for k in 0..groups * 8 {
-            let v = run.get(k).copied().unwrap_or(0) as u64;
-            acc |= v << bits;
-            bits += bw as u32;
-            while bits >= 8 {
-                out.push(acc as u8);
-                acc >>= 8;
-                bits -= 8;
-            }
+            out.truncate(end);
         }
     }
 }
