@@ -227,14 +227,7 @@ impl Usage<'_> {
         }
         let all: Vec<u32> = hours.iter().flat_map(|(_, w)| w.iter().copied()).collect();
         let wanted = self.only.as_ref().map(selector);
-        // The key columns the filters look at: SKU and region for any, the resource
-        // and pool only for a subscription's.
-        let columns: Vec<&str> = match &self.only {
-            Some(only) if only.values().flatten().any(|f| f.resource.is_some()) => vec!["sku", "region", "resource_id", "pool_id"],
-            Some(only) if only.values().any(Option::is_some) => vec!["sku", "region"],
-            _ => Vec::new(),
-        };
-        let wanted = wanted.as_ref().map(|w| (columns.as_slice(), w as &crate::engine::Select<'_>));
+        let wanted = wanted.as_ref().map(|w| w as &crate::engine::Select<'_>);
         let mut decoded: FxHashMap<u32, Vec<UsageChunk>> = decode_many(self.lake, self.files, &all, wanted)?.into_iter().collect();
         for (hour, which) in hours {
             let mut chunks = Vec::new();
@@ -258,7 +251,7 @@ fn decode_many(
     lake: &Lake,
     files: &[UsageFile],
     which: &[u32],
-    wanted: Option<(&[&str], &crate::engine::Select<'_>)>,
+    wanted: Option<&crate::engine::Select<'_>>,
 ) -> Result<Vec<(u32, Vec<UsageChunk>)>, JobError> {
     let rels: Vec<String> = which.iter().map(|&i| files[i as usize].path.clone()).collect();
     let fetched = lake.get_many(&rels);
@@ -268,7 +261,7 @@ fn decode_many(
         .map(|(&i, bytes)| {
             let f = &files[i as usize];
             Ok((i, match wanted {
-                Some((columns, wanted)) => inputs::read_usage_file_of(i, f, bytes?, columns, wanted)?,
+                Some(wanted) => inputs::read_usage_file_of(i, f, bytes?, wanted)?,
                 None => read_usage_file(i, f, bytes?)?,
             }))
         })
@@ -692,8 +685,11 @@ fn rate_hours(
     let bar = progress(hours.len() as u64, &engine.period.to_string());
     let usage = &*usage;
     let ahead = rayon::current_num_threads().max(1);
+    // A what-if run's hours are a selection of rows, small: more of them may wait
+    // decoded, so that the decoder and the ratings keep both cores busy.
+    let waiting = if usage.only.is_some() { 4 * ahead } else { ahead };
     std::thread::scope(|scope| {
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Result<(Micros, Vec<UsageChunk>), JobError>>(ahead);
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Result<(Micros, Vec<UsageChunk>), JobError>>(waiting);
         scope.spawn(move || {
             let hours: Vec<(&Micros, &Vec<u32>)> = hours.iter().collect();
             for group in hours.chunks(ahead) {
@@ -862,12 +858,12 @@ fn recommend(
             idx.dedup();
             let mut astray: rustc_hash::FxHashSet<u32> = Default::default();
             usage.only = Some(partial.iter().map(|(a, f)| (a.clone(), Some(f.clone()))).collect());
-            // The rating with the purchase runs an hour behind the one without, on a
-            // thread of its own: it needs each hour's sums of the rows not rated.
+            // The rating with the purchase runs behind the one without (up to 8 hours),
+            // on a thread of its own: it needs each hour's sums of the rows not rated.
             let t0 = Instant::now();
             let mut rerated = 0u64;
             let rated = std::thread::scope(|scope| {
-                let (tx, rx) = std::sync::mpsc::sync_channel::<(Micros, Vec<(u32, Dec)>, Vec<UsageChunk>)>(1);
+                let (tx, rx) = std::sync::mpsc::sync_channel::<(Micros, Vec<(u32, Dec)>, Vec<UsageChunk>)>(8);
                 let what_if = &mut what_if;
                 let with_purchase = scope.spawn(move || {
                     for (hour, unrated, chunks) in rx {

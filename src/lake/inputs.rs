@@ -620,51 +620,41 @@ pub fn read_usage_file(file_idx: u32, f: &UsageFile, bytes: Bytes) -> Result<Vec
 }
 
 /// The rows of a usage file that are wanted, each keeping its row number in the file.
-/// The key columns `wanted` looks at (`columns`, of [`RowKeys`]; `account_id` always)
-/// are decoded first, the others only for the rows they select, but for
-/// [`NOT_RATED`], which are nulls.
-pub fn read_usage_file_of(
-    file_idx: u32,
-    f: &UsageFile,
-    bytes: Bytes,
-    columns: &[&str],
-    wanted: &crate::engine::Select<'_>,
-) -> Result<Vec<UsageChunk>> {
-    use parquet::arrow::arrow_reader::RowSelection;
+/// The file is decoded in one pass, but for [`NOT_RATED`] (nulls), and the wanted rows
+/// are taken from each batch: the selected rows are spread over every page, so a
+/// second pass over the file for them would decompress every page again.
+pub fn read_usage_file_of(file_idx: u32, f: &UsageFile, bytes: Bytes, wanted: &crate::engine::Select<'_>) -> Result<Vec<UsageChunk>> {
     use parquet::arrow::ProjectionMask;
     const KEYS: [&str; 5] = ["account_id", "sku", "region", "resource_id", "pool_id"];
-    let read: Vec<&str> = KEYS.into_iter().filter(|k| *k == KEYS[0] || columns.contains(k)).collect();
-    let keys = decode_parquet_keyed(&f.path, bytes.clone(), &USAGE_KEYED, true, |b| {
-        let mask = ProjectionMask::columns(b.parquet_schema(), read.iter().copied());
-        b.with_projection(mask)
-    })?;
-    let mut rows: Vec<u32> = Vec::new();
-    let mut filters = Vec::with_capacity(keys.len());
-    let mut first = 0u32;
-    for b in &keys {
-        let ids = StrCol::of(b, "account_id").map_err(|p| col_err(&f.path, "account_id", p))?;
-        // A key column that is missing or of another type selects as null here; the
-        // rows selected are decoded whole, and checked, afterwards.
-        let [sku, region, resource, pool] = [KEYS[1], KEYS[2], KEYS[3], KEYS[4]].map(|k| StrCol::of(b, k).ok());
-        let keep = crate::engine::select_rows(b.num_rows(), [Some(&ids), sku.as_ref(), region.as_ref(), resource.as_ref(), pool.as_ref()], wanted);
-        rows.extend(keep.iter().enumerate().filter(|(_, &k)| k).map(|(r, _)| first + r as u32));
-        filters.push(arrow_array::BooleanArray::from(keep));
-        first = first.saturating_add(b.num_rows() as u32);
-    }
-    if rows.is_empty() {
-        return Ok(Vec::new());
-    }
-    let selection = RowSelection::from_filters(&filters);
     let batches = decode_parquet_keyed(&f.path, bytes, &USAGE_KEYED, true, |b| {
         let schema = b.parquet_schema();
         let read = schema.columns().iter().map(|c| c.name()).filter(|n| !NOT_RATED.contains(n));
         let mask = ProjectionMask::columns(schema, read);
-        b.with_projection(mask).with_row_selection(selection)
+        b.with_projection(mask)
     })?;
-    if batches.iter().map(|b| b.num_rows()).sum::<usize>() != rows.len() {
-        return Err(InputError::Corrupt { file: f.path.clone(), why: "the selected rows could not be read back".into() });
+    let mut rows: Vec<u32> = Vec::new();
+    let mut kept = Vec::with_capacity(batches.len());
+    let mut first = 0u32;
+    for b in batches {
+        let ids = StrCol::of(&b, "account_id").map_err(|p| col_err(&f.path, "account_id", p))?;
+        // A key column that is missing or of another type selects as null here; the
+        // rows selected are checked afterwards.
+        let [sku, region, resource, pool] = [KEYS[1], KEYS[2], KEYS[3], KEYS[4]].map(|k| StrCol::of(&b, k).ok());
+        let keep = crate::engine::select_rows(b.num_rows(), [Some(&ids), sku.as_ref(), region.as_ref(), resource.as_ref(), pool.as_ref()], wanted);
+        let before = rows.len();
+        rows.extend(keep.iter().enumerate().filter(|(_, &k)| k).map(|(r, _)| first + r as u32));
+        first = first.saturating_add(b.num_rows() as u32);
+        if rows.len() == before {
+            continue;
+        }
+        let filtered = arrow_select::filter::filter_record_batch(&b, &arrow_array::BooleanArray::from(keep))
+            .map_err(|e| InputError::Corrupt { file: f.path.clone(), why: e.to_string() })?;
+        kept.push(filtered);
     }
-    let batches = batches.into_iter().map(|b| with_null_columns(&f.path, b, &NOT_RATED)).collect::<Result<Vec<_>>>()?;
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let batches = kept.into_iter().map(|b| with_null_columns(&f.path, b, &NOT_RATED)).collect::<Result<Vec<_>>>()?;
     usage_chunks(file_idx, f, &batches, Some(&rows))
 }
 
