@@ -718,27 +718,40 @@ impl Groups {
 
     /// The column of a text `write` composes for a line (`false`: none, a null),
     /// which must depend on what the lines are grouped by alone: composed once a
-    /// group, not formatted a line.
+    /// group, not formatted a line, each into one buffer of the groups' texts.
     fn texts(&self, write: impl Fn(&mut String, usize) -> bool) -> ArrayRef {
-        let texts: Vec<Option<String>> = self
-            .first
-            .iter()
-            .map(|&i| {
-                let mut b = String::new();
-                write(&mut b, i).then_some(b)
-            })
-            .collect();
-        self.keyed(texts.iter().map(Option::as_deref).collect())
+        let mut text = String::new();
+        let mut offsets: Vec<i32> = Vec::with_capacity(self.first.len() + 1);
+        let mut valid: Vec<bool> = Vec::with_capacity(self.first.len());
+        offsets.push(0);
+        for &i in &self.first {
+            let from = text.len();
+            let some = write(&mut text, i);
+            if !some {
+                text.truncate(from);
+            }
+            valid.push(some);
+            offsets.push(i32::try_from(text.len()).expect("a batch's texts are under 2 GiB"));
+        }
+        let nulls = valid.contains(&false).then(|| arrow_buffer::NullBuffer::from(valid));
+        let offsets = arrow_buffer::OffsetBuffer::new(offsets.into());
+        self.keyed_values(StringArray::new(offsets, text.into_bytes().into(), nulls))
     }
 
     /// The lines' keys into the groups' `values`.
     fn keyed(&self, values: Vec<Option<&str>>) -> ArrayRef {
-        let nulls = values.iter().any(Option::is_none).then(|| {
-            let valid = arrow_buffer::BooleanBuffer::collect_bool(self.keys.len(), |i| values[self.keys[i] as usize].is_some());
+        self.keyed_values(StringArray::from(values))
+    }
+
+    /// The lines' keys into the groups' `values` (an array of one value a group).
+    fn keyed_values(&self, values: StringArray) -> ArrayRef {
+        use arrow_array::Array;
+        let nulls = (values.null_count() > 0).then(|| {
+            let valid = arrow_buffer::BooleanBuffer::collect_bool(self.keys.len(), |i| values.is_valid(self.keys[i] as usize));
             arrow_buffer::NullBuffer::new(valid)
         });
         let keys = UInt32Array::new(self.keys.clone(), nulls);
-        Arc::new(DictionaryArray::<UInt32Type>::try_new(keys, Arc::new(StringArray::from(values))).expect("every key indexes a value"))
+        Arc::new(DictionaryArray::<UInt32Type>::try_new(keys, Arc::new(values)).expect("every key indexes a value"))
     }
 }
 
