@@ -716,26 +716,20 @@ impl Groups {
         self.keyed(self.first.iter().map(|&i| value(i)).collect())
     }
 
-    /// The column of a text `write` composes for a line (`false`: none, a null),
-    /// which must depend on what the lines are grouped by alone: composed once a
-    /// group, not formatted a line, each into one buffer of the groups' texts.
-    fn texts(&self, write: impl Fn(&mut String, usize) -> bool) -> ArrayRef {
-        let mut text = String::new();
-        let mut offsets: Vec<i32> = Vec::with_capacity(self.first.len() + 1);
-        let mut valid: Vec<bool> = Vec::with_capacity(self.first.len());
-        offsets.push(0);
+    /// The column of a text `write` composes for a line (`false`, before writing
+    /// anything: none, a null), which must depend on what the lines are grouped by
+    /// alone: composed once a group, not formatted a line, each group's text written
+    /// into the one buffer of an Arrow string builder.
+    fn texts(&self, write: impl Fn(&mut StringBuilder, usize) -> bool) -> ArrayRef {
+        let mut texts = StringBuilder::new();
         for &i in &self.first {
-            let from = text.len();
-            let some = write(&mut text, i);
-            if !some {
-                text.truncate(from);
+            if write(&mut texts, i) {
+                texts.append_value("");
+            } else {
+                texts.append_null();
             }
-            valid.push(some);
-            offsets.push(i32::try_from(text.len()).expect("a batch's texts are under 2 GiB"));
         }
-        let nulls = valid.contains(&false).then(|| arrow_buffer::NullBuffer::from(valid));
-        let offsets = arrow_buffer::OffsetBuffer::new(offsets.into());
-        self.keyed_values(StringArray::new(offsets, text.into_bytes().into(), nulls))
+        self.keyed_values(texts.finish())
     }
 
     /// The lines' keys into the groups' `values`.
