@@ -717,22 +717,8 @@ mod tests {
     /// dictionaries' values, in any order, with nulls and pairs the catalog lacks.
     #[test]
     fn price_keys_are_the_catalogs_by_dictionary_entry() {
-        use crate::model::{BillingItem, BillingMode, PriceRow, PricingUnit};
+        use crate::rules::pricing::test_ppu_row as row;
         use arrow_array::Array;
-        let row = |sku: &str, region: &str| PriceRow {
-            sku: sku.into(),
-            region: region.into(),
-            billing_mode: BillingMode::PayPerUse,
-            pricing_unit: PricingUnit::NodeHour,
-            currency: "USD".into(),
-            unit_price: Dec::from_int(1),
-            tier_start: Dec::ZERO,
-            effective_from: 0,
-            effective_to: None,
-            billing_item: BillingItem::Compute,
-            description: None,
-            row: 0,
-        };
         let catalog = Catalog::new(vec![row("s0", "r0"), row("s1", "r1"), row("s2", "r0"), row("s2", "r2")]).unwrap();
         let skus = arrow_array::StringArray::from(vec![Some("s2"), None, Some("s0"), Some("s9"), Some("s1")]);
         let regions = arrow_array::StringArray::from(vec![Some("r2"), Some("r0"), None, Some("r1")]);

@@ -486,24 +486,9 @@ pub fn phase_in_episode(since: Micros, grace: i64, retention: i64, t: Micros) ->
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{BillingItem, BillingMode, PriceRow, PricingUnit};
 
     fn catalog(skus: &[&str]) -> Catalog {
-        let row = |sku: &str| PriceRow {
-            sku: sku.into(),
-            region: "r1".into(),
-            billing_mode: BillingMode::PayPerUse,
-            pricing_unit: PricingUnit::NodeHour,
-            currency: "USD".into(),
-            unit_price: Dec::from_int(1),
-            tier_start: Dec::ZERO,
-            effective_from: 0,
-            effective_to: None,
-            billing_item: BillingItem::Compute,
-            description: None,
-            row: 0,
-        };
-        Catalog::new(skus.iter().map(|s| row(s)).collect()).unwrap()
+        Catalog::new(skus.iter().map(|s| crate::rules::pricing::test_ppu_row(s, "r1")).collect()).unwrap()
     }
 
     /// A checkpoint keeps cumulative quantities by name: restored under a catalog

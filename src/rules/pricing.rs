@@ -318,6 +318,26 @@ pub fn rate_tiered_into(tiers: &[Tier], cumulative: Qty, quantity: Qty, out: &mu
     Ok(())
 }
 
+/// A first-tier pay-per-use price row of 1 USD a node-hour for a SKU in a region, in
+/// force from the epoch on: the unit tests' catalog row.
+#[cfg(test)]
+pub(crate) fn test_ppu_row(sku: &str, region: &str) -> PriceRow {
+    PriceRow {
+        sku: sku.into(),
+        region: region.into(),
+        billing_mode: BillingMode::PayPerUse,
+        pricing_unit: PricingUnit::NodeHour,
+        currency: "USD".into(),
+        unit_price: Dec::from_int(1),
+        tier_start: Dec::ZERO,
+        effective_from: 0,
+        effective_to: None,
+        billing_item: crate::model::BillingItem::Compute,
+        description: None,
+        row: 0,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
