@@ -137,7 +137,7 @@ pub struct ChunkEncoder {
     /// The open page: definition levels (nullable columns, once the page has a
     /// null), and the non-null values as dictionary entries (strings) or as they are
     /// (decimals).
-    levels: Vec<u32>,
+    levels: Levels,
     ids: Vec<u32>,
     decimals: Vec<i128>,
     /// The open page's PLAIN strings (4-byte length, then the bytes, each).
@@ -148,7 +148,7 @@ pub struct ChunkEncoder {
     /// Scratch: the page each string entry was last seen in.
     seen: Vec<u32>,
     /// Scratch of [`hybrid`].
-    runs: Vec<u32>,
+    runs: Vec<u64>,
     snappy: Snappy,
 }
 
@@ -169,7 +169,7 @@ impl ChunkEncoder {
             stats,
             dictionary,
             dict,
-            levels: Vec::with_capacity(PAGE_ROWS),
+            levels: Levels::default(),
             ids: Vec::with_capacity(PAGE_ROWS),
             decimals: Vec::new(),
             strings: Vec::new(),
@@ -315,12 +315,12 @@ impl ChunkEncoder {
         }
         if self.page_nulls == 0 {
             self.levels.clear();
-            self.levels.resize(self.page_rows, 1);
+            self.levels.push_n(self.page_rows, true);
         }
         if nulls == valid.len() {
-            self.levels.resize(self.levels.len() + nulls, 0);
+            self.levels.push_n(nulls, false);
         } else {
-            self.levels.extend(valid.iter().map(u32::from));
+            self.levels.append(valid);
         }
         self.page_nulls += nulls;
         self.page_rows += valid.len();
@@ -331,7 +331,7 @@ impl ChunkEncoder {
     #[inline]
     fn present(&mut self, n: usize) {
         if self.page_nulls > 0 {
-            self.levels.resize(self.levels.len() + n, 1);
+            self.levels.push_n(n, true);
         }
         self.page_rows += n;
     }
@@ -719,7 +719,7 @@ fn str_bounds(ids: &[u32], spans: &[(u32, u32)], plain: &[u8], seen: &mut Vec<u3
 }
 
 /// Dictionary indexes as a data page holds them: the bit width, then the hybrid runs.
-fn values_rle(ids: &[u32], entries: usize, out: &mut Vec<u8>, runs: &mut Vec<u32>) {
+fn values_rle(ids: &[u32], entries: usize, out: &mut Vec<u8>, runs: &mut Vec<u64>) {
     let bw = bit_width(entries.saturating_sub(1) as u32);
     out.push(bw);
     hybrid(ids, bw, out, runs);
@@ -761,37 +761,38 @@ impl Snappy {
 
 /// The RLE / bit-packing hybrid encoding of `values` (each below 2^`bw`): runs of
 /// eight or more equal values as RLE runs, the rest bit-packed in groups of eight.
-/// `starts` is scratch, kept from call to call: only its first entries are written,
-/// so it is not cleared.
-fn hybrid(values: &[u32], bw: u8, out: &mut Vec<u8>, starts: &mut Vec<u32>) {
-    let n = values.len();
+/// `starts` is scratch, kept from call to call.
+///
+/// Only runs of eight or more matter, and in most columns most values differ from
+/// the one before, or sit in a run that goes on for a whole page: the runs are found
+/// in a bitmap of where values change, 64 values a word, and only the long ones are
+/// walked.
+fn hybrid<V: Hybrid + ?Sized>(values: &V, bw: u8, out: &mut Vec<u8>, starts: &mut Vec<u64>) {
+    let n = values.count();
     if n == 0 {
         return;
     }
-    // Where each run of equal values starts (and, last, the end), found without a
-    // branch a value; then the runs are walked.
-    if starts.len() <= n {
-        starts.resize(n + 1, 0);
-    }
-    let mut runs = 1;
-    for i in 1..n {
-        starts[runs] = i as u32;
-        runs += (values[i] != values[i - 1]) as usize;
-    }
-    starts[runs] = n as u32;
+    values.run_starts(starts);
     let mut literal_from = 0;
-    for w in starts[..=runs].windows(2) {
-        let (i, j) = (w[0] as usize, w[1] as usize);
-        if j - i >= 8 {
+    for w in 0..n.div_ceil(64) {
+        // Bit k: a run of eight or more starts at value 64 × w + k (it starts there,
+        // and the next seven values are the same as it).
+        let x = starts[w] as u128 | (starts[w + 1] as u128) << 64;
+        let same = !x;
+        let mut long = (x & same >> 1 & same >> 2 & same >> 3 & same >> 4 & same >> 5 & same >> 6 & same >> 7) as u64;
+        while long != 0 {
+            let i = w * 64 + long.trailing_zeros() as usize;
+            long &= long - 1;
+            let j = next_start(starts, i + 1);
             // Bit-packed groups are whole: the pending literals take the run's first
             // values up to a multiple of eight.
             let pad = (8 - (i - literal_from) % 8) % 8;
             let literal_to = i + pad;
             if literal_to > literal_from {
-                bit_pack(&values[literal_from..literal_to], bw, out);
+                values.bit_pack(literal_from..literal_to, bw, out);
             }
             if j - literal_to >= 8 {
-                rle_run(j - literal_to, values[i], bw, out);
+                rle_run(j - literal_to, values.value(i), bw, out);
                 literal_from = j;
             } else {
                 literal_from = literal_to;
@@ -799,8 +800,186 @@ fn hybrid(values: &[u32], bw: u8, out: &mut Vec<u8>, starts: &mut Vec<u32>) {
         }
     }
     if n > literal_from {
-        bit_pack(&values[literal_from..n], bw, out);
+        values.bit_pack(literal_from..n, bw, out);
     }
+}
+
+/// What the hybrid encoding encodes: dictionary entries, or definition levels.
+trait Hybrid {
+    fn count(&self) -> usize;
+    fn value(&self, i: usize) -> u32;
+    /// Where the runs of equal values start, as a bitmap: bit `i` of word `i / 64`
+    /// is set where value `i` differs from the one before it, for the first value,
+    /// and for every place from the end on (one whole word of them past the last
+    /// value).
+    fn run_starts(&self, starts: &mut Vec<u64>);
+    /// The values of `range`, bit-packed.
+    fn bit_pack(&self, range: std::ops::Range<usize>, bw: u8, out: &mut Vec<u8>);
+}
+
+impl Hybrid for [u32] {
+    fn count(&self) -> usize {
+        self.len()
+    }
+
+    fn value(&self, i: usize) -> u32 {
+        self[i]
+    }
+
+    fn run_starts(&self, starts: &mut Vec<u64>) {
+        run_starts(self, starts)
+    }
+
+    fn bit_pack(&self, range: std::ops::Range<usize>, bw: u8, out: &mut Vec<u8>) {
+        bit_pack(&self[range], bw, out)
+    }
+}
+
+/// A page's definition levels (each 0 or 1), a bit each, least significant first.
+/// The bits past the last level are 0.
+#[derive(Clone, Default)]
+struct Levels {
+    words: Vec<u64>,
+    len: usize,
+}
+
+impl Levels {
+    fn clear(&mut self) {
+        self.words.clear();
+        self.len = 0;
+    }
+
+    /// Appends the low `count` bits of `word` (`count` at most 64; the bits above
+    /// them 0).
+    fn push_word(&mut self, word: u64, count: usize) {
+        let used = self.len % 64;
+        if used == 0 {
+            self.words.push(word);
+        } else {
+            *self.words.last_mut().expect("a word in use") |= word << used;
+            if used + count > 64 {
+                self.words.push(word >> (64 - used));
+            }
+        }
+        self.len += count;
+    }
+
+    fn push_n(&mut self, mut n: usize, level: bool) {
+        while n > 0 {
+            let take = n.min(64);
+            self.push_word(if level { !0u64 >> (64 - take) } else { 0 }, take);
+            n -= take;
+        }
+    }
+
+    fn append(&mut self, valid: &arrow_buffer::BooleanBuffer) {
+        let chunks = valid.bit_chunks();
+        for word in chunks.iter() {
+            self.push_word(word, 64);
+        }
+        if chunks.remainder_len() > 0 {
+            self.push_word(chunks.remainder_bits(), chunks.remainder_len());
+        }
+    }
+
+    /// The 64 levels from `at` on (as many as there are, the rest 0).
+    fn word_at(&self, at: usize) -> u64 {
+        let (w, shift) = (at / 64, at % 64);
+        let low = self.words[w] >> shift;
+        match self.words.get(w + 1) {
+            Some(&next) if shift > 0 => low | next << (64 - shift),
+            _ => low,
+        }
+    }
+}
+
+impl Hybrid for Levels {
+    fn count(&self) -> usize {
+        self.len
+    }
+
+    fn value(&self, i: usize) -> u32 {
+        (self.words[i / 64] >> (i % 64)) as u32 & 1
+    }
+
+    fn run_starts(&self, starts: &mut Vec<u64>) {
+        starts.clear();
+        let mut carry = 0u64;
+        for (w, &x) in self.words.iter().enumerate() {
+            // A start where a level differs from the one before it.
+            let mut word = x ^ (x << 1 | carry);
+            carry = x >> 63;
+            if w == 0 {
+                word |= 1;
+            }
+            if (w + 1) * 64 > self.len {
+                word |= !0u64 << (self.len % 64);
+            }
+            starts.push(word);
+        }
+        starts.push(!0);
+    }
+
+    /// Levels are one bit each: a group of eight is a byte of the bitmap.
+    fn bit_pack(&self, range: std::ops::Range<usize>, bw: u8, out: &mut Vec<u8>) {
+        debug_assert_eq!(bw, 1, "levels are one bit wide");
+        let mut at = range.start;
+        while at < range.end {
+            let run_end = (at + 63 * 8).min(range.end);
+            varint((((run_end - at).div_ceil(8) as u64) << 1) | 1, out);
+            while at < run_end {
+                let n = (run_end - at).min(8);
+                out.push(self.word_at(at) as u8 & (0xffu16 >> (8 - n)) as u8);
+                at += n;
+            }
+        }
+    }
+}
+
+/// [`Hybrid::run_starts`] of dictionary entries.
+fn run_starts(values: &[u32], starts: &mut Vec<u64>) {
+    let n = values.len();
+    starts.clear();
+    starts.reserve(n.div_ceil(64) + 1);
+    for (w, chunk) in values.chunks(64).enumerate() {
+        let base = w * 64;
+        let word = match (base, <&[u32; 64]>::try_from(chunk)) {
+            // A whole word after the first: compared with the values one before, in
+            // a loop of a fixed length that the compiler does several at a time, into
+            // a byte each; eight bytes of 0 or 1 are then gathered into eight bits by
+            // one multiplication (byte k lands on bit 56 + k, and nothing else
+            // reaches the top byte).
+            (1.., Ok(cur)) => {
+                let prev: &[u32; 64] = values[base - 1..base + 63].try_into().expect("64 values");
+                let mut differs = [0u8; 64];
+                for k in 0..64 {
+                    differs[k] = (cur[k] != prev[k]) as u8;
+                }
+                differs.chunks_exact(8).enumerate().fold(0u64, |m, (b, eight)| {
+                    let bytes = u64::from_le_bytes(eight.try_into().expect("eight bytes"));
+                    m | (bytes.wrapping_mul(0x0102_0408_1020_4080) >> 56) << (8 * b)
+                })
+            }
+            _ => {
+                let first = if base == 0 { 1 } else { (chunk[0] != values[base - 1]) as u64 };
+                let rest = chunk.windows(2).enumerate().fold(0u64, |m, (k, p)| m | ((p[1] != p[0]) as u64) << (k + 1));
+                first | rest | if chunk.len() < 64 { !0u64 << chunk.len() } else { 0 }
+            }
+        };
+        starts.push(word);
+    }
+    starts.push(!0);
+}
+
+/// The first run start at or after `from` (the end, past the last value, at most).
+fn next_start(starts: &[u64], from: usize) -> usize {
+    let mut w = from / 64;
+    let mut word = starts[w] & !0u64 << (from % 64);
+    while word == 0 {
+        w += 1;
+        word = starts[w];
+    }
+    w * 64 + word.trailing_zeros() as usize
 }
 
 fn varint(mut v: u64, out: &mut Vec<u8>) {
@@ -817,38 +996,56 @@ fn rle_run(count: usize, value: u32, bw: u8, out: &mut Vec<u8>) {
 }
 
 /// Bit-packed runs of at most 63 groups of eight (the last group padded with zeros),
-/// each value of `bw` bits (at most 32: the values are `u32`). A group's `bw` bytes
-/// are written as whole words and the excess cut off: copies of a fixed size, not one
-/// of `bw` bytes.
+/// each value of `bw` bits (at most 32: the values are `u32`).
 fn bit_pack(values: &[u32], bw: u8, out: &mut Vec<u8>) {
-    let w = bw as usize;
-    out.reserve(values.len().div_ceil(8) * w + 32);
+    macro_rules! widths {
+        ($($w:literal)*) => {
+            match bw {
+                $($w => bit_pack_as::<$w>(values, out),)*
+                _ => unreachable!("a bit width above 32"),
+            }
+        };
+    }
+    widths!(0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31 32)
+}
+
+/// [`bit_pack`] for one width: a group's shifts are constants, and its `W` bytes are
+/// written from a 32-bit accumulator as whole words.
+fn bit_pack_as<const W: usize>(values: &[u32], out: &mut Vec<u8>) {
+    out.reserve(values.len().div_ceil(8) * W + 8);
     for run in values.chunks(63 * 8) {
         let groups = run.len().div_ceil(8);
         varint(((groups as u64) << 1) | 1, out);
-        for group in run.chunks(8) {
-            let end = out.len() + w;
-            if bw <= 16 {
-                // Eight values of `bw` bits are `bw` whole bytes: one 128-bit word.
-                let mut acc = 0u128;
-                for (k, &v) in group.iter().enumerate() {
-                    acc |= (v as u128) << (k * w);
-                }
-                out.extend_from_slice(&acc.to_le_bytes());
-            } else {
-                // Eight values of 17 to 32 bits: the first four in one 128-bit word,
-                // the last four in another, joined at bit 4 × `bw` into `bw` bytes.
-                let h = 4 * w as u32;
-                let mut v = [0u32; 8];
-                v[..group.len()].copy_from_slice(group);
-                let pack = |four: &[u32]| four.iter().enumerate().fold(0u128, |a, (k, &x)| a | (x as u128) << (k * w));
-                let (lo, hi) = (pack(&v[..4]), pack(&v[4..]));
-                out.extend_from_slice(&(lo | hi.checked_shl(h).unwrap_or(0)).to_le_bytes());
-                out.extend_from_slice(&hi.checked_shr(128 - h).unwrap_or(hi).to_le_bytes());
-            }
-            out.truncate(end);
+        let mut whole = run.chunks_exact(8);
+        for group in whole.by_ref() {
+            pack_group::<W>(group.try_into().expect("eight values"), out);
+        }
+        let rest = whole.remainder();
+        if !rest.is_empty() {
+            let mut last = [0u32; 8];
+            last[..rest.len()].copy_from_slice(rest);
+            pack_group::<W>(&last, out);
         }
     }
+}
+
+/// Eight values of `W` bits, least significant bits first: `W` bytes.
+#[inline(always)]
+fn pack_group<const W: usize>(group: &[u32; 8], out: &mut Vec<u8>) {
+    let mut bytes = [0u8; 36];
+    let (mut acc, mut bits, mut at) = (0u64, 0, 0);
+    for &v in group {
+        acc |= (v as u64) << bits;
+        bits += W;
+        if bits >= 32 {
+            bytes[at..at + 4].copy_from_slice(&(acc as u32).to_le_bytes());
+            at += 4;
+            acc >>= 32;
+            bits -= 32;
+        }
+    }
+    bytes[at..at + 4].copy_from_slice(&(acc as u32).to_le_bytes());
+    out.extend_from_slice(&bytes[..W]);
 }
 
 #[cfg(test)]
@@ -894,6 +1091,105 @@ mod tests {
         out
     }
 
+    /// The hybrid encoding the straightforward way: every run of equal values listed,
+    /// then walked; groups of eight packed one value at a time.
+    fn hybrid_by_runs(values: &[u32], bw: u8) -> Vec<u8> {
+        let mut out = Vec::new();
+        let n = values.len();
+        let mut starts: Vec<usize> = (0..n).filter(|&i| i == 0 || values[i] != values[i - 1]).collect();
+        starts.push(n);
+        let pack = |values: &[u32], out: &mut Vec<u8>| {
+            for run in values.chunks(63 * 8) {
+                varint(((run.len().div_ceil(8) as u64) << 1) | 1, out);
+                for group in run.chunks(8) {
+                    let mut acc = [0u8; 32];
+                    for (k, &v) in group.iter().enumerate() {
+                        for b in 0..bw as usize {
+                            let bit = k * bw as usize + b;
+                            acc[bit / 8] |= (((v >> b) & 1) as u8) << (bit % 8);
+                        }
+                    }
+                    out.extend_from_slice(&acc[..bw as usize]);
+                }
+            }
+        };
+        let mut literal_from = 0;
+        for w in starts.windows(2) {
+            let (i, j) = (w[0], w[1]);
+            if j - i >= 8 {
+                let literal_to = i + (8 - (i - literal_from) % 8) % 8;
+                if literal_to > literal_from {
+                    pack(&values[literal_from..literal_to], &mut out);
+                }
+                if j - literal_to >= 8 {
+                    rle_run(j - literal_to, values[i], bw, &mut out);
+                    literal_from = j;
+                } else {
+                    literal_from = literal_to;
+                }
+            }
+        }
+        if n > literal_from {
+            pack(&values[literal_from..n], &mut out);
+        }
+        out
+    }
+
+    proptest::proptest! {
+        /// The bitmap walk and the packing by width give the bytes of the
+        /// straightforward walk: runs of every length, around and across the 64-value
+        /// words, at every width.
+        #[test]
+        fn hybrid_gives_the_straightforward_bytes(
+            runs in proptest::collection::vec((0u32..u32::MAX, 1usize..80), 0..120),
+            bw in 0u8..=32,
+            cut in 0usize..64,
+        ) {
+            let top = if bw == 32 { u32::MAX } else { (1u32 << bw) - 1 };
+            let values: Vec<u32> = runs.iter().flat_map(|&(v, len)| std::iter::repeat_n(v & top, len)).collect();
+            // A slice that starts inside a word, too.
+            let values = &values[cut.min(values.len())..];
+            let mut out = Vec::new();
+            let mut scratch = vec![7; 3];
+            hybrid(values, bw, &mut out, &mut scratch);
+            proptest::prop_assert_eq!(out, hybrid_by_runs(values, bw));
+        }
+
+        /// Levels kept as bits, appended as the encoder appends them (runs of one
+        /// level, and slices of validity bitmaps at any offset), encode to the bytes
+        /// of the same levels as values.
+        #[test]
+        fn levels_as_bits_give_the_bytes_of_levels_as_values(
+            parts in proptest::collection::vec((proptest::bool::ANY, 1usize..150, 0usize..9, proptest::bool::ANY), 1..40),
+        ) {
+            let mut levels = Levels { words: vec![5], len: 1 };
+            levels.clear();
+            let mut expected: Vec<u32> = Vec::new();
+            for (i, &(level, len, offset, as_run)) in parts.iter().enumerate() {
+                if as_run {
+                    levels.push_n(len, level);
+                    expected.extend(std::iter::repeat_n(level as u32, len));
+                } else {
+                    // A bitmap of mixed levels, sliced from an offset.
+                    let bits: Vec<bool> = (0..offset + len).map(|k| (k * 7 + i) % 5 < 3 || (k % 11 == 0 && level)).collect();
+                    let buffer = arrow_buffer::BooleanBuffer::from(bits.clone()).slice(offset, len);
+                    levels.append(&buffer);
+                    expected.extend(bits[offset..].iter().map(|&b| b as u32));
+                }
+            }
+            proptest::prop_assert_eq!(levels.len, expected.len());
+            let mut out = Vec::new();
+            hybrid(&levels, 1, &mut out, &mut Vec::new());
+            proptest::prop_assert_eq!(out, hybrid_by_runs(&expected, 1));
+            // Packed up to a place inside a group: the group is padded with zeros.
+            let (mut bits, mut values) = (Vec::new(), Vec::new());
+            let to = expected.len() - 1;
+            levels.bit_pack(to / 3..to, 1, &mut bits);
+            expected[..].bit_pack(to / 3..to, 1, &mut values);
+            proptest::prop_assert_eq!(bits, values);
+        }
+    }
+
     #[test]
     fn hybrid_runs_decode_to_their_values() {
         let cases: Vec<Vec<u32>> = vec![
@@ -913,7 +1209,7 @@ mod tests {
         for values in cases {
             let bw = bit_width(values.iter().copied().max().unwrap_or(0));
             let mut out = Vec::new();
-            hybrid(&values, bw, &mut out, &mut scratch);
+            hybrid(values.as_slice(), bw, &mut out, &mut scratch);
             assert_eq!(unhybrid(&out, bw, values.len()), values, "bit width {bw}");
         }
         // Every width, with a last group that is not whole.
@@ -921,12 +1217,12 @@ mod tests {
             let top = if bw == 32 { u32::MAX } else { (1u32 << bw) - 1 };
             let values: Vec<u32> = (0..1003u64).map(|i| if i % 5 == 0 { top } else { (i.wrapping_mul(2_654_435_761) as u32) & top }).collect();
             let mut out = Vec::new();
-            hybrid(&values, bw, &mut out, &mut scratch);
+            hybrid(values.as_slice(), bw, &mut out, &mut scratch);
             assert_eq!(unhybrid(&out, bw, values.len()), values, "bit width {bw}");
         }
         // Long runs cost a few bytes, not one bit a value.
         let mut out = Vec::new();
-        hybrid(&[1; 20_000], 1, &mut out, &mut Vec::new());
+        hybrid(&[1u32; 20_000][..], 1, &mut out, &mut Vec::new());
         assert!(out.len() <= 4, "{}", out.len());
     }
 }
