@@ -14,4 +14,5 @@ pub mod jobs;
 pub mod lake;
 pub mod model;
 pub mod rules;
+pub mod text;
 pub mod time;

@@ -34,6 +34,8 @@ use rustc_hash::{FxBuildHasher, FxHashMap};
 use std::hash::BuildHasher;
 use std::sync::Arc;
 
+use crate::text::same_bytes;
+
 /// Rows per data page: the general writer's default limit.
 const PAGE_ROWS: usize = 20_000;
 /// Bytes a decimal or timestamp column's dictionary may hold (the general writer's
@@ -272,13 +274,14 @@ impl ChunkEncoder {
                     let s = strings.value(k).as_bytes();
                     let entry = |id: u32| spans.get(id as usize).map(|&(from, len)| &plain[from as usize..(from + len) as usize]);
                     let followed = after.get(*last as usize).copied().unwrap_or(NONE);
-                    let guess = [*last, followed, last.wrapping_add(1), last.wrapping_add(2)].into_iter().find(|&id| entry(id) == Some(s));
+                    let hit = |id: u32| entry(id).is_some_and(|e| same_bytes(e, s));
+                    let guess = [*last, followed, last.wrapping_add(1), last.wrapping_add(2)].into_iter().find(|&id| hit(id));
                     // Not guessed: looked up by hash; not found, a new entry under that hash.
                     let found = match guess {
                         Some(id) => Ok(id),
                         None => {
                             let hash = FxBuildHasher.hash_one(s);
-                            by_content.find(hash, |&(h, id)| h == hash && entry(id) == Some(s)).map(|&(_, id)| id).ok_or(hash)
+                            by_content.find(hash, |&(h, id)| h == hash && hit(id)).map(|&(_, id)| id).ok_or(hash)
                         }
                     };
                     slot[k] = match found {

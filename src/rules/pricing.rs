@@ -3,6 +3,7 @@
 
 use crate::decimal::{line_amount, Dec, Qty};
 use crate::model::{BillingMode, Module, PriceRow, PricingUnit};
+use crate::text::same_bytes;
 use crate::time::Micros;
 use rustc_hash::{FxHashMap, FxHashSet};
 
@@ -197,7 +198,7 @@ impl Catalog {
         let Some(key) = key else { return PriceLookup::None };
         let spans = &self.ppu[key as usize].spans;
         let span = &spans[spans.partition_point(|s| s.from <= t).saturating_sub(1)];
-        match span.currencies.iter().find(|(c, _)| c == currency) {
+        match span.currencies.iter().find(|(c, _)| same_bytes(c.as_bytes(), currency.as_bytes())) {
             Some((_, tiers)) if !tiers.is_empty() => PriceLookup::Tiers(TierSet { key, tiers }),
             _ if span.currencies.iter().any(|(c, _)| c != currency) => PriceLookup::OtherCurrencyOnly,
             _ => PriceLookup::None,
