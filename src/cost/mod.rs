@@ -12,9 +12,12 @@ use crate::lake::inputs::UsageChunk;
 use crate::lake::outputs::Names;
 use crate::model::Module;
 use crate::rules::records::{Commitment, Line, LineKind};
+use crate::text::same_bytes;
 use crate::time::{Micros, DAY};
 use allocation::{split, Method};
-use rustc_hash::FxHashMap;
+use hashbrown::HashTable;
+use rustc_hash::{FxBuildHasher, FxHashMap};
+use std::hash::BuildHasher;
 
 /// Billed, effective and list cost.
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
@@ -79,7 +82,9 @@ const NO_SYM: Sym = Sym::MAX;
 /// The period's distinct names (resources, SKUs, projects, tags, …), each stored once.
 #[derive(Debug, Default)]
 struct Syms {
-    ids: FxHashMap<Box<str>, Sym>,
+    /// Each name's symbol, by the hash of its bytes (kept with it); the bytes are
+    /// the name's span of `text`, so a name is not also held in a box of its own.
+    ids: HashTable<(u64, Sym)>,
     /// The names' bytes, one after another in the order they were first seen (an
     /// hour's resources then lie in the order the next hour reads them), and each
     /// name's span.
@@ -98,13 +103,16 @@ struct Syms {
 
 impl Syms {
     fn id(&mut self, s: &str) -> Sym {
-        if let Some(&i) = self.ids.get(s) {
+        let hash = FxBuildHasher.hash_one(s.as_bytes());
+        let (text, spans) = (&self.text, &self.spans);
+        let same = |i: Sym| spans.get(i as usize).is_some_and(|&(from, to)| same_bytes(&text.as_bytes()[from..to], s.as_bytes()));
+        if let Some(&(_, i)) = self.ids.find(hash, |&(h, i)| h == hash && same(i)) {
             return i;
         }
         let i = self.spans.len() as Sym;
         self.spans.push((self.text.len(), self.text.len() + s.len()));
         self.text.push_str(s);
-        self.ids.insert(s.into(), i);
+        self.ids.insert_unique(hash, (hash, i), |&(h, _)| h);
         i
     }
     fn opt(&mut self, s: Option<&str>) -> Sym {
