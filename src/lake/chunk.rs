@@ -19,6 +19,8 @@
 
 use arrow_array::types::UInt32Type;
 use arrow_array::{Array, ArrayRef, Decimal128Array, DictionaryArray, StringArray, TimestampMicrosecondArray};
+use arrow_buffer::builder::BooleanBufferBuilder;
+use arrow_buffer::MutableBuffer;
 use bytes::Bytes;
 use hashbrown::HashTable;
 use parquet::basic::{Compression, Encoding, PageType, Type as PhysicalType};
@@ -318,12 +320,12 @@ impl ChunkEncoder {
         }
         if self.page_nulls == 0 {
             self.levels.clear();
-            self.levels.push_n(self.page_rows, true);
+            self.levels.0.append_n(self.page_rows, true);
         }
         if nulls == valid.len() {
-            self.levels.push_n(nulls, false);
+            self.levels.0.append_n(nulls, false);
         } else {
-            self.levels.append(valid);
+            self.levels.0.append_buffer(valid);
         }
         self.page_nulls += nulls;
         self.page_rows += valid.len();
@@ -334,7 +336,7 @@ impl ChunkEncoder {
     #[inline]
     fn present(&mut self, n: usize) {
         if self.page_nulls > 0 {
-            self.levels.push_n(n, true);
+            self.levels.0.append_n(n, true);
         }
         self.page_rows += n;
     }
@@ -830,7 +832,38 @@ impl Hybrid for [u32] {
     }
 
     fn run_starts(&self, starts: &mut Vec<u64>) {
-        run_starts(self, starts)
+        let values = self;
+        let n = values.len();
+        starts.clear();
+        starts.reserve(n.div_ceil(64) + 1);
+        for (w, chunk) in values.chunks(64).enumerate() {
+            let base = w * 64;
+            let word = match (base, <&[u32; 64]>::try_from(chunk)) {
+                // A whole word after the first: compared with the values one before, in
+                // a loop of a fixed length that the compiler does several at a time, into
+                // a byte each; eight bytes of 0 or 1 are then gathered into eight bits by
+                // one multiplication (byte k lands on bit 56 + k, and nothing else
+                // reaches the top byte).
+                (1.., Ok(cur)) => {
+                    let prev: &[u32; 64] = values[base - 1..base + 63].try_into().expect("64 values");
+                    let mut differs = [0u8; 64];
+                    for k in 0..64 {
+                        differs[k] = (cur[k] != prev[k]) as u8;
+                    }
+                    differs.chunks_exact(8).enumerate().fold(0u64, |m, (b, eight)| {
+                        let bytes = u64::from_le_bytes(eight.try_into().expect("eight bytes"));
+                        m | (bytes.wrapping_mul(0x0102_0408_1020_4080) >> 56) << (8 * b)
+                    })
+                }
+                _ => {
+                    let first = if base == 0 { 1 } else { (chunk[0] != values[base - 1]) as u64 };
+                    let rest = chunk.windows(2).enumerate().fold(0u64, |m, (k, p)| m | ((p[1] != p[0]) as u64) << (k + 1));
+                    first | rest | if chunk.len() < 64 { !0u64 << chunk.len() } else { 0 }
+                }
+            };
+            starts.push(word);
+        }
+        starts.push(!0);
     }
 
     fn bit_pack(&self, range: std::ops::Range<usize>, bw: u8, out: &mut Vec<u8>) {
@@ -839,84 +872,69 @@ impl Hybrid for [u32] {
 }
 
 /// A page's definition levels (each 0 or 1), a bit each, least significant first.
-/// The bits past the last level are 0.
-#[derive(Clone, Default)]
-struct Levels {
-    words: Vec<u64>,
-    len: usize,
+struct Levels(BooleanBufferBuilder);
+
+impl Default for Levels {
+    fn default() -> Levels {
+        Levels(BooleanBufferBuilder::new(PAGE_ROWS))
+    }
+}
+
+impl Clone for Levels {
+    fn clone(&self) -> Levels {
+        Levels(BooleanBufferBuilder::new_from_buffer(MutableBuffer::from(self.0.as_slice().to_vec()), self.0.len()))
+    }
 }
 
 impl Levels {
     fn clear(&mut self) {
-        self.words.clear();
-        self.len = 0;
+        self.0.truncate(0);
     }
 
-    /// Appends the low `count` bits of `word` (`count` at most 64; the bits above
-    /// them 0).
-    fn push_word(&mut self, word: u64, count: usize) {
-        let used = self.len % 64;
-        if used == 0 {
-            self.words.push(word);
-        } else {
-            *self.words.last_mut().expect("a word in use") |= word << used;
-            if used + count > 64 {
-                self.words.push(word >> (64 - used));
-            }
-        }
-        self.len += count;
+    /// Levels `64 × w` to `64 × w + 63` (0 past the last level).
+    fn word(&self, w: usize) -> u64 {
+        let bytes = self.0.as_slice();
+        let from = (w * 8).min(bytes.len());
+        let to = (from + 8).min(bytes.len());
+        let mut word = [0u8; 8];
+        word[..to - from].copy_from_slice(&bytes[from..to]);
+        u64::from_le_bytes(word)
     }
 
-    fn push_n(&mut self, mut n: usize, level: bool) {
-        while n > 0 {
-            let take = n.min(64);
-            self.push_word(if level { !0u64 >> (64 - take) } else { 0 }, take);
-            n -= take;
-        }
-    }
-
-    fn append(&mut self, valid: &arrow_buffer::BooleanBuffer) {
-        let chunks = valid.bit_chunks();
-        for word in chunks.iter() {
-            self.push_word(word, 64);
-        }
-        if chunks.remainder_len() > 0 {
-            self.push_word(chunks.remainder_bits(), chunks.remainder_len());
-        }
-    }
-
-    /// The 64 levels from `at` on (as many as there are, the rest 0).
-    fn word_at(&self, at: usize) -> u64 {
-        let (w, shift) = (at / 64, at % 64);
-        let low = self.words[w] >> shift;
-        match self.words.get(w + 1) {
-            Some(&next) if shift > 0 => low | next << (64 - shift),
-            _ => low,
+    /// The 8 levels from `at` on (`at` below the count; 0 past the last level).
+    fn byte_at(&self, at: usize) -> u8 {
+        let bytes = self.0.as_slice();
+        let (i, shift) = (at / 8, at % 8);
+        match bytes.get(i + 1) {
+            Some(&next) if shift > 0 => bytes[i] >> shift | next << (8 - shift),
+            _ => bytes[i] >> shift,
         }
     }
 }
 
 impl Hybrid for Levels {
     fn count(&self) -> usize {
-        self.len
+        self.0.len()
     }
 
     fn value(&self, i: usize) -> u32 {
-        (self.words[i / 64] >> (i % 64)) as u32 & 1
+        self.0.get_bit(i) as u32
     }
 
     fn run_starts(&self, starts: &mut Vec<u64>) {
         starts.clear();
+        let len = self.0.len();
         let mut carry = 0u64;
-        for (w, &x) in self.words.iter().enumerate() {
+        for w in 0..len.div_ceil(64) {
             // A start where a level differs from the one before it.
+            let x = self.word(w);
             let mut word = x ^ (x << 1 | carry);
             carry = x >> 63;
             if w == 0 {
                 word |= 1;
             }
-            if (w + 1) * 64 > self.len {
-                word |= !0u64 << (self.len % 64);
+            if (w + 1) * 64 > len {
+                word |= !0u64 << (len % 64);
             }
             starts.push(word);
         }
@@ -932,46 +950,11 @@ impl Hybrid for Levels {
             varint((((run_end - at).div_ceil(8) as u64) << 1) | 1, out);
             while at < run_end {
                 let n = (run_end - at).min(8);
-                out.push(self.word_at(at) as u8 & (0xffu16 >> (8 - n)) as u8);
+                out.push(self.byte_at(at) & (0xffu16 >> (8 - n)) as u8);
                 at += n;
             }
         }
     }
-}
-
-/// [`Hybrid::run_starts`] of dictionary entries.
-fn run_starts(values: &[u32], starts: &mut Vec<u64>) {
-    let n = values.len();
-    starts.clear();
-    starts.reserve(n.div_ceil(64) + 1);
-    for (w, chunk) in values.chunks(64).enumerate() {
-        let base = w * 64;
-        let word = match (base, <&[u32; 64]>::try_from(chunk)) {
-            // A whole word after the first: compared with the values one before, in
-            // a loop of a fixed length that the compiler does several at a time, into
-            // a byte each; eight bytes of 0 or 1 are then gathered into eight bits by
-            // one multiplication (byte k lands on bit 56 + k, and nothing else
-            // reaches the top byte).
-            (1.., Ok(cur)) => {
-                let prev: &[u32; 64] = values[base - 1..base + 63].try_into().expect("64 values");
-                let mut differs = [0u8; 64];
-                for k in 0..64 {
-                    differs[k] = (cur[k] != prev[k]) as u8;
-                }
-                differs.chunks_exact(8).enumerate().fold(0u64, |m, (b, eight)| {
-                    let bytes = u64::from_le_bytes(eight.try_into().expect("eight bytes"));
-                    m | (bytes.wrapping_mul(0x0102_0408_1020_4080) >> 56) << (8 * b)
-                })
-            }
-            _ => {
-                let first = if base == 0 { 1 } else { (chunk[0] != values[base - 1]) as u64 };
-                let rest = chunk.windows(2).enumerate().fold(0u64, |m, (k, p)| m | ((p[1] != p[0]) as u64) << (k + 1));
-                first | rest | if chunk.len() < 64 { !0u64 << chunk.len() } else { 0 }
-            }
-        };
-        starts.push(word);
-    }
-    starts.push(!0);
 }
 
 /// The first run start at or after `from` (the end, past the last value, at most).
@@ -1165,22 +1148,26 @@ mod tests {
         fn levels_as_bits_give_the_bytes_of_levels_as_values(
             parts in proptest::collection::vec((proptest::bool::ANY, 1usize..150, 0usize..9, proptest::bool::ANY), 1..40),
         ) {
-            let mut levels = Levels { words: vec![5], len: 1 };
+            // Levels of an earlier page, cleared: their bits must not show through.
+            let mut levels = Levels::default();
+            levels.0.append_n(70, true);
             levels.clear();
             let mut expected: Vec<u32> = Vec::new();
             for (i, &(level, len, offset, as_run)) in parts.iter().enumerate() {
                 if as_run {
-                    levels.push_n(len, level);
+                    levels.0.append_n(len, level);
                     expected.extend(std::iter::repeat_n(level as u32, len));
                 } else {
                     // A bitmap of mixed levels, sliced from an offset.
                     let bits: Vec<bool> = (0..offset + len).map(|k| (k * 7 + i) % 5 < 3 || (k % 11 == 0 && level)).collect();
                     let buffer = arrow_buffer::BooleanBuffer::from(bits.clone()).slice(offset, len);
-                    levels.append(&buffer);
+                    levels.0.append_buffer(&buffer);
                     expected.extend(bits[offset..].iter().map(|&b| b as u32));
                 }
             }
-            proptest::prop_assert_eq!(levels.len, expected.len());
+            // As a forked encoder holds them.
+            let levels = levels.clone();
+            proptest::prop_assert_eq!(levels.count(), expected.len());
             let mut out = Vec::new();
             hybrid(&levels, 1, &mut out, &mut Vec::new());
             proptest::prop_assert_eq!(out, hybrid_by_runs(&expected, 1));
