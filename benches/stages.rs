@@ -93,7 +93,7 @@ fn stages(c: &mut Criterion) {
     });
 
     g.bench_function("rate, pay-per-use (checks, tiers, settlement)", |b| {
-        b.iter_batched(|| engine(&ppu), |mut e| e.process_hour(ppu.hour, &ppu.chunks, &none).lines.len(), BatchSize::LargeInput)
+        b.iter_batched(|| engine(&ppu), |mut e| e.process_hour(ppu.hour, &ppu.chunks, &none).expect("rated").lines.len(), BatchSize::LargeInput)
     });
 
     g.bench_function("settle", |b| {
@@ -114,10 +114,10 @@ fn stages(c: &mut Criterion) {
         let rated = || -> Vec<AccountBook> {
             let mut books = Vec::new();
             for (i, rows) in usage.iter().enumerate().filter(|(_, r)| !r.is_empty()) {
-                let mut book = AccountBook::open(i as u32, &e.accounts[i], PERIOD, None, &[], PackageBook::default());
+                let mut book = AccountBook::open(i as u32, &e.accounts[i], PERIOD, None, &[], PackageBook::default()).expect("opened");
                 let mut out = HourOut::default();
                 for u in rows {
-                    book.rate(u, &ctx, &mut out);
+                    book.rate(u, &ctx, &mut out).expect("rated");
                 }
                 books.push(book);
             }
@@ -129,8 +129,8 @@ fn stages(c: &mut Criterion) {
                 let mut total = Dec::ZERO;
                 for book in &mut books {
                     let mut out = HourOut::default();
-                    book.settle(ppu.hour, &mut out);
-                    total = total.add(out.settlement.map(|s| s.deduction).unwrap_or_default());
+                    book.settle(ppu.hour, &mut out).expect("settled");
+                    total = total.checked_add(out.settlement.map(|s| s.deduction).unwrap_or_default()).unwrap();
                 }
                 total
             },
@@ -139,7 +139,7 @@ fn stages(c: &mut Criterion) {
     });
 
     let mut e = engine(&ppu);
-    let res = e.process_hour(ppu.hour, &ppu.chunks, &none);
+    let res = e.process_hour(ppu.hour, &ppu.chunks, &none).expect("rated");
     let ids = out::Ids::new(PERIOD, &e.accounts, &e.catalog);
     let names = Names::new(PERIOD, &e.accounts, &e.catalog, &e.packages, &e.subs, &ppu.files, &ids);
     g.bench_function("cost book: lines observed", |b| {
@@ -178,7 +178,7 @@ fn stages(c: &mut Criterion) {
     g.throughput(Throughput::Elements(full.rows));
     g.sample_size(20);
     g.bench_function("rate, packages and subscriptions deducted", |b| {
-        b.iter_batched(|| engine(&full), |mut e| e.process_hour(full.hour, &full.chunks, &none).lines.len(), BatchSize::LargeInput)
+        b.iter_batched(|| engine(&full), |mut e| e.process_hour(full.hour, &full.chunks, &none).expect("rated").lines.len(), BatchSize::LargeInput)
     });
     g.finish();
     let _ = &full.lake;

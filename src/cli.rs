@@ -1,9 +1,9 @@
 //! The command line: clap structs, then their resolution into validated jobs. Nothing
 //! below this module knows a flag existed.
 
+use billrun::config::Config;
 use billrun::generate::GenConfig;
 use billrun::jobs::close::CloseJob;
-use billrun::config::Config;
 use billrun::time::Period;
 use clap::{Args, Parser, Subcommand};
 

@@ -12,11 +12,24 @@
 //! exactly, and an amount is `price × quantity` rounded once, at the end, half away
 //! from zero to 8 places, through a 256-bit intermediate product.
 
-use arrow_buffer::i256;
+#![deny(clippy::float_arithmetic)]
+
+use ethnum::I256;
 use std::fmt;
 
 /// Decimal places of [`Dec`].
 pub const SCALE: u32 = 10;
+/// The largest mantissa `DECIMAL(38, 10)` holds: 38 nines.
+pub const MAX_MANTISSA: i128 = 99_999_999_999_999_999_999_999_999_999_999_999_999;
+
+/// A money figure or quantity that went beyond what the contract's decimals hold.
+/// It refuses the run: the caller adds whose figure it was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the {figure} goes beyond the 38 digits of decimal(38,10)")]
+pub struct Overflow {
+    /// What the figure is, in a billing person's words ("balance", "usage charges").
+    pub figure: &'static str,
+}
 const ONE: i128 = 10_000_000_000;
 
 /// Quantity units per whole unit: 1e10 (decimal places of the inputs) × 3.6e9
@@ -58,21 +71,32 @@ impl Dec {
     pub fn is_negative(self) -> bool {
         self.0 < 0
     }
+    /// A value the contract's `DECIMAL(38, 10)` holds: at most 38 digits.
+    pub fn within(v: i128) -> Option<Dec> {
+        (v.unsigned_abs() <= MAX_MANTISSA as u128).then_some(Dec(v))
+    }
+    /// `self + o`, `None` beyond 38 digits.
     pub fn checked_add(self, o: Dec) -> Option<Dec> {
-        self.0.checked_add(o.0).map(Dec)
+        Dec::within(self.0.checked_add(o.0)?)
     }
+    /// `self − o`, `None` beyond 38 digits.
     pub fn checked_sub(self, o: Dec) -> Option<Dec> {
-        self.0.checked_sub(o.0).map(Dec)
+        Dec::within(self.0.checked_sub(o.0)?)
     }
-    /// Saturating addition for running totals whose inputs were range-checked.
-    pub fn add(self, o: Dec) -> Dec {
-        Dec(self.0.saturating_add(o.0))
+    /// `self + o`, or the [`Overflow`] of `figure`: the run is refused, a total never
+    /// saturates nor becomes zero.
+    pub fn plus(self, o: Dec, figure: &'static str) -> Result<Dec, Overflow> {
+        self.checked_add(o).ok_or(Overflow { figure })
     }
-    pub fn sub(self, o: Dec) -> Dec {
-        Dec(self.0.saturating_sub(o.0))
+    /// `self − o`, or the [`Overflow`] of `figure`.
+    pub fn minus(self, o: Dec, figure: &'static str) -> Result<Dec, Overflow> {
+        self.checked_sub(o).ok_or(Overflow { figure })
     }
+    /// `−self`. Every `Dec` the checked operations make is within 38 digits, whose
+    /// negation is too; a bare `Dec(i128::MIN)` stays where it is rather than wrap.
+    #[allow(clippy::should_implement_trait)] // a method of its own: `-x` would hide the saturation rule above
     pub fn neg(self) -> Dec {
-        Dec(-self.0)
+        Dec(self.0.checked_neg().unwrap_or(self.0))
     }
     pub fn max(self, o: Dec) -> Dec {
         if self >= o {
@@ -210,11 +234,7 @@ impl Qty {
     }
     /// `nodes × unit_count × duration_us / 3.6e9` node-hours.
     pub fn node_hours(nodes: i64, unit_count: i64, duration_us: i64) -> Option<Qty> {
-        (nodes as i128)
-            .checked_mul(unit_count as i128)?
-            .checked_mul(duration_us as i128)?
-            .checked_mul(ONE)
-            .map(Qty)
+        (nodes as i128).checked_mul(unit_count as i128)?.checked_mul(duration_us as i128)?.checked_mul(ONE).map(Qty)
     }
     /// `gb × duration_us / 3.6e9` GB-hours.
     pub fn gb_hours(gb: Dec, duration_us: i64) -> Option<Qty> {
@@ -255,11 +275,16 @@ impl Qty {
     pub fn checked_add(self, o: Qty) -> Option<Qty> {
         self.0.checked_add(o.0).map(Qty)
     }
-    pub fn add(self, o: Qty) -> Qty {
-        Qty(self.0.saturating_add(o.0))
+    pub fn checked_sub(self, o: Qty) -> Option<Qty> {
+        self.0.checked_sub(o.0).map(Qty)
     }
-    pub fn sub(self, o: Qty) -> Qty {
-        Qty(self.0.saturating_sub(o.0))
+    /// `self + o`, or the [`Overflow`] of `figure`.
+    pub fn plus(self, o: Qty, figure: &'static str) -> Result<Qty, Overflow> {
+        self.checked_add(o).ok_or(Overflow { figure })
+    }
+    /// `self − o`, or the [`Overflow`] of `figure`.
+    pub fn minus(self, o: Qty, figure: &'static str) -> Result<Qty, Overflow> {
+        self.checked_sub(o).ok_or(Overflow { figure })
     }
     pub fn min(self, o: Qty) -> Qty {
         if self <= o {
@@ -312,21 +337,27 @@ fn mul_div_round_wide(a: i128, b: i128, c: i128) -> Option<i128> {
     if c == 0 {
         return None;
     }
-    let p = i256::from_i128(a).checked_mul(i256::from_i128(b))?;
-    let c256 = i256::from_i128(c);
-    let (q, r) = p.checked_div_rem(c256)?;
+    let p = I256::from(a).checked_mul(I256::from(b))?;
+    let c256 = I256::from(c);
+    let (q, r) = (p.checked_div(c256)?, p.checked_rem(c256)?);
     // |r| * 2 >= |c| → round away from zero.
-    let twice_r = r.checked_mul(i256::from_i128(2))?.wrapping_abs();
-    let q = if twice_r >= c256.wrapping_abs() {
+    let twice_r = r.checked_mul(I256::from(2))?.unsigned_abs();
+    let q = if twice_r >= c256.unsigned_abs() {
         if p.is_negative() != c256.is_negative() {
-            q.checked_sub(i256::ONE)?
+            q.checked_sub(I256::ONE)?
         } else {
-            q.checked_add(i256::ONE)?
+            q.checked_add(I256::ONE)?
         }
     } else {
         q
     };
-    q.to_i128()
+    i128::try_from(q).ok()
+}
+
+/// `a.0 × a.1 ≤ b.0 × b.1`, exactly: the products are compared in 256 bits.
+pub fn products_le(a: (i128, i128), b: (i128, i128)) -> bool {
+    // Two i128 factors make at most 254 bits: neither product overflows.
+    I256::from(a.0) * I256::from(a.1) <= I256::from(b.0) * I256::from(b.1)
 }
 
 /// `a / b` rounded half away from zero, for any `b` but 0 (and `i128::MIN / -1`).
@@ -486,5 +517,30 @@ mod tests {
         let q = Qty::gb_hours(d("2"), 1_800_000_000).unwrap();
         assert_eq!(q.to_dec(), d("1"));
         assert_eq!(Qty::from_dec(d("1")).unwrap(), q);
+    }
+
+    /// Sums refuse past 38 digits (what `DECIMAL(38, 10)` holds), even where the
+    /// `i128` would still hold them; nothing saturates.
+    #[test]
+    fn checked_sums_stop_at_38_digits() {
+        let max = Dec(MAX_MANTISSA);
+        assert_eq!(max.checked_add(Dec(0)), Some(max));
+        assert_eq!(max.checked_add(Dec(1)), None);
+        assert_eq!(max.neg().checked_sub(Dec(1)), None);
+        assert_eq!(max.plus(Dec(1), "balance"), Err(Overflow { figure: "balance" }));
+        assert_eq!(Dec(i128::MAX).checked_sub(Dec(0)), None);
+        assert_eq!(Dec(5).minus(Dec(7), "balance"), Ok(Dec(-2)));
+        assert_eq!(Qty(i128::MAX).plus(Qty(1), "quota"), Err(Overflow { figure: "quota" }));
+    }
+
+    /// The 256-bit product comparison agrees with 128-bit arithmetic where that
+    /// holds, and stays exact past it.
+    #[test]
+    fn products_compare_exactly() {
+        assert!(products_le((3, 4), (2, 6)));
+        assert!(!products_le((3, 5), (2, 7)));
+        assert!(products_le((-3, 5), (0, 0)));
+        assert!(products_le((i128::MAX, 2), (i128::MAX, 3)));
+        assert!(!products_le((i128::MAX, i128::MAX), (i128::MAX, i128::MAX - 1)));
     }
 }

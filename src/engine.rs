@@ -5,18 +5,21 @@
 //! opens from. Accounts are rated in parallel within an hour; their results are
 //! concatenated in account order, so the output does not depend on the thread count.
 
-use crate::decimal::{Dec, Qty};
-use crate::lake::columns::StrCol;
-use crate::lake::inputs::{Reference, RowKeys, UsageChunk};
-use crate::model::{Account, Package, Phase, Reason};
+#![deny(clippy::float_arithmetic)]
+
+use crate::decimal::{Dec, Overflow, Qty};
+use crate::model::{Account, Package, Reason, Reference};
 use crate::rules::account::{AccountBook, AccountOpening, Ctx, HourOut};
+use crate::rules::batch::{Columns, Entries, RowKeys, TextColumn, UsageBatch};
 use crate::rules::checks::{check_row_known, Known, Rejection, RowLoc, Usage};
 use crate::rules::dedup::FileRow;
+pub use crate::rules::invoice::Invoice;
 use crate::rules::packages::{self, PackageBook};
 use crate::rules::pricing::Catalog;
 use crate::rules::records::*;
-use crate::rules::subscriptions::{covered_length, Order, Subscriptions};
-use crate::time::{hour_floor, Micros, Period, HOUR};
+use crate::rules::subscriptions::{Order, Subscriptions};
+use crate::rules::{invoice, purchases};
+use crate::time::{Micros, Period};
 use rayon::prelude::*;
 use rustc_hash::FxHashMap;
 
@@ -40,25 +43,6 @@ pub struct HourResult {
     pub deductions: Vec<Deduction>,
     pub rows_in: u64,
     pub rows_rated: u64,
-}
-
-/// One account's invoice (billing-rules §7).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Invoice {
-    pub account: u32,
-    pub usage_charges: Dec,
-    pub purchase_charges: Dec,
-    pub total_due: Dec,
-    pub truncated: Dec,
-    pub committed_list_value: Dec,
-    pub opening_balance: Dec,
-    pub payments: Dec,
-    pub closing_balance: Dec,
-    pub arrears_amount: Dec,
-    pub status: Phase,
-    pub line_count: u64,
-    /// Σ BilledCost of the invoice's lines, for the tie-out check.
-    pub billed_sum: Dec,
 }
 
 /// One package's quota movement in the period.
@@ -88,6 +72,15 @@ pub struct PeriodResult {
     pub ledger: Vec<LedgerRow>,
     pub rejected_orders: Vec<RejectedOrder>,
     pub closing: Opening,
+}
+
+/// A figure of an account went beyond the 38 digits of the contract's decimals: the
+/// run is refused (exit 2), never published with a saturated or zeroed figure.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("account '{account}': {overflow}; the run is refused")]
+pub struct AccountOverflow {
+    pub account: String,
+    pub overflow: Overflow,
 }
 
 pub struct Engine {
@@ -142,19 +135,18 @@ pub type Select<'f> = dyn Fn(&str) -> Option<Option<&'f RowFilter>> + Sync + 'f;
 /// `None`, none of its rows; `Some(None)`, all of them; `Some(Some(f))`, the rows `f`
 /// wants. With dictionary columns each distinct account is looked up once, and a
 /// filter's SKU and region are compared as dictionary entries, not as text.
-pub fn select_rows<'f>(n: usize, cols: [Option<&StrCol>; 5], select: impl Fn(&str) -> Option<Option<&'f RowFilter>>) -> Vec<bool> {
-    use arrow_array::Array;
+pub fn select_rows<'f, S: TextColumn>(n: usize, cols: [Option<&S>; 5], select: impl Fn(&str) -> Option<Option<&'f RowFilter>>) -> Vec<bool> {
     let [account, sku, region, resource, pool] = cols;
-    fn at(c: Option<&StrCol>, r: usize) -> Option<&str> {
+    fn at<S: TextColumn>(c: Option<&S>, r: usize) -> Option<&str> {
         c.and_then(|c| c.get(r))
     }
     let keys = |r: usize| RowKeys { account_id: at(account, r), sku: at(sku, r), region: at(region, r), resource_id: at(resource, r), pool_id: at(pool, r) };
     let by_text = || (0..n).map(|r| at(account, r).and_then(&select).is_some_and(|f| f.is_none_or(|f| f.wants(&keys(r))))).collect();
     // Each dictionary entry's first key with the same text, and the key of a text.
-    fn entries(c: &StrCol) -> Option<(Vec<u32>, FxHashMap<&str, u32>)> {
+    fn entries<S: TextColumn>(c: &S) -> Option<(Vec<u32>, FxHashMap<&str, u32>)> {
         let d = c.dictionary()?;
         let mut first: FxHashMap<&str, u32> = FxHashMap::default();
-        let canon = (0..d.len()).map(|k| if d.is_valid(k) { *first.entry(d.value(k)).or_insert(k as u32) } else { u32::MAX }).collect();
+        let canon = (0..d.len()).map(|k| d.entry(k).map_or(u32::MAX, |v| *first.entry(v).or_insert(k as u32))).collect();
         Some((canon, first))
     }
     let (Some(account), Some(sku), Some(region)) = (account, sku, region) else {
@@ -172,10 +164,7 @@ pub fn select_rows<'f>(n: usize, cols: [Option<&StrCol>; 5], select: impl Fn(&st
     type Entry<'f> = Option<Option<(&'f RowFilter, u32, u32)>>;
     let by_key: Vec<Entry<'f>> = (0..accounts.len())
         .map(|k| {
-            if !accounts.is_valid(k) {
-                return None;
-            }
-            let f = select(accounts.value(k))?;
+            let f = select(accounts.entry(k)?)?;
             Some(f.map(|f| (f, skus.get(f.sku.as_str()).copied().unwrap_or(u32::MAX), regions.get(f.region.as_str()).copied().unwrap_or(u32::MAX))))
         })
         .collect();
@@ -227,9 +216,8 @@ fn rating_order(order: Vec<Pos<'_>>) -> Vec<Pos<'_>> {
     }
     // Positions are numbered in (run, row) order: the number breaks the last ties.
     for w in starts.windows(2) {
-        keys[w[0] as usize..w[1] as usize].sort_unstable_by(|a, b| {
-            (a.0, a.1).cmp(&(b.0, b.1)).then_with(|| order[a.2 as usize].2.cmp(order[b.2 as usize].2)).then(a.2.cmp(&b.2))
-        });
+        keys[w[0] as usize..w[1] as usize]
+            .sort_unstable_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)).then_with(|| order[a.2 as usize].2.cmp(order[b.2 as usize].2)).then(a.2.cmp(&b.2)));
     }
     keys.iter().map(|k| order[k.2 as usize]).collect()
 }
@@ -260,14 +248,13 @@ struct PriceKeys {
 impl PriceKeys {
     /// Dictionaries of a few values each (a pair a price row at most): larger ones
     /// (`None`) are left to the lookup by name.
-    fn of(catalog: &Catalog, skus: &arrow_array::StringArray, regions: &arrow_array::StringArray) -> Option<PriceKeys> {
-        use arrow_array::Array;
+    fn of<E: Entries>(catalog: &Catalog, skus: &E, regions: &E) -> Option<PriceKeys> {
         if skus.len() * regions.len() > 1 << 16 {
             return None;
         }
         let keys = (0..skus.len())
             .flat_map(|s| (0..regions.len()).map(move |g| (s, g)))
-            .map(|(s, g)| (skus.is_valid(s) && regions.is_valid(g)).then(|| catalog.ppu_key(skus.value(s), regions.value(g))))
+            .map(|(s, g)| Some(catalog.ppu_key(skus.entry(s)?, regions.entry(g)?)))
             .collect();
         Some(PriceKeys { regions: regions.len(), keys })
     }
@@ -286,8 +273,7 @@ impl Engine {
         let Reference { prices, mut accounts, payments, packages, subscriptions } = reference;
         accounts.sort_by(|a, b| a.account_id.cmp(&b.account_id));
         let catalog = Catalog::new(prices)?;
-        let account_index: FxHashMap<String, u32> =
-            accounts.iter().enumerate().map(|(i, a)| (a.account_id.clone(), i as u32)).collect();
+        let account_index: FxHashMap<String, u32> = accounts.iter().enumerate().map(|(i, a)| (a.account_id.clone(), i as u32)).collect();
         let subs = {
             let by_id: FxHashMap<&str, &Account> = accounts.iter().map(|a| (a.account_id.as_str(), a)).collect();
             Subscriptions::new(subscriptions, &by_id, &catalog)
@@ -314,10 +300,24 @@ impl Engine {
                 let pays: Vec<(Micros, Dec)> = pays.into_iter().map(|(t, _, a)| (t, a)).collect();
                 let book = PackageBook::open(&packages, &pkg_by_acct[i], period, &carried_pkg);
                 AccountBook::open(i as u32, a, period, opening.accounts.get(&a.account_id), &pays, book)
+                    .map_err(|overflow| AccountOverflow { account: a.account_id.clone(), overflow }.to_string())
             })
-            .collect();
+            .collect::<Result<_, String>>()?;
         let tally = vec![(0, Dec::ZERO); accounts.len()];
-        Ok(Engine { period, accounts, packages, catalog, subs, account_index, books, tally, only: None, unrated: Vec::new(), sequential: false, keep_lines: true })
+        Ok(Engine {
+            period,
+            accounts,
+            packages,
+            catalog,
+            subs,
+            account_index,
+            books,
+            tally,
+            only: None,
+            unrated: Vec::new(),
+            sequential: false,
+            keep_lines: true,
+        })
     }
 
     /// Restricts rating to some accounts (by id): a what-if run over part of a period.
@@ -344,7 +344,8 @@ impl Engine {
         let mut books = serde_json::to_value(&self.books).map_err(|e| e.to_string())?;
         if let Some(each) = books.as_array_mut() {
             for (v, b) in each.iter_mut().zip(&self.books) {
-                v["tiers"] = serde_json::to_value(b.tiers_by_name(&self.catalog)).map_err(|e| e.to_string())?;
+                let tiers = b.tiers_by_name(&self.catalog).map_err(|o| self.overflow(b.idx, o).to_string())?;
+                v["tiers"] = serde_json::to_value(tiers).map_err(|e| e.to_string())?;
             }
         }
         let tally = serde_json::to_value(&self.tally).map_err(|e| e.to_string())?;
@@ -354,7 +355,7 @@ impl Engine {
     pub fn restore(&mut self, state: serde_json::Value) -> Result<(), String> {
         let mut books: Vec<AccountBook> = serde_json::from_value(state["books"].clone()).map_err(|e| e.to_string())?;
         for b in &mut books {
-            b.key_tiers(&self.catalog);
+            b.key_tiers(&self.catalog).map_err(|o| self.overflow(b.idx, o).to_string())?;
         }
         let tally: Vec<(u64, Dec)> = serde_json::from_value(state["tally"].clone()).map_err(|e| e.to_string())?;
         if books.len() != self.books.len() || tally.len() != self.tally.len() {
@@ -365,28 +366,31 @@ impl Engine {
         Ok(())
     }
 
+    /// An account's overflow, named by the account's id.
+    fn overflow(&self, account: u32, overflow: Overflow) -> AccountOverflow {
+        let account = self.accounts.get(account as usize).map_or_else(|| format!("#{account}"), |a| a.account_id.clone());
+        AccountOverflow { account, overflow }
+    }
+
     pub fn account_index(&self, id: &str) -> Option<u32> {
         self.account_index.get(id).copied()
     }
 
     /// Rates and settles the hour that starts at `hour`. `chunks` hold the usage files
     /// of that hour's partition; `verdicts` the period's duplicate rejections.
-    pub fn process_hour(
+    pub fn process_hour<C: Columns>(
         &mut self,
         hour: Micros,
-        chunks: &[UsageChunk],
+        chunks: &[UsageBatch<C>],
         verdicts: &FxHashMap<FileRow, Rejection>,
-    ) -> HourResult {
+    ) -> Result<HourResult, AccountOverflow> {
         let mut result = HourResult { hour, ..HourResult::default() };
         // The row checks, in parallel over runs of rows (unless sequential); each run's
         // rows and rejections are then joined in file order, so the outcome is the
         // sequential one.
         const RUN: usize = 1024;
-        let runs: Vec<(usize, usize, usize)> = chunks
-            .iter()
-            .enumerate()
-            .flat_map(|(ci, c)| (0..c.len).step_by(RUN).map(move |r| (ci, r, (r + RUN).min(c.len))))
-            .collect();
+        let runs: Vec<(usize, usize, usize)> =
+            chunks.iter().enumerate().flat_map(|(ci, c)| (0..c.len).step_by(RUN).map(move |r| (ci, r, (r + RUN).min(c.len)))).collect();
         let known: Vec<(Known, Keys)> = chunks.iter().map(|c| (Known::of(c, self.period), self.keys_of(c))).collect();
         let checked: Vec<(Vec<(u32, Usage<'_>)>, Vec<Rejected>)> = each(self.sequential, runs, 1, |(ci, from, to)| {
             let c = &chunks[ci];
@@ -453,32 +457,37 @@ impl Engine {
             rows_in_group += w.1.len() + 1;
             groups.last_mut().expect("a group is open").push(w);
         }
-        let outs: Vec<(HourOut, Vec<Settlement>)> = each(self.sequential, groups, 1, |group| {
+        let outs: Vec<Result<(HourOut, Vec<Settlement>), (u32, Overflow)>> = each(self.sequential, groups, 1, |group| {
             let mut out = HourOut::default();
             // A line a row, and an adjustment an account at most (more only with
             // packages or subscriptions, which grow the vector).
             out.lines.reserve(group.iter().map(|(_, mine, _)| mine.len() + 1).sum());
             let mut settlements = Vec::with_capacity(group.len());
             for (book, mine, unrated) in group {
-                for &(.., k, i) in mine {
-                    book.rate(&runs[k as usize][i as usize].1, &ctx, &mut out);
-                }
-                if let Some(sum) = unrated {
-                    book.add_unrated(sum);
-                }
-                book.settle(hour, &mut out);
+                let account = book.idx;
+                let mut rate = || -> Result<(), Overflow> {
+                    for &(.., k, i) in mine {
+                        book.rate(&runs[k as usize][i as usize].1, &ctx, &mut out)?;
+                    }
+                    if let Some(sum) = unrated {
+                        book.add_unrated(sum)?;
+                    }
+                    book.settle(hour, &mut out)
+                };
+                rate().map_err(|o| (account, o))?;
                 settlements.extend(out.settlement.take());
             }
-            (out, settlements)
+            Ok((out, settlements))
         });
         let n_rows = order.len() as u64;
         let mut rejected_later = 0u64;
         if self.keep_lines {
-            result.lines.reserve(outs.iter().map(|o| o.0.lines.len()).sum());
+            result.lines.reserve(outs.iter().flatten().map(|o| o.0.lines.len()).sum());
         }
-        for (o, settlements) in outs {
+        for out in outs {
+            let (o, settlements) = out.map_err(|(account, o)| self.overflow(account, o))?;
             rejected_later += o.rejected.len() as u64;
-            self.count(&o.lines);
+            self.count(&o.lines)?;
             if self.keep_lines {
                 result.lines.extend(o.lines);
             }
@@ -488,15 +497,15 @@ impl Engine {
             result.settlements.extend(settlements);
         }
         result.rows_rated = n_rows - rejected_later;
-        result
+        Ok(result)
     }
 
     /// The row checks of one usage row: the account it is rated for and its fields,
     /// or its rejection (pushed to `rejected`). `None` without a rejection: a row of
     /// another account in a what-if run.
-    fn admit<'c>(
+    fn admit<'c, C: Columns>(
         &self,
-        c: &'c UsageChunk,
+        c: &'c UsageBatch<C>,
         ci: usize,
         r: usize,
         (known, keys): &(Known, Keys),
@@ -526,10 +535,7 @@ impl Engine {
             return None;
         }
         let Some(acct) = account(u.account_id) else {
-            rejected.push(Rejected {
-                loc,
-                why: Rejection::new(Reason::UnknownAccount, format!("account '{}' is not in accounts", u.account_id)),
-            });
+            rejected.push(Rejected { loc, why: Rejection::new(Reason::UnknownAccount, format!("account '{}' is not in accounts", u.account_id)) });
             return None;
         };
         let sku_known = match c.sku.key(r).and_then(|k| keys.skus.as_ref()?.get(k)) {
@@ -548,8 +554,7 @@ impl Engine {
     }
 
     /// A chunk's account and SKU dictionaries resolved once each (see [`Keys`]).
-    fn keys_of(&self, c: &UsageChunk) -> Keys {
-        use arrow_array::Array;
+    fn keys_of<C: Columns>(&self, c: &UsageBatch<C>) -> Keys {
         // A chunk read as a selection (its `rows` set) was read with this run's own
         // selection: every row of it is wanted, and is not selected a second time.
         let wanted = self.only.as_ref().filter(|_| c.rows.is_none()).map(|only| {
@@ -557,68 +562,93 @@ impl Engine {
             select_rows(c.len, cols, |a| self.account_index.get(a).and_then(|i| only.get(i)).map(Option::as_ref))
         });
         Keys {
-            accounts: c.account_id.dictionary().map(|d| (0..d.len()).map(|k| d.is_valid(k).then(|| self.account_index.get(d.value(k)).copied()).flatten()).collect()),
-            skus: c.sku.dictionary().map(|d| (0..d.len()).map(|k| d.is_valid(k) && self.catalog.knows_sku(d.value(k))).collect()),
+            accounts: c.account_id.dictionary().map(|d| (0..d.len()).map(|k| d.entry(k).and_then(|v| self.account_index.get(v).copied())).collect()),
+            skus: c.sku.dictionary().map(|d| (0..d.len()).map(|k| d.entry(k).is_some_and(|v| self.catalog.knows_sku(v))).collect()),
             prices: c.sku.dictionary().zip(c.region.dictionary()).and_then(|(skus, regions)| PriceKeys::of(&self.catalog, skus, regions)),
             wanted,
         }
     }
 
-    fn count(&mut self, lines: &[Line]) {
+    fn count(&mut self, lines: &[Line]) -> Result<(), AccountOverflow> {
         for l in lines {
             let t = &mut self.tally[l.account as usize];
             t.0 += 1;
-            t.1 = t.1.add(l.billed);
+            match t.1.plus(l.billed, "invoice's billed cost") {
+                Ok(sum) => t.1 = sum,
+                Err(o) => return Err(self.overflow(l.account, o)),
+            }
         }
+        Ok(())
     }
 
     /// Closes the period: purchases, lapsed quota, unused subscription time, the
     /// package ledger, invoices, the arrears timeline and the next period's opening.
-    pub fn finish(&mut self) -> PeriodResult {
-        let period = self.period;
-        let (ps, pe) = (period.start(), period.end());
+    pub fn finish(&mut self) -> Result<PeriodResult, AccountOverflow> {
         let mut res = PeriodResult::default();
         let mut purchases = vec![Dec::ZERO; self.accounts.len()];
+        self.package_purchases(&mut res, &mut purchases)?;
+        self.package_lapses(&mut res)?;
+        self.subscription_orders(&mut res, &mut purchases)?;
+        let period_lines = std::mem::take(&mut res.lines);
+        self.count(&period_lines)?;
+        res.lines = period_lines;
+        self.invoices(&mut res, &purchases)?;
+        Ok(res)
+    }
 
-        // Package purchases, lapses and the ledger.
+    /// The `Purchase` line of each package bought in the period.
+    fn package_purchases(&self, res: &mut PeriodResult, purchases: &mut [Dec]) -> Result<(), AccountOverflow> {
         for (i, p) in self.packages.iter().enumerate() {
             let Some(&acct) = self.account_index.get(&p.account_id) else { continue };
-            if period.contains(p.purchased_at) {
-                let mut l = Line::blank(acct, LineKind::Purchase, p.purchased_at, hour_floor(p.purchased_at) + HOUR);
-                l.billed = p.price;
-                l.commitment = Some(Commitment::Package(i as u32));
-                l.quantity = packages::quota(p).unwrap_or(Qty::ZERO);
-                l.unit = Some(package_unit(&self.catalog, p));
-                purchases[acct as usize] = purchases[acct as usize].add(p.price);
-                res.lines.push(l);
+            if self.period.contains(p.purchased_at) {
+                let line = purchases::package_purchase(acct, i as u32, p, &self.catalog).map_err(|o| self.overflow(acct, o))?;
+                purchases[acct as usize] = purchases[acct as usize].plus(p.price, "purchase charges").map_err(|o| self.overflow(acct, o))?;
+                res.lines.push(line);
             }
         }
-        for b in &mut self.books {
+        Ok(())
+    }
+
+    /// Each package's ledger row, the `Unused` line of the quota that lapses at the
+    /// close, and the quota the next period opens with.
+    fn package_lapses(&mut self, res: &mut PeriodResult) -> Result<(), AccountOverflow> {
+        let period = self.period;
+        let mut failed = None;
+        'books: for b in &mut self.books {
             for s in &mut b.packages.states {
                 let p = &self.packages[s.idx as usize];
                 let lapsed = if packages::lapses_at_close(p, period) { s.remaining } else { Qty::ZERO };
-                let closing = s.remaining.sub(lapsed);
-                res.ledger.push(LedgerRow {
-                    package: s.idx,
-                    account: b.idx,
-                    opening: s.opening,
-                    used: s.used,
-                    lapsed,
-                    closing,
-                });
+                let closing = match s.remaining.minus(lapsed, "package quota") {
+                    Ok(c) => c,
+                    Err(o) => {
+                        failed = Some((b.idx, o));
+                        break 'books;
+                    }
+                };
+                res.ledger.push(LedgerRow { package: s.idx, account: b.idx, opening: s.opening, used: s.used, lapsed, closing });
                 if !lapsed.is_zero() {
-                    let mut l = Line::blank(b.idx, LineKind::Unused, p.effective_from.max(ps), p.expires_at.min(pe));
-                    l.quantity = lapsed;
-                    l.unit = Some(package_unit(&self.catalog, p));
-                    l.effective = packages::amortized(p, lapsed);
-                    l.commitment = Some(Commitment::Package(s.idx));
-                    res.lines.push(l);
+                    match purchases::package_lapse(b.idx, s.idx, p, lapsed, period, &self.catalog) {
+                        Ok(l) => res.lines.push(l),
+                        Err(o) => {
+                            failed = Some((b.idx, o));
+                            break 'books;
+                        }
+                    }
                 }
                 s.remaining = closing;
                 res.closing.packages.insert(p.package_id.clone(), (closing, s.alerted));
             }
         }
-        // Subscriptions: purchases, rejected orders, unused time.
+        match failed {
+            Some((acct, o)) => Err(self.overflow(acct, o)),
+            None => Ok(()),
+        }
+    }
+
+    /// Subscriptions: the purchase lines and rejected orders of the period, and the
+    /// `Unused` line of each valid subscription's uncovered time.
+    fn subscription_orders(&mut self, res: &mut PeriodResult, purchases: &mut [Dec]) -> Result<(), AccountOverflow> {
+        let period = self.period;
         for (i, s) in self.subs.subs.iter().enumerate() {
             let acct = self.account_index.get(&s.account_id).copied();
             match (&self.subs.orders[i], acct) {
@@ -628,67 +658,47 @@ impl Engine {
                     }
                 }
                 (Order::Valid { price, price_row }, Some(acct)) => {
+                    let accounts = &self.accounts;
+                    let overflow = |overflow| AccountOverflow { account: accounts[acct as usize].account_id.clone(), overflow };
                     if period.contains(s.ordered_at) {
-                        let mut l = Line::blank(acct, LineKind::Purchase, s.ordered_at, hour_floor(s.ordered_at) + HOUR);
-                        l.billed = *price;
-                        l.price_row = Some(*price_row);
-                        l.list_unit_price = self.catalog.row(*price_row).unit_price;
-                        l.list_cost = *price;
-                        l.commitment = Some(Commitment::Subscription(i as u32));
-                        l.quantity = Qty::from_dec(Dec::from_int(
-                            s.nodes as i64 * s.unit_count as i64 * s.term_count as i64,
-                        ))
-                        .unwrap_or(Qty::ZERO);
-                        l.unit = Some(self.catalog.row(*price_row).pricing_unit);
-                        purchases[acct as usize] = purchases[acct as usize].add(*price);
-                        res.lines.push(l);
+                        res.lines.push(purchases::subscription_purchase(acct, i as u32, s, *price, *price_row, &self.catalog).map_err(overflow)?);
+                        purchases[acct as usize] = purchases[acct as usize].plus(*price, "purchase charges").map_err(overflow)?;
                     }
-                    let (lo, hi) = (s.start_at.max(ps), s.end_at.min(pe));
-                    if hi > lo {
-                        let book = &mut self.books[acct as usize];
-                        let mut iv = book.sub_covered.remove(&(i as u32)).unwrap_or_default();
-                        let unused = (hi - lo) - covered_length(&mut iv, lo, hi);
-                        if unused > 0 {
-                            let mut l = Line::blank(acct, LineKind::Unused, lo, hi);
-                            l.quantity = Qty::node_hours(s.nodes as i64, s.unit_count as i64, unused).unwrap_or(Qty::ZERO);
-                            l.unit = Some(crate::model::PricingUnit::NodeHour);
-                            l.effective = self.subs.amortized_len(i as u32, unused);
-                            l.commitment = Some(Commitment::Subscription(i as u32));
-                            res.lines.push(l);
-                        }
+                    let mut covered = self.books[acct as usize].sub_covered.remove(&(i as u32)).unwrap_or_default();
+                    if let Some(l) = purchases::subscription_unused(acct, i as u32, &self.subs, &mut covered, period).map_err(overflow)? {
+                        res.lines.push(l);
                     }
                 }
                 (Order::Valid { .. }, None) => {}
             }
         }
-        let period_lines = std::mem::take(&mut res.lines);
-        self.count(&period_lines);
-        res.lines = period_lines;
-
-        for (i, b) in self.books.iter_mut().enumerate() {
-            res.status.extend(b.close(period));
-            let (line_count, billed_sum) = self.tally[i];
-            let total_due = b.usage_charges.add(purchases[i]);
-            res.invoices.push(Invoice {
-                account: i as u32,
-                usage_charges: b.usage_charges,
-                purchase_charges: purchases[i],
-                total_due,
-                truncated: b.truncated_total,
-                committed_list_value: b.committed_list_value,
-                opening_balance: b.opening_balance,
-                payments: b.payments_total,
-                closing_balance: b.balance,
-                arrears_amount: b.balance.neg().max(Dec::ZERO),
-                status: b.phase_at(pe),
-                line_count,
-                billed_sum,
-            });
-            res.closing.accounts.insert(self.accounts[i].account_id.clone(), b.opening_for_next());
-        }
-        res
+        Ok(())
     }
 
+    /// Each account's invoice and arrears timeline, and the state it opens the next
+    /// period with.
+    fn invoices(&mut self, res: &mut PeriodResult, purchases: &[Dec]) -> Result<(), AccountOverflow> {
+        let period = self.period;
+        let mut failed = None;
+        for (i, b) in self.books.iter_mut().enumerate() {
+            let closed = b.close(period).and_then(|status| Ok((status, invoice::invoice(b, period, purchases[i], self.tally[i])?)));
+            match closed {
+                Ok((status, inv)) => {
+                    res.status.extend(status);
+                    res.invoices.push(inv);
+                    res.closing.accounts.insert(self.accounts[i].account_id.clone(), b.opening_for_next());
+                }
+                Err(o) => {
+                    failed = Some((i as u32, o));
+                    break;
+                }
+            }
+        }
+        match failed {
+            Some((acct, o)) => Err(self.overflow(acct, o)),
+            None => Ok(()),
+        }
+    }
 }
 
 /// Rows (and accounts) in a group of accounts rated into one output.
@@ -704,10 +714,6 @@ fn each<T: Send, R: Send>(sequential: bool, items: Vec<T>, min_len: usize, f: im
 }
 
 /// Package quotas are in the pricing unit of their SKU (billing-rules §3).
-fn package_unit(catalog: &Catalog, p: &Package) -> crate::model::PricingUnit {
-    catalog.usage_unit(&p.sku, crate::model::Module::Training)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -718,15 +724,25 @@ mod tests {
     #[test]
     fn price_keys_are_the_catalogs_by_dictionary_entry() {
         use crate::rules::pricing::test_ppu_row as row;
-        use arrow_array::Array;
+        /// A dictionary of owned values.
+        struct Dict(Vec<Option<String>>);
+        impl Entries for Dict {
+            fn len(&self) -> usize {
+                self.0.len()
+            }
+            fn entry(&self, k: usize) -> Option<&str> {
+                self.0.get(k)?.as_deref()
+            }
+        }
+        let dict = |v: &[Option<&str>]| Dict(v.iter().map(|s| s.map(str::to_string)).collect());
         let catalog = Catalog::new(vec![row("s0", "r0"), row("s1", "r1"), row("s2", "r0"), row("s2", "r2")]).unwrap();
-        let skus = arrow_array::StringArray::from(vec![Some("s2"), None, Some("s0"), Some("s9"), Some("s1")]);
-        let regions = arrow_array::StringArray::from(vec![Some("r2"), Some("r0"), None, Some("r1")]);
+        let skus = dict(&[Some("s2"), None, Some("s0"), Some("s9"), Some("s1")]);
+        let regions = dict(&[Some("r2"), Some("r0"), None, Some("r1")]);
         let p = PriceKeys::of(&catalog, &skus, &regions).unwrap();
         let mut found = 0;
         for s in 0..skus.len() {
             for g in 0..regions.len() {
-                let want = (skus.is_valid(s) && regions.is_valid(g)).then(|| catalog.ppu_key(skus.value(s), regions.value(g)));
+                let want = skus.entry(s).zip(regions.entry(g)).map(|(s, g)| catalog.ppu_key(s, g));
                 assert_eq!(p.get(s, g), want, "SKU entry {s}, region entry {g}");
                 found += usize::from(matches!(want, Some(Some(_))));
             }
@@ -734,7 +750,7 @@ mod tests {
         assert_eq!(found, 4, "every price pair is found once");
         assert_eq!(p.get(0, regions.len()), None, "a region key past the dictionary is not known here");
         // Dictionaries too large to pair up are left to the lookup by name.
-        let many = arrow_array::StringArray::from((0..300).map(|i| format!("x{i}")).collect::<Vec<_>>());
+        let many = Dict((0..300).map(|i| Some(format!("x{i}"))).collect());
         assert!(PriceKeys::of(&catalog, &many, &many).is_none());
     }
 

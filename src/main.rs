@@ -26,9 +26,7 @@ fn main() -> ExitCode {
         std::env::set_var("BILLRUN_S3_MAX_RETRIES", n.to_string());
     }
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("BILLRUN_LOG").unwrap_or_else(|_| "warn".into()),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("BILLRUN_LOG").unwrap_or_else(|_| "warn".into()))
         .with_writer(std::io::stderr)
         .init();
     if let Some(n) = cli.threads.or(config.run.threads) {
@@ -56,7 +54,12 @@ fn run(cmd: Command, config: &billrun::config::Config) -> anyhow::Result<u8> {
                 } else {
                     println!(
                         "settled {} hour(s) up to {}: {} settlements, {} alerts, {} rows rated of {}",
-                        r.hours_settled.len(), r.hour, r.settlements, r.alerts, r.rows_rated, r.rows_in
+                        r.hours_settled.len(),
+                        r.hour,
+                        r.settlements,
+                        r.alerts,
+                        r.rows_rated,
+                        r.rows_in
                     );
                 }
                 return Ok(if r.alerts > 0 || r.rows_rated < r.rows_in { 1 } else { 0 });

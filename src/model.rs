@@ -284,3 +284,13 @@ pub const RESTRICTED_OPERATIONS: &[&str] = &[
     "Creating dedicated resource pools",
     "Creating models, algorithms or skills in the model hub",
 ];
+
+/// The reference data of a run: everything but usage.
+#[derive(Debug, Clone)]
+pub struct Reference {
+    pub prices: Vec<PriceRow>,
+    pub accounts: Vec<Account>,
+    pub payments: Vec<Payment>,
+    pub packages: Vec<Package>,
+    pub subscriptions: Vec<Subscription>,
+}

@@ -68,10 +68,7 @@ impl Period {
     }
 
     fn start_reference(self) -> Micros {
-        Utc.with_ymd_and_hms(self.year, self.month, 1, 0, 0, 0)
-            .single()
-            .map(|d| d.timestamp_micros())
-            .unwrap_or(i64::MAX)
+        Utc.with_ymd_and_hms(self.year, self.month, 1, 0, 0, 0).single().map(|d| d.timestamp_micros()).unwrap_or(i64::MAX)
     }
 
     pub fn end(self) -> Micros {
@@ -165,11 +162,8 @@ pub fn parse_hour(s: &str) -> Option<Micros> {
 /// Calendar months after `t` by `months` (clamped to the month's last day).
 pub fn add_months(t: Micros, months: i32) -> Option<Micros> {
     let d = DateTime::<Utc>::from_timestamp_micros(t)?;
-    let shifted = if months >= 0 {
-        d.checked_add_months(chrono::Months::new(months as u32))?
-    } else {
-        d.checked_sub_months(chrono::Months::new((-months) as u32))?
-    };
+    let shifted =
+        if months >= 0 { d.checked_add_months(chrono::Months::new(months as u32))? } else { d.checked_sub_months(chrono::Months::new((-months) as u32))? };
     Some(shifted.timestamp_micros())
 }
 

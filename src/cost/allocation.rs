@@ -33,9 +33,7 @@ impl Method {
     pub fn details(self) -> &'static str {
         match self {
             Method::Direct => "the cost of the resource's own usage",
-            Method::PoolNodeSeconds => {
-                "the pool's cost in the hour, split among the jobs on it in proportion to nodes × unit_count × seconds"
-            }
+            Method::PoolNodeSeconds => "the pool's cost in the hour, split among the jobs on it in proportion to nodes × unit_count × seconds",
             Method::PoolIdle => "the part of the pool's cost in the hour that no job used",
             Method::SettlementTruncation => "the cut-off part of the hourly settlement, never billed",
         }
@@ -89,7 +87,7 @@ mod tests {
         let s = split(d("1.00000000"), &[1, 2]);
         assert_eq!(s, vec![d("0.33333333"), d("0.66666667")]);
         let s = split(d("-0.00000005"), &[1, 1]);
-        assert_eq!(s.iter().fold(Dec::ZERO, |a, b| a.add(*b)), d("-0.00000005"));
+        assert_eq!(s.iter().try_fold(Dec::ZERO, |a, b| a.checked_add(*b)).unwrap(), d("-0.00000005"));
         assert_eq!(split(d("5"), &[0, 0]), vec![Dec::ZERO, Dec::ZERO]);
     }
 }

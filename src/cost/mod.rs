@@ -7,7 +7,7 @@ pub mod recommend;
 pub mod report;
 pub mod tables;
 
-use crate::decimal::{Dec, Qty};
+use crate::decimal::{Dec, Overflow, Qty};
 use crate::lake::inputs::UsageChunk;
 use crate::lake::outputs::Names;
 use crate::model::Module;
@@ -28,15 +28,17 @@ pub struct Sums {
 }
 
 impl Sums {
-    fn add(&mut self, l: &Line) {
-        self.billed = self.billed.add(l.billed);
-        self.effective = self.effective.add(l.effective);
-        self.list = self.list.add(l.list_cost);
+    fn add(&mut self, l: &Line) -> Result<(), Overflow> {
+        self.billed = self.billed.plus(l.billed, "cost total")?;
+        self.effective = self.effective.plus(l.effective, "cost total")?;
+        self.list = self.list.plus(l.list_cost, "cost total")?;
+        Ok(())
     }
-    fn merge(&mut self, o: &Sums) {
-        self.billed = self.billed.add(o.billed);
-        self.effective = self.effective.add(o.effective);
-        self.list = self.list.add(o.list);
+    fn merge(&mut self, o: &Sums) -> Result<(), Overflow> {
+        self.billed = self.billed.plus(o.billed, "cost total")?;
+        self.effective = self.effective.plus(o.effective, "cost total")?;
+        self.list = self.list.plus(o.list, "cost total")?;
+        Ok(())
     }
 }
 
@@ -229,9 +231,10 @@ fn listed<K: PartialEq, V: Default>(list: &mut Vec<(K, V)>, key: K) -> &mut V {
 }
 
 /// Public-pool quantity and cost added to a sum of them.
-fn add_public(sum: &mut (Qty, Dec), quantity: Qty, billed: Dec) {
-    sum.0 = sum.0.add(quantity);
-    sum.1 = sum.1.add(billed);
+fn add_public(sum: &mut (Qty, Dec), quantity: Qty, billed: Dec) -> Result<(), Overflow> {
+    sum.0 = sum.0.plus(quantity, "public-pool quantity")?;
+    sum.1 = sum.1.plus(billed, "public-pool cost")?;
+    Ok(())
 }
 
 /// Distinct values summed in [`Pending`] before the rest go to the table directly.
@@ -240,49 +243,52 @@ const PENDING_MAX: usize = 16;
 impl Pending {
     /// The lines of `account` follow: the pending sums of the one before go to its
     /// tables.
-    fn switch(&mut self, accounts: &mut Vec<AccountTally>, account: u32) {
+    fn switch(&mut self, accounts: &mut Vec<AccountTally>, account: u32) -> Result<(), Overflow> {
         if self.account != Some(account) {
-            self.flush(accounts);
+            self.flush(accounts)?;
             self.account = Some(account);
         }
+        Ok(())
     }
 
     /// A line of the pending account ([`Pending::switch`]) with composition `key`.
-    fn add(&mut self, accounts: &mut Vec<AccountTally>, account: u32, key: [Sym; 8], l: &Line) {
+    fn add(&mut self, accounts: &mut Vec<AccountTally>, account: u32, key: [Sym; 8], l: &Line) -> Result<(), Overflow> {
         if let Some((_, s)) = self.sums.iter_mut().find(|(k, _)| *k == key) {
-            s.add(l);
+            s.add(l)?;
         } else if self.sums.len() < PENDING_MAX {
             let mut s = Sums::default();
-            s.add(l);
+            s.add(l)?;
             self.sums.push((key, s));
         } else {
-            of(accounts, account).composition.entry(key).or_default().add(l);
+            of(accounts, account).composition.entry(key).or_default().add(l)?;
         }
+        Ok(())
     }
 
     /// A line of the pending account on day `day`.
-    fn day(&mut self, day: i64, l: &Line) {
-        listed(&mut self.daily, day).add(l);
+    fn day(&mut self, day: i64, l: &Line) -> Result<(), Overflow> {
+        listed(&mut self.daily, day).add(l)
     }
 
     /// A public-pool pay-per-use line of the pending account.
-    fn public(&mut self, key: (Sym, Sym), quantity: Qty, billed: Dec) {
-        add_public(listed(&mut self.public, key), quantity, billed);
+    fn public(&mut self, key: (Sym, Sym), quantity: Qty, billed: Dec) -> Result<(), Overflow> {
+        add_public(listed(&mut self.public, key), quantity, billed)
     }
 
-    fn flush(&mut self, accounts: &mut Vec<AccountTally>) {
+    fn flush(&mut self, accounts: &mut Vec<AccountTally>) -> Result<(), Overflow> {
         if let Some(a) = self.account.take() {
             let at = of(accounts, a);
             for (k, s) in self.sums.drain(..) {
-                at.composition.entry(k).or_default().merge(&s);
+                at.composition.entry(k).or_default().merge(&s)?;
             }
             for (d, s) in self.daily.drain(..) {
-                listed(&mut at.daily, d).merge(&s);
+                listed(&mut at.daily, d).merge(&s)?;
             }
             for (k, (q, c)) in self.public.drain(..) {
-                add_public(listed(&mut at.ppu_public, k), q, c);
+                add_public(listed(&mut at.ppu_public, k), q, c)?;
             }
         }
+        Ok(())
     }
 }
 
@@ -456,7 +462,7 @@ fn product(m: Option<Module>, kind: LineKind) -> &'static str {
 
 impl CostBook {
     /// Accumulates the lines of one hour (or of the period's close, with no chunks).
-    pub fn observe(&mut self, lines: &[Line], chunks: &[UsageChunk], n: &Names<'_>) {
+    pub fn observe(&mut self, lines: &[Line], chunks: &[UsageChunk], n: &Names<'_>) -> Result<(), Overflow> {
         // Pools with jobs this hour, per account: capacity, cost and the jobs' weights.
         // Only then are the lines' usage fields kept: the pools need them twice.
         let pooled = lines.iter().any(|l| {
@@ -487,11 +493,11 @@ impl CostBook {
             if ph.own.is_empty() {
                 continue;
             }
-            let cost = ph.own.iter().fold(Dec::ZERO, |a, &k| a.add(lines[k].effective));
-            let capacity: Qty = ph.own.iter().fold(Qty::ZERO, |a, &k| a.add(lines[k].quantity));
-            let used: Qty = ph.jobs.iter().fold(Qty::ZERO, |a, &k| a.add(lines[k].quantity));
+            let cost = ph.own.iter().try_fold(Dec::ZERO, |a, &k| a.plus(lines[k].effective, "pool cost"))?;
+            let capacity: Qty = ph.own.iter().try_fold(Qty::ZERO, |a, &k| a.plus(lines[k].quantity, "pool capacity"))?;
+            let used: Qty = ph.jobs.iter().try_fold(Qty::ZERO, |a, &k| a.plus(lines[k].quantity, "pool usage"))?;
             let mut weights: Vec<i128> = ph.jobs.iter().map(|&k| lines[k].quantity.0).collect();
-            weights.push(capacity.sub(used).0.max(0));
+            weights.push(capacity.minus(used, "pool idle capacity")?.0.max(0));
             let shares = split(cost, &weights);
             let pool_view = views[ph.own[0]].as_ref();
             let pool_sym = t.syms.id(pool);
@@ -504,17 +510,11 @@ impl CostBook {
                     t.syms.opt(u.and_then(|u| u.tags)),
                     Method::PoolNodeSeconds,
                 );
-                t.allocate(*account, key, shares[j]);
+                t.allocate(*account, key, shares[j])?;
                 allocated[k] = true;
             }
-            let idle = (
-                pool_sym,
-                pool_sym,
-                t.syms.opt(pool_view.and_then(|u| u.project)),
-                t.syms.opt(pool_view.and_then(|u| u.tags)),
-                Method::PoolIdle,
-            );
-            t.allocate(*account, idle, shares[ph.jobs.len()]);
+            let idle = (pool_sym, pool_sym, t.syms.opt(pool_view.and_then(|u| u.project)), t.syms.opt(pool_view.and_then(|u| u.tags)), Method::PoolIdle);
+            t.allocate(*account, idle, shares[ph.jobs.len()])?;
             for &k in &ph.own {
                 allocated[k] = true;
             }
@@ -531,7 +531,7 @@ impl CostBook {
                 let (resource, place) = self.tally.resource(l.account, u.resource, u.module);
                 RowSyms { resource, place, project: self.tally.syms.opt_here(u.project), tags: self.tally.syms.opt_here(u.tags) }
             });
-            self.observe_line(l, u.as_ref(), syms, n);
+            self.observe_line(l, u.as_ref(), syms, n)?;
             if !allocated[k] {
                 let key = self.tally.direct_key(l, u.as_ref(), syms, n);
                 match syms {
@@ -540,23 +540,24 @@ impl CostBook {
                         let at = of(&mut self.tally.accounts, l.account);
                         let how = (key.2, key.3, key.4);
                         match &mut at.resources[s.place as usize].direct {
-                            Some((k, x)) if *k == how => *x = x.add(l.effective),
+                            Some((k, x)) if *k == how => *x = x.plus(l.effective, "cost total")?,
                             Some(_) => {
                                 let e = at.allocation.entry(key).or_default();
-                                *e = e.add(l.effective);
+                                *e = e.plus(l.effective, "cost total")?;
                             }
                             d @ None => *d = Some((how, l.effective)),
                         }
                     }
-                    _ => self.tally.allocate(l.account, key, l.effective),
+                    _ => self.tally.allocate(l.account, key, l.effective)?,
                 }
             }
         }
-        self.tally.pending.flush(&mut self.tally.accounts);
+        self.tally.pending.flush(&mut self.tally.accounts)?;
         self.tally.syms.here.clear();
         self.tally.values.clear();
         self.tally.last_values = None;
         self.tally.end_account();
+        Ok(())
     }
 
     /// A line's composition values, one per dimension of [`DIMS`], and whether its
@@ -611,7 +612,7 @@ impl CostBook {
         (values.map(|v| v.unwrap_or(NO_SYM)), item_name == "compute")
     }
 
-    fn observe_line(&mut self, l: &Line, u: Option<&UsageView<'_>>, syms: Option<RowSyms>, n: &Names<'_>) {
+    fn observe_line(&mut self, l: &Line, u: Option<&UsageView<'_>>, syms: Option<RowSyms>, n: &Names<'_>) -> Result<(), Overflow> {
         let module = u.and_then(|u| u.module);
         let Tally { syms: names, accounts, pending, values: memo, last_values, .. } = &mut self.tally;
         // A usage line's values depend on a few of its fields: worked out once per
@@ -659,10 +660,10 @@ impl CostBook {
             }
             _ => None,
         };
-        pending.switch(accounts, l.account);
-        pending.day(l.charge_start.div_euclid(DAY), l);
+        pending.switch(accounts, l.account)?;
+        pending.day(l.charge_start.div_euclid(DAY), l)?;
         if let Some(key) = public_key {
-            pending.public(key, l.quantity, l.billed);
+            pending.public(key, l.quantity, l.billed)?;
         }
         let at = of(accounts, l.account);
         let place = match (syms, l.commitment) {
@@ -671,20 +672,20 @@ impl CostBook {
             (None, Some(Commitment::Subscription(i))) => Some(at.place(names.stable(&n.subs.get(i).resource_id), module)),
             _ => None,
         };
-        at.effective = Some(at.effective.unwrap_or_default().add(l.effective));
+        at.effective = Some(at.effective.unwrap_or_default().plus(l.effective, "cost total")?);
         let held = match place {
             Some(p) => {
                 let r = &mut at.resources[p as usize];
-                r.sums.add(l);
+                r.sums.add(l)?;
                 match &mut r.composition {
                     Some((k, s)) if *k == values => {
-                        s.add(l);
+                        s.add(l)?;
                         true
                     }
                     Some(_) => false,
                     c @ None => {
                         let mut s = Sums::default();
-                        s.add(l);
+                        s.add(l)?;
                         *c = Some((values, s));
                         true
                     }
@@ -693,7 +694,7 @@ impl CostBook {
             None => false,
         };
         if !held {
-            pending.add(accounts, l.account, values, l);
+            pending.add(accounts, l.account, values, l)?;
         }
         let at = of(accounts, l.account);
         if let (Some(s), Some(Module::Notebook)) = (syms, module) {
@@ -702,7 +703,7 @@ impl CostBook {
                 nb.last_compute = Some(nb.last_compute.map_or(l.charge_end, |t| t.max(l.charge_end)));
             } else {
                 let e = nb.disk_by_day.entry(l.charge_start.div_euclid(DAY)).or_default();
-                *e = e.add(l.billed);
+                *e = e.plus(l.billed, "cost total")?;
             }
         }
         if let (Some(u), Some(s), LineKind::Standard) = (u, syms, l.kind) {
@@ -718,15 +719,16 @@ impl CostBook {
                 let size = u.size();
                 r.min_size = r.min_size.min(size);
                 r.max_size = r.max_size.max(size);
-                r.cost = r.cost.add(l.billed);
+                r.cost = r.cost.plus(l.billed, "cost total")?;
                 r.hours += 1;
             }
         }
+        Ok(())
     }
 
     /// Turns the period's accumulators into the maps the tables read. Call once, after
     /// the last [`CostBook::observe`].
-    pub fn finish(&mut self) {
+    pub fn finish(&mut self) -> Result<(), Overflow> {
         let t = std::mem::take(&mut self.tally);
         let s = &t.syms;
         let opt = |i: Sym| s.name(i).map(str::to_string);
@@ -741,7 +743,7 @@ impl CostBook {
             for (values, sums) in at.composition.into_iter().chain(held) {
                 for (dim, sym) in values.into_iter().enumerate() {
                     if sym != NO_SYM && s.name(sym).is_some_and(|n| !n.is_empty()) {
-                        composition.entry((dim as u8, sym)).or_default().merge(&sums);
+                        composition.entry((dim as u8, sym)).or_default().merge(&sums)?;
                     }
                 }
             }
@@ -753,7 +755,7 @@ impl CostBook {
             for r in at.resources {
                 if let Some(((project, tags, method), x)) = r.direct {
                     let e = allocation.entry((r.name, r.name, project, tags, method)).or_default();
-                    *e = e.add(x);
+                    *e = e.plus(x, "cost total")?;
                 }
                 self.resources.insert((a, s.string(r.name)), (r.sums, r.module));
             }
@@ -762,24 +764,26 @@ impl CostBook {
             }));
             self.ppu_public.extend(at.ppu_public.into_iter().map(|((k, r), x)| ((a, s.string(k), s.string(r)), x)));
         }
+        Ok(())
     }
 
     /// Records an hour's settlements (for burn rates).
-    pub fn observe_settlements(&mut self, st: &[crate::rules::records::Settlement]) {
+    pub fn observe_settlements(&mut self, st: &[crate::rules::records::Settlement]) -> Result<(), Overflow> {
         for s in st {
             let e = self.deductions.entry((s.account, s.hour_start.div_euclid(DAY))).or_default();
-            *e = e.add(s.deduction);
+            *e = e.plus(s.deduction, "cost total")?;
         }
+        Ok(())
     }
 
     /// Σ allocated amounts per account.
-    pub fn allocated_totals(&self) -> FxHashMap<u32, Dec> {
+    pub fn allocated_totals(&self) -> Result<FxHashMap<u32, Dec>, Overflow> {
         let mut out: FxHashMap<u32, Dec> = FxHashMap::default();
         for (k, v) in &self.allocation {
             let e = out.entry(k.account).or_default();
-            *e = e.add(*v);
+            *e = e.plus(*v, "cost total")?;
         }
-        out
+        Ok(out)
     }
 }
 
@@ -828,9 +832,10 @@ impl Tally {
         }
     }
 
-    fn allocate(&mut self, account: u32, key: AllocSyms, amount: Dec) {
+    fn allocate(&mut self, account: u32, key: AllocSyms, amount: Dec) -> Result<(), Overflow> {
         let e = of(&mut self.accounts, account).allocation.entry(key).or_default();
-        *e = e.add(amount);
+        *e = e.plus(amount, "cost total")?;
+        Ok(())
     }
 
     fn direct_key(&mut self, l: &Line, u: Option<&UsageView<'_>>, syms: Option<RowSyms>, n: &Names<'_>) -> AllocSyms {

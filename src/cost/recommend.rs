@@ -9,7 +9,7 @@
 //! arrears) are estimates from the period's figures, with their evidence.
 
 use super::CostBook;
-use crate::decimal::{mul_div_round, Dec, Qty};
+use crate::decimal::{mul_div_round, Dec, Overflow, Qty};
 use crate::model::*;
 use crate::rules::packages;
 use crate::rules::pricing::Catalog;
@@ -58,7 +58,7 @@ pub fn purchase_candidates(
     catalog: &Catalog,
     offers: &[Offer],
     period: Period,
-) -> Vec<Recommendation> {
+) -> Result<Vec<Recommendation>, Overflow> {
     let mut best: FxHashMap<u32, Recommendation> = FxHashMap::default();
     let start = period.start();
     let mut consider = |r: Recommendation| {
@@ -103,11 +103,8 @@ pub fn purchase_candidates(
             resource: Some(resource.clone()),
             sku: Some(r.sku.clone()),
             region: Some(r.region.clone()),
-            action: format!(
-                "subscribe {resource} monthly ({} × {} at {} per node-month) instead of paying per use",
-                r.min_size, r.sku, row.unit_price
-            ),
-            saving: r.cost.sub(price),
+            action: format!("subscribe {resource} monthly ({} × {} at {} per node-month) instead of paying per use", r.min_size, r.sku, row.unit_price),
+            saving: r.cost.minus(price, "estimated saving")?,
             verified: false,
             current_cost: Some(r.cost),
             alternative_cost: Some(price),
@@ -128,8 +125,9 @@ pub fn purchase_candidates(
             if count < 1 || count > i32::MAX as i128 {
                 continue;
             }
-            let price = Dec(o.price.0 * count);
-            let covered_cost = mul_div_round(cost.0, per.0 * count, qty.0).map(Dec).unwrap_or_default().round_dp(2);
+            let price = o.price.0.checked_mul(count).and_then(Dec::within).ok_or(Overflow { figure: "package offer price" })?;
+            let covered_cost =
+                mul_div_round(cost.0, per.0 * count, qty.0).and_then(Dec::within).ok_or(Overflow { figure: "package-covered cost" })?.round_dp(2);
             let pkg = Package {
                 package_id: format!("recommended-{sku}-{region}"),
                 account_id: a.account_id.clone(),
@@ -152,7 +150,7 @@ pub fn purchase_candidates(
                 sku: Some(sku.clone()),
                 region: Some(region.clone()),
                 action: format!("buy {count} × {} node-hour packages of {sku} in {region} at {} each", o.hours_per_package, o.price),
-                saving: covered_cost.sub(price),
+                saving: covered_cost.minus(price, "estimated saving")?,
                 verified: false,
                 current_cost: Some(*cost),
                 alternative_cost: Some(price),
@@ -163,11 +161,11 @@ pub fn purchase_candidates(
     }
     let mut out: Vec<Recommendation> = best.into_values().collect();
     out.sort_by_key(|r| r.account);
-    out
+    Ok(out)
 }
 
 /// Packages whose quota will lapse unused at the current burn rate.
-pub fn lapsing_packages(ledger: &[crate::engine::LedgerRow], pkgs: &[Package], period: Period) -> Vec<Recommendation> {
+pub fn lapsing_packages(ledger: &[crate::engine::LedgerRow], pkgs: &[Package], period: Period) -> Result<Vec<Recommendation>, Overflow> {
     let mut out = Vec::new();
     let (ps, pe) = (period.start(), period.end());
     for l in ledger {
@@ -177,7 +175,11 @@ pub fn lapsing_packages(ledger: &[crate::engine::LedgerRow], pkgs: &[Package], p
         let (at_risk, when) = match p.reset_period {
             ResetPeriod::None if p.expires_at > pe && p.expires_at <= period.next().end() => {
                 let days_left = (p.expires_at - pe) / DAY;
-                (l.closing.sub(Qty(burn_per_day.0 * days_left as i128)), p.expires_at)
+                (
+                    l.closing
+                        .minus(Qty(burn_per_day.0.checked_mul(days_left as i128).ok_or(Overflow { figure: "package burn" })?), "package quota at expiry")?,
+                    p.expires_at,
+                )
             }
             ResetPeriod::Month if p.expires_at > pe => (l.lapsed, pe),
             _ => continue,
@@ -193,7 +195,7 @@ pub fn lapsing_packages(ledger: &[crate::engine::LedgerRow], pkgs: &[Package], p
             sku: Some(p.sku.clone()),
             region: Some(p.region.clone()),
             action: format!("use {} node-hours of {} in {} before {}, or they lapse", at_risk.to_dec(), p.sku, p.region, format_ts(when)),
-            saving: packages::amortized(p, at_risk),
+            saving: packages::amortized(p, at_risk)?,
             verified: false,
             current_cost: None,
             alternative_cost: None,
@@ -207,12 +209,12 @@ pub fn lapsing_packages(ledger: &[crate::engine::LedgerRow], pkgs: &[Package], p
             purchase: None,
         });
     }
-    out
+    Ok(out)
 }
 
 /// Notebooks whose EVS disk kept billing while their compute had not run for at
 /// least `idle_days` days at the period's end.
-pub fn idle_notebooks(book: &CostBook, period: Period, idle_days: i64) -> Vec<Recommendation> {
+pub fn idle_notebooks(book: &CostBook, period: Period, idle_days: i64) -> Result<Vec<Recommendation>, Overflow> {
     let mut out = Vec::new();
     let mut nbs: Vec<_> = book.notebooks.iter().collect();
     nbs.sort_by(|a, b| a.0.cmp(b.0));
@@ -226,8 +228,8 @@ pub fn idle_notebooks(book: &CostBook, period: Period, idle_days: i64) -> Vec<Re
             continue;
         }
         let since_day = since.div_euclid(DAY);
-        let disk: Dec = usage.disk_by_day.iter().filter(|(d, _)| **d >= since_day).fold(Dec::ZERO, |a, (_, v)| a.add(*v));
-        let per_month = mul_div_round(disk.0, 30, idle as i128).map(Dec).unwrap_or_default().round_dp(2);
+        let disk: Dec = usage.disk_by_day.iter().filter(|(d, _)| **d >= since_day).try_fold(Dec::ZERO, |a, (_, v)| a.plus(*v, "idle disk cost"))?;
+        let per_month = mul_div_round(disk.0, 30, idle as i128).and_then(Dec::within).ok_or(Overflow { figure: "idle disk cost" })?.round_dp(2);
         out.push(Recommendation {
             account: *acct,
             id: format!("idle_notebook:{nb}"),
@@ -247,21 +249,20 @@ pub fn idle_notebooks(book: &CostBook, period: Period, idle_days: i64) -> Vec<Re
             purchase: None,
         });
     }
-    out
+    Ok(out)
 }
 
 /// Accounts that will go into arrears within `horizon_days` at the burn rate of the
 /// period's last 7 days.
-pub fn arrears_risk(book: &CostBook, balances: &[(u32, Dec, Phase)], period: Period, horizon_days: i64) -> Vec<Recommendation> {
+pub fn arrears_risk(book: &CostBook, balances: &[(u32, Dec, Phase)], period: Period, horizon_days: i64) -> Result<Vec<Recommendation>, Overflow> {
     let mut out = Vec::new();
     let last_day = (period.end() - 1).div_euclid(DAY);
     for &(acct, balance, phase) in balances {
         if phase != Phase::Active || balance.is_negative() {
             continue;
         }
-        let week: Dec = (last_day - 6..=last_day)
-            .filter_map(|d| book.deductions.get(&(acct, d)))
-            .fold(Dec::ZERO, |a, v| a.add(*v));
+        let week: Dec =
+            (last_day - 6..=last_day).filter_map(|d| book.deductions.get(&(acct, d))).try_fold(Dec::ZERO, |a, v| a.plus(*v, "week's deductions"))?;
         if week <= Dec::ZERO {
             continue;
         }
@@ -270,7 +271,7 @@ pub fn arrears_risk(book: &CostBook, balances: &[(u32, Dec, Phase)], period: Per
         if days_left > horizon_days as i128 {
             continue;
         }
-        let month_need = mul_div_round(week.0, 30, 7).map(Dec).unwrap_or_default().round_dp(2);
+        let month_need = mul_div_round(week.0, 30, 7).and_then(Dec::within).ok_or(Overflow { figure: "month's deductions" })?.round_dp(2);
         out.push(Recommendation {
             account: acct,
             id: "arrears_risk".into(),
@@ -278,7 +279,7 @@ pub fn arrears_risk(book: &CostBook, balances: &[(u32, Dec, Phase)], period: Per
             resource: None,
             sku: None,
             region: None,
-            action: format!("top up at least {}: the balance lasts about {days_left} more days", month_need.sub(balance).max(Dec::ZERO)),
+            action: format!("top up at least {}: the balance lasts about {days_left} more days", month_need.minus(balance, "top-up")?.max(Dec::ZERO)),
             saving: Dec::ZERO,
             verified: false,
             current_cost: Some(week),
@@ -287,5 +288,5 @@ pub fn arrears_risk(book: &CostBook, balances: &[(u32, Dec, Phase)], period: Per
             purchase: None,
         });
     }
-    out
+    Ok(out)
 }

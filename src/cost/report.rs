@@ -166,15 +166,17 @@ fn html_table(head: &[&str], rows: &[Vec<String>]) -> String {
 
 /// Builds the report of `period` from the output lake.
 pub fn render(lake: &Lake, period: Period) -> Result<String, InputError> {
-    let analysis = Rows::read(&table(lake, "cost/analysis", period)?, &["account_id", "currency", "view", "dimension", "key", "date", "effective_cost", "billed_cost"]);
-    let invoices = Rows::read(&table(lake, "bills/invoices", period)?, &["account_id", "currency", "total_due", "status_at_close", "arrears_amount", "closing_balance"]);
+    let analysis =
+        Rows::read(&table(lake, "cost/analysis", period)?, &["account_id", "currency", "view", "dimension", "key", "date", "effective_cost", "billed_cost"]);
+    let invoices =
+        Rows::read(&table(lake, "bills/invoices", period)?, &["account_id", "currency", "total_due", "status_at_close", "arrears_amount", "closing_balance"]);
     let ledger = Rows::read(&table(lake, "bills/package_ledger", period)?, &["package_id", "account_id", "opening_quota", "used_quota", "lapsed_quota"]);
     let recs = Rows::read(&table(lake, "cost/recommendations", period)?, &["account_id", "kind", "action", "estimated_saving", "currency"]);
 
     let mut currencies: BTreeMap<String, Dec> = BTreeMap::new();
     for r in &invoices.rows {
         let e = currencies.entry(invoices.s(r, "currency").to_string()).or_default();
-        *e = e.add(invoices.d(r, "total_due"));
+        *e = e.plus(invoices.d(r, "total_due"), "cost total")?;
     }
     let mut body = String::new();
     let _ = write!(body, "<h1>Bill run report — {period}</h1><p class=\"totals\">");
@@ -193,17 +195,14 @@ pub fn render(lake: &Lake, period: Period) -> Result<String, InputError> {
                 ("daily", _) => {
                     if let Some(t) = analysis.t(r, "date") {
                         let e = daily.entry(t).or_default();
-                        *e = e.add(analysis.d(r, "effective_cost"));
+                        *e = e.plus(analysis.d(r, "effective_cost"), "cost total")?;
                     }
                 }
                 ("composition", "module") => {
                     let e = modules.entry(analysis.s(r, "key").to_string()).or_default();
-                    *e = e.add(analysis.d(r, "effective_cost"));
+                    *e = e.plus(analysis.d(r, "effective_cost"), "cost total")?;
                 }
-                ("top_resources", _) => top.push((
-                    format!("{} ({})", analysis.s(r, "key"), analysis.s(r, "account_id")),
-                    analysis.d(r, "effective_cost"),
-                )),
+                ("top_resources", _) => top.push((format!("{} ({})", analysis.s(r, "key"), analysis.s(r, "account_id")), analysis.d(r, "effective_cost"))),
                 _ => {}
             }
         }

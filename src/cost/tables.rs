@@ -52,19 +52,28 @@ pub fn change_pct(cur: Dec, prev: Dec) -> Option<Dec> {
     if prev.is_zero() {
         return None;
     }
-    let diff = cur.sub(prev);
-    crate::decimal::mul_div_round(diff.0, 100 * 10_000_000_000, prev.0).map(|v| Dec(v).round_dp(2))
+    // A percentage is not money: a change too large for 38 digits is shown as none.
+    let diff = cur.checked_sub(prev)?;
+    crate::decimal::mul_div_round(diff.0, 100 * 10_000_000_000, prev.0).and_then(Dec::within).map(|v| v.round_dp(2))
 }
 
 /// The analysis rows of a period. `previous` holds each account's total effective cost
 /// of the period before, where it was closed.
-pub fn analysis_batch(book: &CostBook, n: &Names<'_>, previous: &FxHashMap<String, Dec>) -> RecordBatch {
+pub fn analysis_batch(book: &CostBook, n: &Names<'_>, previous: &FxHashMap<String, Dec>) -> Result<RecordBatch, crate::decimal::Overflow> {
     let period: Period = n.period;
     let mut rows: Vec<Row> = Vec::new();
     let mut comp: Vec<_> = book.composition.iter().collect();
     comp.sort_by(|a, b| a.0.cmp(b.0));
     for ((acct, dim, key), s) in comp {
-        rows.push(Row { account: *acct, view: "composition", dimension: dim.to_string(), key: key.clone(), sums: Some(*s), effective: s.effective, ..Row::default() });
+        rows.push(Row {
+            account: *acct,
+            view: "composition",
+            dimension: dim.to_string(),
+            key: key.clone(),
+            sums: Some(*s),
+            effective: s.effective,
+            ..Row::default()
+        });
     }
     let mut daily: Vec<_> = book.daily.iter().collect();
     daily.sort_by(|a, b| a.0.cmp(b.0));
@@ -73,24 +82,54 @@ pub fn analysis_batch(book: &CostBook, n: &Names<'_>, previous: &FxHashMap<Strin
     let days_in_period = (period.end() - period.start()) / DAY;
     let mut forecasts = Vec::new();
     for ((acct, day), s) in daily {
-        rows.push(Row { account: *acct, view: "daily", dimension: "day".into(), key: crate::time::format_ts(day * DAY)[..10].to_string(), date: Some(day * DAY), sums: Some(*s), effective: s.effective, ..Row::default() });
+        rows.push(Row {
+            account: *acct,
+            view: "daily",
+            dimension: "day".into(),
+            key: crate::time::format_ts(day * DAY)[..10].to_string(),
+            date: Some(day * DAY),
+            sums: Some(*s),
+            effective: s.effective,
+            ..Row::default()
+        });
         let m = monthly.entry(*acct).or_default();
-        m.billed = m.billed.add(s.billed);
-        m.effective = m.effective.add(s.effective);
-        m.list = m.list.add(s.list);
+        m.billed = m.billed.plus(s.billed, "cost total")?;
+        m.effective = m.effective.plus(s.effective, "cost total")?;
+        m.list = m.list.plus(s.list, "cost total")?;
         let to_date = mtd.entry(*acct).or_default();
-        *to_date = to_date.add(s.effective);
+        *to_date = to_date.plus(s.effective, "cost total")?;
         let elapsed = (day * DAY - period.start()) / DAY + 1;
         if (1..=days_in_period).contains(&elapsed) {
-            let f = crate::decimal::mul_div_round(to_date.0, days_in_period as i128, elapsed as i128).map(|v| Dec(v).round_dp(2));
-            forecasts.push(Row { account: *acct, view: "forecast", dimension: "month_to_date".into(), key: crate::time::format_ts(day * DAY)[..10].to_string(), date: Some(day * DAY), effective: *to_date, forecast: f, ..Row::default() });
+            let f = crate::decimal::mul_div_round(to_date.0, days_in_period as i128, elapsed as i128)
+                .and_then(Dec::within)
+                .ok_or(crate::decimal::Overflow { figure: "forecast" })?
+                .round_dp(2);
+            forecasts.push(Row {
+                account: *acct,
+                view: "forecast",
+                dimension: "month_to_date".into(),
+                key: crate::time::format_ts(day * DAY)[..10].to_string(),
+                date: Some(day * DAY),
+                effective: *to_date,
+                forecast: Some(f),
+                ..Row::default()
+            });
         }
     }
     rows.extend(forecasts);
     for (i, a) in n.accounts.iter().enumerate() {
         let acct = i as u32;
         let m = monthly.get(&acct).copied().unwrap_or_default();
-        rows.push(Row { account: acct, view: "monthly", dimension: "period".into(), key: period.to_string(), date: Some(period.start()), sums: Some(m), effective: m.effective, ..Row::default() });
+        rows.push(Row {
+            account: acct,
+            view: "monthly",
+            dimension: "period".into(),
+            key: period.to_string(),
+            date: Some(period.start()),
+            sums: Some(m),
+            effective: m.effective,
+            ..Row::default()
+        });
         let prev = previous.get(&a.account_id).copied();
         rows.push(Row {
             account: acct,
@@ -112,7 +151,16 @@ pub fn analysis_batch(book: &CostBook, n: &Names<'_>, previous: &FxHashMap<Strin
     for (acct, mut rs) in accts {
         rs.sort_by(|a, b| b.1.effective.cmp(&a.1.effective).then(a.0.cmp(b.0)));
         for (k, (r, s)) in rs.into_iter().take(TOP).enumerate() {
-            rows.push(Row { account: acct, view: "top_resources", dimension: "resource".into(), key: r.clone(), rank: Some(k as i32 + 1), sums: Some(*s), effective: s.effective, ..Row::default() });
+            rows.push(Row {
+                account: acct,
+                view: "top_resources",
+                dimension: "resource".into(),
+                key: r.clone(),
+                rank: Some(k as i32 + 1),
+                sums: Some(*s),
+                effective: s.effective,
+                ..Row::default()
+            });
         }
     }
     let cols: Vec<ArrayRef> = vec![
@@ -130,7 +178,7 @@ pub fn analysis_batch(book: &CostBook, n: &Names<'_>, previous: &FxHashMap<Strin
         col_dec(rows.iter().map(|r| r.change_pct)),
         col_dec(rows.iter().map(|r| r.forecast)),
     ];
-    RecordBatch::try_new(analysis_schema(), cols).expect("analysis columns match the schema")
+    Ok(RecordBatch::try_new(analysis_schema(), cols).expect("analysis columns match the schema"))
 }
 
 pub fn allocation_schema() -> SchemaRef {

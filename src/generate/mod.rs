@@ -82,22 +82,23 @@ pub fn catalog(from: Period, months: u32) -> Vec<PriceRow> {
     let start = add_months(from.start(), -24).unwrap_or(from.start());
     let change = from.start() + 14 * DAY; // the 15th of the first month, 00:00
     let mut rows = Vec::new();
-    let mut push = |sku: &str, region: &str, mode: BillingMode, unit: PricingUnit, cur: &str, price: &str, tier: &str, f: Micros, t: Option<Micros>, item: BillingItem| {
-        rows.push(PriceRow {
-            sku: sku.into(),
-            region: region.into(),
-            billing_mode: mode,
-            pricing_unit: unit,
-            currency: cur.into(),
-            unit_price: d(price),
-            tier_start: d(tier),
-            effective_from: f,
-            effective_to: t,
-            billing_item: item,
-            description: Some(format!("{sku} {}", unit)),
-            row: 0,
-        });
-    };
+    let mut push =
+        |sku: &str, region: &str, mode: BillingMode, unit: PricingUnit, cur: &str, price: &str, tier: &str, f: Micros, t: Option<Micros>, item: BillingItem| {
+            rows.push(PriceRow {
+                sku: sku.into(),
+                region: region.into(),
+                billing_mode: mode,
+                pricing_unit: unit,
+                currency: cur.into(),
+                unit_price: d(price),
+                tier_start: d(tier),
+                effective_from: f,
+                effective_to: t,
+                billing_item: item,
+                description: Some(format!("{sku} {}", unit)),
+                row: 0,
+            });
+        };
     use BillingItem as B;
     use BillingMode::*;
     use PricingUnit as U;
@@ -227,11 +228,8 @@ pub fn generate(lake: &Lake, cfg: &GenConfig) -> Result<GenReport, LakeError> {
 
 pub fn put_parquet(lake: &Lake, rel: &str, batch: RecordBatch) -> Result<(), LakeError> {
     let mut buf = Vec::new();
-    let props = parquet::file::properties::WriterProperties::builder()
-        .set_compression(parquet::basic::Compression::SNAPPY)
-        .build();
-    let mut w = ArrowWriter::try_new(&mut buf, batch.schema(), Some(props))
-        .map_err(|e| LakeError::Url { url: lake.url().into(), why: e.to_string() })?;
+    let props = parquet::file::properties::WriterProperties::builder().set_compression(parquet::basic::Compression::SNAPPY).build();
+    let mut w = ArrowWriter::try_new(&mut buf, batch.schema(), Some(props)).map_err(|e| LakeError::Url { url: lake.url().into(), why: e.to_string() })?;
     w.write(&batch).map_err(|e| LakeError::Url { url: lake.url().into(), why: e.to_string() })?;
     w.close().map_err(|e| LakeError::Url { url: lake.url().into(), why: e.to_string() })?;
     lake.put(rel, buf.into())
@@ -384,11 +382,7 @@ pub fn subscriptions_batch(rows: &[Subscription]) -> RecordBatch {
 pub fn package_offers(prices: &[PriceRow]) -> Vec<crate::cost::recommend::Offer> {
     let mut out = Vec::new();
     for p in prices {
-        if p.billing_mode == BillingMode::PayPerUse
-            && p.pricing_unit == PricingUnit::NodeHour
-            && p.tier_start.is_zero()
-            && p.effective_to.is_none()
-        {
+        if p.billing_mode == BillingMode::PayPerUse && p.pricing_unit == PricingUnit::NodeHour && p.tier_start.is_zero() && p.effective_to.is_none() {
             out.push(crate::cost::recommend::Offer {
                 sku: p.sku.clone(),
                 region: p.region.clone(),

@@ -85,15 +85,8 @@ const TEAMS: &[&str] = &["research", "ml-platform", "search", "ads", "data"];
 impl World {
     pub fn new(cfg: &GenConfig) -> World {
         let rng = Rng::new(cfg.seed);
-        let mut w = World {
-            cfg: cfg.clone(),
-            accounts: Vec::new(),
-            resources: Vec::new(),
-            packages: Vec::new(),
-            subscriptions: Vec::new(),
-            payments: Vec::new(),
-            rng,
-        };
+        let mut w =
+            World { cfg: cfg.clone(), accounts: Vec::new(), resources: Vec::new(), packages: Vec::new(), subscriptions: Vec::new(), payments: Vec::new(), rng };
         for a in 0..cfg.accounts {
             w.add_account(a);
         }
@@ -112,7 +105,7 @@ impl World {
         let mut r = self.rng.fork(a as u64 + 1);
         let id = format!("acct-{a:05}");
         let eur = a % 7 == 6;
-        let large = a % 10 == 0;
+        let large = a.is_multiple_of(10);
         let tight = a % 10 == 1;
         let short_windows = a % 9 == 4 || a % 20 == 1;
         let start = self.cfg.from.start();
@@ -131,7 +124,7 @@ impl World {
             balance_as_of: start - 3 * DAY,
             grace_days: if short_windows { 2 } else { 15 },
             retention_days: if short_windows { 3 } else { 15 },
-            balance_alert_threshold: (a % 3 == 0).then(|| Dec::from_int(if tight { 3 } else { 1_000 })),
+            balance_alert_threshold: (a.is_multiple_of(3)).then(|| Dec::from_int(if tight { 3 } else { 1_000 })),
         });
         // Payments: a top-up before the period (counts in the opening balance), and for
         // tight accounts one on the 12th at 00:00 exactly (a settlement instant).
@@ -211,7 +204,7 @@ impl World {
                     last.id = nb;
                     last.name = format!("notebook {a}-{k} disk");
                     // Some notebooks stop computing after the first week.
-                    if k % 12 == 0 {
+                    if k.is_multiple_of(12) {
                         if let Some(nb) = self.resources.iter_mut().rev().nth(1) {
                             nb.schedule = Schedule::Window { from: i64::MIN / 2, to: self.cfg.from.start() + 7 * DAY };
                         }
@@ -302,12 +295,9 @@ impl World {
         let month_end = |m: i32| add_months(start, m).unwrap_or(start);
         let _ = &month_end;
         let other_region = if region == REGIONS[0] { REGIONS[1] } else { REGIONS[0] };
-        if a % 4 == 0 {
+        if a.is_multiple_of(4) {
             // Two GPU packages: the one that expires first is drawn first.
-            for (k, (hours, exp, price)) in [("120", month_end(months) + 10 * DAY, "130.00"), ("60", month_end(1) - 5 * DAY, "70.00")]
-                .into_iter()
-                .enumerate()
-            {
+            for (k, (hours, exp, price)) in [("120", month_end(months) + 10 * DAY, "130.00"), ("60", month_end(1) - 5 * DAY, "70.00")].into_iter().enumerate() {
                 self.packages.push(Package {
                     package_id: format!("pkg-{a:05}-gpu-{k}"),
                     account_id: id.clone(),
@@ -324,7 +314,7 @@ impl World {
                 });
             }
             // A package bought for the wrong region: never applied.
-            if a % 12 == 0 {
+            if a.is_multiple_of(12) {
                 self.packages.push(Package {
                     package_id: format!("pkg-{a:05}-wrong-region"),
                     account_id: id.clone(),
@@ -341,7 +331,7 @@ impl World {
                 });
             }
         }
-        if a % 8 == 0 {
+        if a.is_multiple_of(8) {
             // A CPU package that resets every month, in force mid-month to mid-month.
             self.packages.push(Package {
                 package_id: format!("pkg-{a:05}-cpu-monthly"),
@@ -639,7 +629,7 @@ impl World {
                 scales: false,
             });
         }
-        if eur && a % 2 == 0 {
+        if eur && a.is_multiple_of(2) {
             // NPU usage of a EUR account: NPUs are priced in USD only.
             self.resources.push(Resource {
                 id: format!("res-{a:05}-npu-eur"),
@@ -712,11 +702,7 @@ impl World {
             _ => res.quantity,
         };
         Row {
-            record_id: Some(if res.sku.starts_with("evs.") {
-                format!("{}-disk-{}", res.id, hour_no)
-            } else {
-                format!("{}-{}", res.id, hour_no)
-            }),
+            record_id: Some(if res.sku.starts_with("evs.") { format!("{}-disk-{}", res.id, hour_no) } else { format!("{}-{}", res.id, hour_no) }),
             account_id: Some(acct.account_id.clone()),
             region: Some(res.region.into()),
             resource_id: Some(res.id.clone()),

@@ -10,11 +10,8 @@ use crate::time::Period;
 
 /// The periods with a closed state on the output lake, in order.
 pub fn closed_periods(lake: &Lake) -> Result<Vec<Period>, JobError> {
-    let mut out: Vec<Period> = lake
-        .list("state/")?
-        .into_iter()
-        .filter_map(|l| Period::parse(l.path.strip_prefix("state/billing_period=")?.get(..7)?))
-        .collect();
+    let mut out: Vec<Period> =
+        lake.list("state/")?.into_iter().filter_map(|l| Period::parse(l.path.strip_prefix("state/billing_period=")?.get(..7)?)).collect();
     out.sort();
     out.dedup();
     Ok(out)

@@ -247,12 +247,7 @@ fn selector<'f>(only: &'f FxHashMap<String, Option<crate::engine::RowFilter>>) -
 
 /// Reads and decodes several files in parallel: every row, or only the rows of the
 /// `wanted` accounts.
-fn decode_many(
-    lake: &Lake,
-    files: &[UsageFile],
-    which: &[u32],
-    wanted: Option<&crate::engine::Select<'_>>,
-) -> Result<Vec<(u32, Vec<UsageChunk>)>, JobError> {
+fn decode_many(lake: &Lake, files: &[UsageFile], which: &[u32], wanted: Option<&crate::engine::Select<'_>>) -> Result<Vec<(u32, Vec<UsageChunk>)>, JobError> {
     let rels: Vec<String> = which.iter().map(|&i| files[i as usize].path.clone()).collect();
     let fetched = lake.get_many(&rels);
     which
@@ -260,19 +255,19 @@ fn decode_many(
         .zip(fetched.into_par_iter())
         .map(|(&i, bytes)| {
             let f = &files[i as usize];
-            Ok((i, match wanted {
-                Some(wanted) => inputs::read_usage_file_of(i, f, bytes?, wanted)?,
-                None => read_usage_file(i, f, bytes?)?,
-            }))
+            Ok((
+                i,
+                match wanted {
+                    Some(wanted) => inputs::read_usage_file_of(i, f, bytes?, wanted)?,
+                    None => read_usage_file(i, f, bytes?)?,
+                },
+            ))
         })
         .collect()
 }
 
 /// The duplicate verdicts of the period.
-fn duplicate_verdicts(
-    usage: &mut Usage<'_>,
-    period: Period,
-) -> Result<FxHashMap<FileRow, crate::rules::checks::Rejection>, JobError> {
+fn duplicate_verdicts(usage: &mut Usage<'_>, period: Period) -> Result<FxHashMap<FileRow, crate::rules::checks::Rejection>, JobError> {
     let all: Vec<u32> = (0..usage.files.len() as u32).collect();
     let mut seen = dedup::Seen::default();
     for batch in all.chunks(64) {
@@ -342,15 +337,19 @@ pub fn run(job: &CloseJob) -> Result<CloseReport, JobError> {
     let total_bytes: u64 = files.iter().map(|f| f.size).sum();
     tracing::info!(period = %period, files = files.len(), bytes = total_bytes, "plan");
 
-    let mut usage = Usage { lake: &input, files: &files, cache: FxHashMap::default(), keep: total_bytes <= job.cache_bytes, only: None, whole_what_if: std::env::var_os("BILLRUN_WHOLE_WHAT_IF").is_some() };
+    let mut usage = Usage {
+        lake: &input,
+        files: &files,
+        cache: FxHashMap::default(),
+        keep: total_bytes <= job.cache_bytes,
+        only: None,
+        whole_what_if: std::env::var_os("BILLRUN_WHOLE_WHAT_IF").is_some(),
+    };
     let t = Instant::now();
     let verdicts = duplicate_verdicts(&mut usage, period)?;
     tracing::info!(duplicates = verdicts.len(), secs = t.elapsed().as_secs_f64(), "duplicate pass");
 
-    let mut engine = Engine::new(reference, period, &opening).map_err(|why| JobError::Input(inputs::InputError::Table {
-        file: inputs::PRICES.into(),
-        why,
-    }))?;
+    let mut engine = Engine::new(reference, period, &opening).map_err(|why| JobError::Input(inputs::InputError::Table { file: inputs::PRICES.into(), why }))?;
 
     let ids = out::Ids::new(period, &engine.accounts, &engine.catalog);
     let mut cost = crate::cost::CostBook::default();
@@ -400,11 +399,8 @@ pub fn run(job: &CloseJob) -> Result<CloseReport, JobError> {
     let mut written: Vec<(u64, Dec)> = Vec::new();
     // The hours settled hourly this period: only their settlements are kept, to be
     // compared with the close's (a month without hourly runs keeps none).
-    let hourly_hours: std::collections::BTreeSet<Micros> = output
-        .list(&format!("hourly/settlements/billing_period={period}/"))?
-        .iter()
-        .filter_map(|l| hourly_file_hour(&l.path))
-        .collect();
+    let hourly_hours: std::collections::BTreeSet<Micros> =
+        output.list(&format!("hourly/settlements/billing_period={period}/"))?.iter().filter_map(|l| hourly_file_hour(&l.path)).collect();
     let mut settled: BTreeMap<(u32, Micros), Dec> = BTreeMap::new();
     let mut hour_sums = HourSums::new();
     let mut fault = std::env::var("BILLRUN_INJECT_FAULT").ok();
@@ -414,7 +410,7 @@ pub fn run(job: &CloseJob) -> Result<CloseReport, JobError> {
     let refs = (engine.accounts.clone(), engine.catalog.clone(), engine.packages.clone(), engine.subs.clone());
     let mut write_hour = |mut res: crate::engine::HourResult, chunks: &[UsageChunk]| -> Result<(), JobError> {
         inject_fault(&mut fault, &mut res);
-        tally(&mut written, &res.lines);
+        tally(&mut written, &res.lines)?;
         let hour = res.settlements.first().map(|s| s.hour_start);
         report.rows_in += res.rows_in;
         report.rows_rated += res.rows_rated;
@@ -427,12 +423,11 @@ pub fn run(job: &CloseJob) -> Result<CloseReport, JobError> {
         let names = &names;
         // The cost book and the line items read the same lines: one on each side.
         let line_items = sinks.get_mut("bills/line_items").ok_or_else(|| JobError::Bug("no sink for bills/line_items".into()))?;
-        let (_, written_lines) = rayon::join(
-            || cost.observe(&res.lines, chunks, names),
-            || line_items.write(&output, &out::line_items_batch(&res.lines, chunks, names)),
-        );
+        let (observed, written_lines) =
+            rayon::join(|| cost.observe(&res.lines, chunks, names), || line_items.write(&output, &out::line_items_batch(&res.lines, chunks, names)));
         written_lines?;
-        cost.observe_settlements(&res.settlements);
+        observed?;
+        cost.observe_settlements(&res.settlements)?;
         hour_sums.record(&res.settlements);
         for st in &res.settlements {
             if hourly_hours.contains(&st.hour_start) {
@@ -473,7 +468,7 @@ pub fn run(job: &CloseJob) -> Result<CloseReport, JobError> {
     tracing::info!(rows = report.rows_in, secs = t.elapsed().as_secs_f64(), "rated");
 
     // The close: what only the whole period determines.
-    let res = engine.finish();
+    let res = engine.finish()?;
     let names = names(&engine, &files, &ids);
     let accounts = &engine.accounts;
     report.accounts = accounts.len();
@@ -481,9 +476,9 @@ pub fn run(job: &CloseJob) -> Result<CloseReport, JobError> {
     for r in &res.rejected_orders {
         *report.rejected_orders.entry(r.why.reason.as_str().to_string()).or_default() += 1;
     }
-    cost.observe(&res.lines, &[], &names);
-    cost.finish();
-    tally(&mut written, &res.lines);
+    cost.observe(&res.lines, &[], &names)?;
+    cost.finish()?;
+    tally(&mut written, &res.lines)?;
     check_conservation(&res)?;
     check_written(&res, &written)?;
     check_allocation(&cost)?;
@@ -509,7 +504,7 @@ pub fn run(job: &CloseJob) -> Result<CloseReport, JobError> {
     for inv in &res.invoices {
         let cur = accounts[inv.account as usize].currency.clone();
         let e = due.entry(cur).or_default();
-        *e = e.add(inv.total_due);
+        *e = e.plus(inv.total_due, "cost total")?;
         if inv.status != crate::model::Phase::Active {
             report.accounts_in_arrears += 1;
         }
@@ -564,7 +559,7 @@ fn close_tables<'t>(
         ("bills/invoices", out::invoices_batch(&res.invoices, names)),
         ("bills/account_status", out::account_status_batch(&res.status, names)),
         ("bills/package_ledger", out::package_ledger_batch(&res.ledger, names)),
-        ("cost/analysis", crate::cost::tables::analysis_batch(cost, names, previous)),
+        ("cost/analysis", crate::cost::tables::analysis_batch(cost, names, previous)?),
         ("cost/allocation", crate::cost::tables::allocation_batch(cost, names)),
         ("state", state_batch(&res.closing)),
     ];
@@ -616,13 +611,10 @@ fn write(lake: &Lake, sinks: &mut BTreeMap<&str, TableSink>, table: &str, batch:
 /// The identities every close must satisfy before anything is published.
 pub fn check_conservation(res: &crate::engine::PeriodResult) -> Result<(), JobError> {
     for inv in &res.invoices {
-        if inv.billed_sum != inv.total_due {
-            return Err(JobError::Conservation(format!(
-                "invoice of account #{}: Σ BilledCost {} ≠ total_due {}",
-                inv.account, inv.billed_sum, inv.total_due
-            )));
+        if !inv.ties_out() {
+            return Err(JobError::Conservation(format!("invoice of account #{}: Σ BilledCost {} ≠ total_due {}", inv.account, inv.billed_sum, inv.total_due)));
         }
-        let expect_close = inv.opening_balance.add(inv.payments).sub(inv.usage_charges);
+        let expect_close = inv.opening_balance.plus(inv.payments, "balance")?.minus(inv.usage_charges, "balance")?;
         if expect_close != inv.closing_balance {
             return Err(JobError::Conservation(format!(
                 "account #{}: opening {} + payments {} − usage {} ≠ closing {}",
@@ -631,7 +623,7 @@ pub fn check_conservation(res: &crate::engine::PeriodResult) -> Result<(), JobEr
         }
     }
     for l in &res.ledger {
-        if l.opening.sub(l.used).sub(l.lapsed) != l.closing || l.closing.0 < 0 {
+        if l.opening.checked_sub(l.used).and_then(|q| q.checked_sub(l.lapsed)) != Some(l.closing) || l.closing.0 < 0 {
             return Err(JobError::Conservation(format!("package #{}: ledger does not balance", l.package)));
         }
     }
@@ -640,13 +632,11 @@ pub fn check_conservation(res: &crate::engine::PeriodResult) -> Result<(), JobEr
 
 /// Allocations add up to each account's total effective cost, exactly.
 pub fn check_allocation(cost: &crate::cost::CostBook) -> Result<(), JobError> {
-    let allocated = cost.allocated_totals();
+    let allocated = cost.allocated_totals()?;
     for (acct, total) in &cost.effective {
         let got = allocated.get(acct).copied().unwrap_or_default();
         if got != *total {
-            return Err(JobError::Conservation(format!(
-                "account #{acct}: allocations add up to {got}, effective cost is {total}"
-            )));
+            return Err(JobError::Conservation(format!("account #{acct}: allocations add up to {got}, effective cost is {total}")));
         }
     }
     Ok(())
@@ -707,7 +697,7 @@ fn rate_hours(
         for got in rx {
             let (hour, chunks) = got?;
             bar.inc(1);
-            let res = engine.process_hour(hour, &chunks, verdicts);
+            let res = engine.process_hour(hour, &chunks, verdicts)?;
             each(engine, res, &chunks)?;
         }
         Ok::<(), JobError>(())
@@ -774,7 +764,12 @@ impl HourSums {
 /// (the rated rows' sums) leaves: what a partial what-if run adds for the rows it does
 /// not rate. An account with a part but no whole (an hour the period's rating did not
 /// settle it) goes to `astray`. All three lists are in account order.
-fn unrated_sums(wanted: &[u32], (accounts, sums): (&[u32], &[Dec]), part: &[(u32, Dec)], astray: &mut rustc_hash::FxHashSet<u32>) -> Vec<(u32, Dec)> {
+fn unrated_sums(
+    wanted: &[u32],
+    (accounts, sums): (&[u32], &[Dec]),
+    part: &[(u32, Dec)],
+    astray: &mut rustc_hash::FxHashSet<u32>,
+) -> Result<Vec<(u32, Dec)>, crate::decimal::Overflow> {
     let (mut all, mut part) = (accounts.iter().copied().zip(sums.iter().copied()).peekable(), part.iter().copied().peekable());
     let mut out = Vec::with_capacity(wanted.len());
     for &a in wanted {
@@ -783,14 +778,14 @@ fn unrated_sums(wanted: &[u32], (accounts, sums): (&[u32], &[Dec]), part: &[(u32
         let whole = all.next_if(|x| x.0 == a).map(|x| x.1);
         let rated = part.next_if(|x| x.0 == a).map(|x| x.1);
         match (whole, rated) {
-            (Some(whole), rated) => out.push((a, whole.sub(rated.unwrap_or(Dec::ZERO)))),
+            (Some(whole), rated) => out.push((a, whole.minus(rated.unwrap_or(Dec::ZERO), "hour's pay-per-use amount")?)),
             (None, Some(_)) => {
                 astray.insert(a);
             }
             (None, None) => {}
         }
     }
-    out
+    Ok(out)
 }
 
 /// The period's recommendations. Purchases are verified by re-rating: the period is
@@ -819,7 +814,7 @@ fn recommend(
     use crate::cost::recommend::{self as rec, Purchase};
     use crate::engine::RowFilter;
     let period = engine.period;
-    let candidates = rec::purchase_candidates(cost, &engine.accounts, &engine.catalog, offers, period);
+    let candidates = rec::purchase_candidates(cost, &engine.accounts, &engine.catalog, offers, period)?;
     let mut out = Vec::new();
     if !candidates.is_empty() {
         let mut with = reference.clone();
@@ -868,20 +863,21 @@ fn recommend(
                 let with_purchase = scope.spawn(move || {
                     for (hour, unrated, chunks) in rx {
                         what_if.unrated = unrated;
-                        what_if.process_hour(hour, &chunks, verdicts);
+                        what_if.process_hour(hour, &chunks, verdicts)?;
                     }
+                    Ok::<(), JobError>(())
                 });
                 let rated = rate_hours(usage, hours, &mut without, verdicts, |_, res, chunks| {
                     let mut part: Vec<(u32, Dec)> = res.settlements.iter().map(|s| (s.account, s.line_amount)).collect();
                     if !part.is_sorted_by_key(|x| x.0) {
                         part.sort_by_key(|x| x.0);
                     }
-                    let unrated = unrated_sums(&idx, hour_sums.of(res.hour), &part, &mut astray);
+                    let unrated = unrated_sums(&idx, hour_sums.of(res.hour), &part, &mut astray)?;
                     rerated += chunks.iter().map(|c| c.len as u64).sum::<u64>();
                     tx.send((res.hour, unrated, chunks.to_vec())).map_err(|_| JobError::Bug("the what-if rating stopped".into()))
                 });
                 drop(tx);
-                with_purchase.join().map_err(|_| JobError::Bug("the what-if rating panicked".into()))?;
+                with_purchase.join().map_err(|_| JobError::Bug("the what-if rating panicked".into()))??;
                 rated
             });
             usage.only = None;
@@ -890,7 +886,7 @@ fn recommend(
             // Re-rated whole instead: an hour's sum the period's rating did not have, or
             // arrears on either side (the hours' sums are then not all that counts).
             astray.extend(idx.iter().copied().filter(|&a| what_if.had_arrears(a) || without.had_arrears(a)));
-            let alt = what_if.finish();
+            let alt = what_if.finish()?;
             for &a in &idx {
                 if astray.contains(&a) {
                     whole.push(engine.accounts[a as usize].account_id.clone());
@@ -907,7 +903,7 @@ fn recommend(
             let rated = rate_hours(usage, hours, &mut what_if, verdicts, |_, _, _| Ok(()));
             usage.only = None;
             rated?;
-            let alt = what_if.finish();
+            let alt = what_if.finish()?;
             for a in whole.iter().filter_map(|a| engine.account_index(a)) {
                 alternative.insert(a, alt.invoices[a as usize].total_due);
             }
@@ -915,7 +911,7 @@ fn recommend(
         for mut c in candidates {
             let actual = res.invoices[c.account as usize].total_due;
             let Some(&alternative) = alternative.get(&c.account) else { continue };
-            let saving = actual.sub(alternative);
+            let saving = actual.minus(alternative, "estimated saving")?;
             if saving <= Dec::ZERO {
                 continue;
             }
@@ -925,17 +921,16 @@ fn recommend(
             out.push(c);
         }
     }
-    out.extend(rec::lapsing_packages(&res.ledger, &engine.packages, period));
-    out.extend(rec::idle_notebooks(cost, period, 3));
-    let balances: Vec<(u32, Dec, crate::model::Phase)> =
-        res.invoices.iter().map(|i| (i.account, i.closing_balance, i.status)).collect();
-    out.extend(rec::arrears_risk(cost, &balances, period, 14));
+    out.extend(rec::lapsing_packages(&res.ledger, &engine.packages, period)?);
+    out.extend(rec::idle_notebooks(cost, period, 3)?);
+    let balances: Vec<(u32, Dec, crate::model::Phase)> = res.invoices.iter().map(|i| (i.account, i.closing_balance, i.status)).collect();
+    out.extend(rec::arrears_risk(cost, &balances, period, 14)?);
     out.sort_by(|a, b| (a.account, &a.id).cmp(&(b.account, &b.id)));
     Ok(out)
 }
 
 /// Lines and Σ BilledCost per account index.
-fn tally(written: &mut Vec<(u64, Dec)>, lines: &[crate::rules::records::Line]) {
+fn tally(written: &mut Vec<(u64, Dec)>, lines: &[crate::rules::records::Line]) -> Result<(), crate::decimal::Overflow> {
     for l in lines {
         let a = l.account as usize;
         if written.len() <= a {
@@ -943,8 +938,9 @@ fn tally(written: &mut Vec<(u64, Dec)>, lines: &[crate::rules::records::Line]) {
         }
         let e = &mut written[a];
         e.0 += 1;
-        e.1 = e.1.add(l.billed);
+        e.1 = e.1.plus(l.billed, "invoice's billed cost")?;
     }
+    Ok(())
 }
 
 /// The lines handed to the writers add up to each invoice: count and Σ BilledCost.
@@ -1078,11 +1074,8 @@ fn settlement_changes(
         }
     }
     let keys: std::collections::BTreeSet<&(String, Micros)> = hourly.keys().chain(close.keys()).collect();
-    let rows: Vec<(&(String, Micros), Option<Dec>, Option<Dec>)> = keys
-        .into_iter()
-        .map(|k| (k, hourly.get(k).copied(), close.get(k).copied()))
-        .filter(|(_, a, b)| a != b)
-        .collect();
+    let rows: Vec<(&(String, Micros), Option<Dec>, Option<Dec>)> =
+        keys.into_iter().map(|k| (k, hourly.get(k).copied(), close.get(k).copied())).filter(|(_, a, b)| a != b).collect();
     let schema = std::sync::Arc::new(arrow_schema::Schema::new(vec![
         arrow_schema::Field::new("account_id", arrow_schema::DataType::Utf8, false),
         arrow_schema::Field::new("hour_start", out::ts_type(), false),
@@ -1095,7 +1088,7 @@ fn settlement_changes(
         out::col_ts(rows.iter().map(|(k, _, _)| Some(k.1))),
         out::col_dec2(rows.iter().map(|(_, a, _)| *a)),
         out::col_dec2(rows.iter().map(|(_, _, b)| *b)),
-        out::col_dec2(rows.iter().map(|(_, a, b)| Some(b.unwrap_or_default().sub(a.unwrap_or_default())))),
+        out::col_dec2(rows.iter().map(|(_, a, b)| b.unwrap_or_default().checked_sub(a.unwrap_or_default()))),
     ];
     Ok(arrow_array::RecordBatch::try_new(schema, cols).expect("settlement change columns match the schema"))
 }
@@ -1112,7 +1105,8 @@ mod tests {
     fn unrated_sums_walk_the_three_lists_in_account_order() {
         let d = Dec::from_int;
         let mut astray = Default::default();
-        let out = unrated_sums(&[1, 3, 5, 7, 9], (&[1, 2, 3, 7], &[d(10), d(5), d(7), d(1)]), &[(2, d(1)), (3, d(2)), (5, d(4)), (7, d(1))], &mut astray);
+        let out =
+            unrated_sums(&[1, 3, 5, 7, 9], (&[1, 2, 3, 7], &[d(10), d(5), d(7), d(1)]), &[(2, d(1)), (3, d(2)), (5, d(4)), (7, d(1))], &mut astray).unwrap();
         assert_eq!(out, vec![(1, d(10)), (3, d(5)), (7, d(0))]);
         assert_eq!(astray.into_iter().collect::<Vec<u32>>(), vec![5]);
     }

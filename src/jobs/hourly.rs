@@ -44,9 +44,7 @@ pub fn run(job: &CloseJob, hour: Micros) -> Result<HourReport, JobError> {
     let output = Lake::open(&job.output, true)?;
     let _lock = super::lock::Lock::acquire(&output, &format!("billing_period={period}"), &format!("pid-{}", std::process::id()), job.stale_lock)?;
     if output.exists(&close::table_path("state", period))? {
-        return Err(JobError::Plan(format!(
-            "period {period} is closed: its hours are settled by the close (re-close it to pick up late usage)"
-        )));
+        return Err(JobError::Plan(format!("period {period} is closed: its hours are settled by the close (re-close it to pick up late usage)")));
     }
     let reference = inputs::read_reference(&input, job.windows)?;
     let opening = close::opening_state(&output, period)?;

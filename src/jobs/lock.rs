@@ -27,11 +27,7 @@ fn now() -> u64 {
 }
 
 fn host() -> String {
-    std::env::var("HOSTNAME")
-        .ok()
-        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
-        .map(|h| h.trim().to_string())
-        .unwrap_or_else(|| "unknown".into())
+    std::env::var("HOSTNAME").ok().or_else(|| std::fs::read_to_string("/etc/hostname").ok()).map(|h| h.trim().to_string()).unwrap_or_else(|| "unknown".into())
 }
 
 impl Lock {

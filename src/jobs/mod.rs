@@ -20,6 +20,12 @@ pub enum JobError {
     Lake(#[from] LakeError),
     #[error("{0}")]
     Plan(String),
+    /// A figure beyond the 38 digits of the contract's decimals.
+    #[error(transparent)]
+    Overflow(#[from] crate::engine::AccountOverflow),
+    /// A total over accounts beyond the 38 digits of the contract's decimals.
+    #[error("{0}; the run is refused")]
+    Total(#[from] crate::decimal::Overflow),
     #[error("{0}")]
     Held(String),
     #[error("conservation check failed, nothing was published: {0} (this is likely a bug in billrun)")]

@@ -73,10 +73,7 @@ pub fn publish(lake: &Lake, sealed: Vec<(Written, Sealed)>, manifest: (String, V
             if restore_errors.is_empty() {
                 Err(e)
             } else {
-                Err(JobError::Plan(format!(
-                    "{e}; restoring the previous outputs also failed ({}): re-run the period",
-                    restore_errors.join("; ")
-                )))
+                Err(JobError::Plan(format!("{e}; restoring the previous outputs also failed ({}): re-run the period", restore_errors.join("; "))))
             }
         }
     }

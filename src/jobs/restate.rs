@@ -112,14 +112,16 @@ pub fn figures(invoices: &[crate::engine::Invoice], n: &Names<'_>) -> BTreeMap<S
 
 /// The restatements of a re-close: every invoice whose figures differ from the
 /// published one (an invoice that appears or disappears counts too, against zeros).
-pub fn compare(
-    old: &BTreeMap<String, Figures>,
-    new: &BTreeMap<String, Figures>,
-    old_run: &str,
-    new_run: &str,
-    reason: &str,
-) -> Vec<Restatement> {
-    let zero = |f: &Figures| Figures { usage_charges: Dec::ZERO, purchase_charges: Dec::ZERO, total_due: Dec::ZERO, closing_balance: Dec::ZERO, status: String::new(), line_count: 0, invoice_id: f.invoice_id.clone() };
+pub fn compare(old: &BTreeMap<String, Figures>, new: &BTreeMap<String, Figures>, old_run: &str, new_run: &str, reason: &str) -> Vec<Restatement> {
+    let zero = |f: &Figures| Figures {
+        usage_charges: Dec::ZERO,
+        purchase_charges: Dec::ZERO,
+        total_due: Dec::ZERO,
+        closing_balance: Dec::ZERO,
+        status: String::new(),
+        line_count: 0,
+        invoice_id: f.invoice_id.clone(),
+    };
     let mut out = Vec::new();
     let accounts: std::collections::BTreeSet<&String> = old.keys().chain(new.keys()).collect();
     for a in accounts {

@@ -163,9 +163,20 @@ impl ChunkEncoder {
     /// those).
     pub fn new(data_type: &arrow_schema::DataType, descr: ColumnDescPtr, nullable: bool, dictionary: bool, stats: bool) -> ChunkEncoder {
         let dict = match data_type {
-            arrow_schema::DataType::Decimal128(..) | arrow_schema::DataType::Timestamp(..) => Dictionary::Dec { entries: Vec::new(), ids: FxHashMap::default(), wide: FxHashMap::default(), full: !dictionary },
+            arrow_schema::DataType::Decimal128(..) | arrow_schema::DataType::Timestamp(..) => {
+                Dictionary::Dec { entries: Vec::new(), ids: FxHashMap::default(), wide: FxHashMap::default(), full: !dictionary }
+            }
             arrow_schema::DataType::Utf8 => Dictionary::Plain,
-            _ => Dictionary::Str { plain: Vec::new(), spans: Vec::new(), by_content: HashTable::new(), values: None, slot: Vec::new(), last: NONE, after: Vec::new(), kept: None },
+            _ => Dictionary::Str {
+                plain: Vec::new(),
+                spans: Vec::new(),
+                by_content: HashTable::new(),
+                values: None,
+                slot: Vec::new(),
+                last: NONE,
+                after: Vec::new(),
+                kept: None,
+            },
         };
         ChunkEncoder {
             descr,
@@ -624,7 +635,6 @@ impl ChunkEncoder {
             }
         }
         writer.close()?;
-        drop(writer);
         let bytes = Bytes::from(sink.into_inner()?);
 
         let mut builder = ColumnChunkMetaData::builder(self.descr.clone())
@@ -755,11 +765,7 @@ impl Snappy {
         if self.out.len() < most {
             self.out.resize(most, 0);
         }
-        let n = self
-            .encoder
-            .get_or_insert_with(snap::raw::Encoder::new)
-            .compress(buf, &mut self.out)
-            .map_err(|e| ParquetError::External(Box::new(e)))?;
+        let n = self.encoder.get_or_insert_with(snap::raw::Encoder::new).compress(buf, &mut self.out).map_err(|e| ParquetError::External(Box::new(e)))?;
         Ok(Bytes::copy_from_slice(&self.out[..n]))
     }
 }

@@ -6,6 +6,7 @@
 //! return the contract's values exactly — or say which column is of which wrong type.
 
 use crate::decimal::Dec;
+use crate::rules::batch;
 use crate::time::Micros;
 use arrow_array::cast::AsArray;
 use arrow_array::types::*;
@@ -100,17 +101,13 @@ pub struct DecCol {
     scale: i8,
 }
 
-/// A decimal value that is present but cannot be held at scale 10 in 38 digits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct OutOfRange;
+pub use crate::rules::batch::OutOfRange;
 
 impl DecCol {
     pub fn of(batch: &RecordBatch, name: &str) -> ColResult<DecCol> {
         let a = column(batch, name)?;
         match a.data_type() {
-            DataType::Decimal128(_, s) => {
-                Ok(DecCol { arr: a.as_primitive::<Decimal128Type>().clone(), scale: *s })
-            }
+            DataType::Decimal128(_, s) => Ok(DecCol { arr: a.as_primitive::<Decimal128Type>().clone(), scale: *s }),
             _ => Err(wrong(a, "decimal(38,10)")),
         }
     }
@@ -260,5 +257,63 @@ mod tests {
         let ns = TsCol::of(&batch(Arc::new(TimestampNanosecondArray::from(vec![Some(7_000), Some(7_001), None]))), "c").unwrap();
         assert_eq!((ns.get(0), ns.get(1), ns.get(2)), (Some(Ok(7)), Some(Err(OutOfRange)), None));
         assert!(TsCol::of(&batch(Arc::new(Int64Array::from(vec![1]))), "c").is_err());
+    }
+}
+
+/// The Arrow columns a usage batch is read into: the core's column traits, each
+/// delegating to the typed accessor above.
+#[derive(Clone, Copy, Debug)]
+pub struct ArrowColumns;
+
+impl batch::Columns for ArrowColumns {
+    type Text = StrCol;
+    type Int = IntCol;
+    type Decimal = DecCol;
+    type Time = TsCol;
+}
+
+impl batch::Entries for StringArray {
+    fn len(&self) -> usize {
+        Array::len(self)
+    }
+    #[inline(always)]
+    fn entry(&self, k: usize) -> Option<&str> {
+        (k < Array::len(self) && self.is_valid(k)).then(|| self.value(k))
+    }
+}
+
+impl batch::TextColumn for StrCol {
+    type Entries = StringArray;
+    #[inline(always)]
+    fn get(&self, i: usize) -> Option<&str> {
+        StrCol::get(self, i)
+    }
+    #[inline(always)]
+    fn key(&self, i: usize) -> Option<usize> {
+        StrCol::key(self, i)
+    }
+    fn dictionary(&self) -> Option<&StringArray> {
+        StrCol::dictionary(self)
+    }
+}
+
+impl batch::IntColumn for IntCol {
+    #[inline(always)]
+    fn get(&self, i: usize) -> Option<i64> {
+        IntCol::get(self, i)
+    }
+}
+
+impl batch::DecimalColumn for DecCol {
+    #[inline(always)]
+    fn get(&self, i: usize) -> Option<Result<Dec, OutOfRange>> {
+        DecCol::get(self, i)
+    }
+}
+
+impl batch::TimeColumn for TsCol {
+    #[inline(always)]
+    fn get(&self, i: usize) -> Option<Result<Micros, OutOfRange>> {
+        TsCol::get(self, i)
     }
 }

@@ -6,10 +6,12 @@
 //! half-read inventory is worse than no bill. A usage row that breaks the contract is
 //! not a refusal: it becomes a rejected row (see `rules::checks`).
 
-use super::columns::{ColumnProblem, DecCol, IntCol, StrCol, TsCol};
+use super::columns::{ArrowColumns, ColumnProblem, DecCol, IntCol, StrCol, TsCol};
 use super::store::{Lake, LakeError};
 use crate::decimal::Dec;
+pub use crate::model::Reference;
 use crate::model::*;
+pub use crate::rules::batch::{RowKeys, UsageBatch};
 use crate::time::{add_months, Micros, Period, HOUR};
 use arrow_array::RecordBatch;
 use bytes::Bytes;
@@ -41,6 +43,8 @@ pub enum InputError {
     MissingFile { file: String, lake: String },
     #[error(transparent)]
     Lake(#[from] LakeError),
+    #[error("{0}")]
+    Overflow(#[from] crate::decimal::Overflow),
 }
 
 pub type Result<T> = std::result::Result<T, InputError>;
@@ -48,9 +52,7 @@ pub type Result<T> = std::result::Result<T, InputError>;
 fn col_err(file: &str, column: &str, p: ColumnProblem) -> InputError {
     match p {
         ColumnProblem::Missing => InputError::MissingColumn { file: file.into(), column: column.into() },
-        ColumnProblem::WrongType { found, expected } => {
-            InputError::WrongType { file: file.into(), column: column.into(), found, expected }
-        }
+        ColumnProblem::WrongType { found, expected } => InputError::WrongType { file: file.into(), column: column.into(), found, expected },
     }
 }
 
@@ -249,10 +251,7 @@ pub fn read_prices(lake: &Lake) -> Result<Vec<PriceRow>> {
                 description: c.opt_str(&description, i),
                 row,
             };
-            let ppu_unit = matches!(
-                p.pricing_unit,
-                PricingUnit::NodeHour | PricingUnit::GbHour | PricingUnit::Count | PricingUnit::Gb
-            );
+            let ppu_unit = matches!(p.pricing_unit, PricingUnit::NodeHour | PricingUnit::GbHour | PricingUnit::Count | PricingUnit::Gb);
             if ppu_unit != (p.billing_mode == BillingMode::PayPerUse) {
                 return Err(c.bad("pricing_unit", format!("'{}' is not a unit of {}", p.pricing_unit, p.billing_mode)));
             }
@@ -286,30 +285,21 @@ pub fn read_prices(lake: &Lake) -> Result<Vec<PriceRow>> {
 fn check_price_overlaps(prices: &[PriceRow]) -> Result<()> {
     let mut groups: BTreeMap<(&str, &str, BillingMode, PricingUnit, &str, Dec), Vec<&PriceRow>> = BTreeMap::new();
     for p in prices {
-        groups
-            .entry((&p.sku, &p.region, p.billing_mode, p.pricing_unit, &p.currency, p.tier_start))
-            .or_default()
-            .push(p);
+        groups.entry((&p.sku, &p.region, p.billing_mode, p.pricing_unit, &p.currency, p.tier_start)).or_default().push(p);
     }
     let mut clashes = Vec::new();
     for rows in groups.values_mut() {
         rows.sort_by_key(|p| (p.effective_from, p.row));
         for w in rows.windows(2) {
             if w[0].effective_to.is_none_or(|e| e > w[1].effective_from) {
-                clashes.push(format!(
-                    "rows {} and {} ({} {} {} tier {})",
-                    w[0].row, w[1].row, w[0].sku, w[0].region, w[0].currency, w[0].tier_start
-                ));
+                clashes.push(format!("rows {} and {} ({} {} {} tier {})", w[0].row, w[1].row, w[0].sku, w[0].region, w[0].currency, w[0].tier_start));
             }
         }
     }
     if clashes.is_empty() {
         Ok(())
     } else {
-        Err(InputError::Table {
-            file: PRICES.into(),
-            why: format!("overlapping effective intervals: {}", clashes.join("; ")),
-        })
+        Err(InputError::Table { file: PRICES.into(), why: format!("overlapping effective intervals: {}", clashes.join("; ")) })
     }
 }
 
@@ -483,8 +473,7 @@ pub fn read_subscriptions(lake: &Lake) -> Result<Vec<Subscription>> {
         }
     }
     // A renewal must name a subscription of the same resource and start where it ends.
-    let by_id: HashMap<&str, (usize, &Subscription)> =
-        out.iter().enumerate().map(|(i, s)| (s.subscription_id.as_str(), (i, s))).collect();
+    let by_id: HashMap<&str, (usize, &Subscription)> = out.iter().enumerate().map(|(i, s)| (s.subscription_id.as_str(), (i, s))).collect();
     for (row, s) in out.iter().enumerate() {
         if let Some(of) = &s.renewal_of {
             let c = Cells { file, row };
@@ -502,16 +491,6 @@ pub fn read_subscriptions(lake: &Lake) -> Result<Vec<Subscription>> {
     Ok(out)
 }
 
-/// The reference data of a run: everything but usage.
-#[derive(Debug, Clone)]
-pub struct Reference {
-    pub prices: Vec<PriceRow>,
-    pub accounts: Vec<Account>,
-    pub payments: Vec<Payment>,
-    pub packages: Vec<Package>,
-    pub subscriptions: Vec<Subscription>,
-}
-
 /// Grace and retention days of the rules, for accounts that leave them null.
 pub const DEFAULT_WINDOWS: (i32, i32) = (15, 15);
 
@@ -526,46 +505,9 @@ pub fn read_reference(lake: &Lake, windows: (i32, i32)) -> Result<Reference> {
     Ok(Reference { prices, accounts, payments, packages, subscriptions })
 }
 
-/// One decoded batch of a usage file, with the contract's columns resolved.
-#[derive(Clone, Debug)]
-pub struct UsageChunk {
-    /// Index of the file in the run's file list.
-    pub file: u32,
-    /// Row number (in the file) of this chunk's first row.
-    pub first_row: u32,
-    /// Row numbers (in the file) of each row, when the chunk holds a selection of
-    /// the file's rows rather than a run of them.
-    pub rows: Option<Arc<[u32]>>,
-    /// The partition hour of the file (start instant).
-    pub partition_hour: Micros,
-    pub len: usize,
-    pub record_id: StrCol,
-    pub account_id: StrCol,
-    pub region: StrCol,
-    pub resource_id: StrCol,
-    pub resource_name: StrCol,
-    pub module: StrCol,
-    pub sku: StrCol,
-    pub unit_count: IntCol,
-    pub pool_type: StrCol,
-    pub pool_id: StrCol,
-    pub nodes: IntCol,
-    pub quantity: DecCol,
-    pub start_time: TsCol,
-    pub end_time: TsCol,
-    pub enterprise_project: StrCol,
-    pub tags: StrCol,
-}
-
-impl UsageChunk {
-    /// The row number in its file of the chunk's row `r`.
-    pub fn file_row(&self, r: usize) -> u32 {
-        match &self.rows {
-            Some(rows) => rows.get(r).copied().unwrap_or(u32::MAX),
-            None => self.first_row.saturating_add(r as u32),
-        }
-    }
-}
+/// A batch of usage rows as the lake reads them: the core's [`UsageBatch`] over
+/// Arrow columns.
+pub type UsageChunk = UsageBatch<ArrowColumns>;
 
 /// A usage file of the lake, in the order the rules read files (by path).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -586,10 +528,8 @@ pub fn list_usage(lake: &Lake, period: Period) -> Result<Vec<UsageFile>> {
             if !l.path.ends_with(".parquet") {
                 continue;
             }
-            let hour = parse_partition(&l.path).ok_or_else(|| InputError::Table {
-                file: l.path.clone(),
-                why: "not under a usage/date=YYYY-MM-DD/hour=HH/ partition".into(),
-            })?;
+            let hour = parse_partition(&l.path)
+                .ok_or_else(|| InputError::Table { file: l.path.clone(), why: "not under a usage/date=YYYY-MM-DD/hour=HH/ partition".into() })?;
             out.push(UsageFile { path: l.path, size: l.size, e_tag: l.e_tag, partition_hour: hour });
         }
     }
@@ -675,19 +615,7 @@ fn with_null_columns(file: &str, batch: RecordBatch, names: &[&str]) -> Result<R
         fields.push(Arc::new(arrow_schema::Field::new(n, arrow_schema::DataType::Utf8, true)));
         columns.push(arrow_array::new_null_array(&arrow_schema::DataType::Utf8, rows));
     }
-    RecordBatch::try_new(Arc::new(arrow_schema::Schema::new(fields)), columns)
-        .map_err(|e| InputError::Corrupt { file: file.to_string(), why: e.to_string() })
-}
-
-/// The columns of a usage row that say whose it is and what it meters: what a what-if
-/// run selects rows by.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct RowKeys<'a> {
-    pub account_id: Option<&'a str>,
-    pub sku: Option<&'a str>,
-    pub region: Option<&'a str>,
-    pub resource_id: Option<&'a str>,
-    pub pool_id: Option<&'a str>,
+    RecordBatch::try_new(Arc::new(arrow_schema::Schema::new(fields)), columns).map_err(|e| InputError::Corrupt { file: file.to_string(), why: e.to_string() })
 }
 
 /// Chunks over decoded batches; `rows` holds each row's number in the file when the

@@ -6,6 +6,7 @@
 //! completes, so a reader never sees half a table. Files carry no timestamps or random
 //! ids: the same inputs give the same bytes.
 
+use super::chunk::{self, ChunkEncoder};
 use super::store::{Lake, LakeWriter, Result as LakeResult};
 use crate::decimal::Dec;
 use crate::engine::{Invoice, LedgerRow, RejectedOrder};
@@ -18,22 +19,20 @@ use crate::time::{Micros, Period};
 use arrow_array::builder::{ListBuilder, StringBuilder};
 use arrow_array::types::UInt32Type;
 use arrow_array::{
-    ArrayRef, BooleanArray, DictionaryArray, UInt32Array, Decimal128Array, Int32Array, Int64Array, RecordBatch, StringArray,
-    TimestampMicrosecondArray,
+    ArrayRef, BooleanArray, Decimal128Array, DictionaryArray, Int32Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray, UInt32Array,
 };
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
-use super::chunk::{self, ChunkEncoder};
 use parquet::arrow::arrow_writer::{compute_leaves, ArrowColumnChunk, ArrowColumnWriter, ArrowLeafColumn, ArrowRowGroupWriterFactory};
 use parquet::arrow::ArrowWriter;
+use parquet::basic::Compression;
 use parquet::column::writer::ColumnCloseResult;
 use parquet::file::metadata::ColumnChunkMetaData;
 use parquet::file::properties::WriterPropertiesPtr;
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::file::writer::SerializedFileWriter;
 use parquet::schema::types::ColumnDescPtr;
 use parquet::schema::types::ColumnPath;
 use rayon::prelude::*;
-use parquet::basic::Compression;
-use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use std::sync::Arc;
 
 pub const PROVIDER: &str = "AI Cloud Platform";
@@ -306,9 +305,9 @@ impl TableSink {
     /// it stands, its values so far being the same, and goes on by itself. A column
     /// that repeats another only from this batch on is simply encoded by itself.
     fn stop_repeating(&mut self, copy_of: &[Option<usize>]) -> parquet::errors::Result<()> {
-        for i in 0..copy_of.len() {
+        for (i, &now) in copy_of.iter().enumerate() {
             let Some(j) = self.copy_of[i] else { continue };
-            if copy_of[i] == Some(j) {
+            if now == Some(j) {
                 continue;
             }
             let forked = match &self.own[j] {
@@ -443,9 +442,7 @@ fn same_settings(schema: &Schema, file: &SerializedFileWriter<LakeWriter>) -> Op
             .map(|i| {
                 (0..i)
                     .filter(|&j| {
-                        fields[j].data_type() == fields[i].data_type()
-                            && fields[j].is_nullable() == fields[i].is_nullable()
-                            && settings(j) == settings(i)
+                        fields[j].data_type() == fields[i].data_type() && fields[j].is_nullable() == fields[i].is_nullable() && settings(j) == settings(i)
                     })
                     .collect()
             })
@@ -815,7 +812,15 @@ pub fn line_items_batch(lines: &[Line], chunks: &[UsageChunk], n: &Names<'_>) ->
     let address = |s: Option<&str>| s.map(|s| (s.as_ptr() as usize, s.len()));
     let class = Groups::of(lines.len(), |i| {
         let (l, v) = (&lines[i], &views[i]);
-        LineClass { kind: l.kind, price_row: l.price_row, commitment: l.commitment, unit: l.unit, module: v.module, sku: address(v.sku), region: address(v.region) }
+        LineClass {
+            kind: l.kind,
+            price_row: l.price_row,
+            commitment: l.commitment,
+            unit: l.unit,
+            module: v.module,
+            sku: address(v.sku),
+            region: address(v.region),
+        }
     });
     let account = Groups::of(lines.len(), |i| lines[i].account);
     let qty: Vec<Dec> = lines.iter().map(|l| l.quantity.to_dec()).collect();
@@ -895,9 +900,7 @@ pub fn line_items_batch(lines: &[Line], chunks: &[UsageChunk], n: &Names<'_>) ->
             (LineKind::Unused, Some(_)) => Some("Unused"),
             _ => None,
         }),
-        col_dec(lines.iter().zip(&qty).map(|(l, q)| {
-            (l.commitment.is_some() && matches!(l.kind, LineKind::Committed | LineKind::Unused)).then_some(*q)
-        })),
+        col_dec(lines.iter().zip(&qty).map(|(l, q)| { (l.commitment.is_some() && matches!(l.kind, LineKind::Committed | LineKind::Unused)).then_some(*q) })),
         class.column(|i| {
             let l = &lines[i];
             if l.commitment.is_some() && matches!(l.kind, LineKind::Committed | LineKind::Unused) {
@@ -936,9 +939,7 @@ pub fn line_items_batch(lines: &[Line], chunks: &[UsageChunk], n: &Names<'_>) ->
         // The checks admit only the two codes: their static text is the same text.
         col_keyed(views.iter().map(|v| v.usage_str(|c, r| c.pool_type.get(r)).map(|s| PoolType::parse(s).map_or(s, |p| p.as_str())))),
         col_keyed(views.iter().map(|v| v.usage_str(|c, r| c.pool_id.get(r)))),
-        col_dec(lines.iter().map(|l| {
-            l.price_row.filter(|_| matches!(l.kind, LineKind::Standard)).map(|r| n.catalog.row(r).tier_start)
-        })),
+        col_dec(lines.iter().map(|l| { l.price_row.filter(|_| matches!(l.kind, LineKind::Standard)).map(|r| n.catalog.row(r).tier_start) })),
         // A quantity's text depends on the quantity alone.
         Groups::of(lines.len(), |i| (lines[i].kind != LineKind::Adjustment).then_some(lines[i].quantity.0)).texts(|b, i| {
             let l = &lines[i];
@@ -955,25 +956,13 @@ pub fn line_items_batch(lines: &[Line], chunks: &[UsageChunk], n: &Names<'_>) ->
 /// A stable id of a catalog price: SKU, region, currency, mode, tier, effective from.
 pub fn sku_price_id(c: &Catalog, row: u32) -> String {
     let p = c.row(row);
-    format!(
-        "{}:{}:{}:{}:{}:{}",
-        p.sku,
-        p.region,
-        p.currency,
-        p.billing_mode,
-        p.tier_start,
-        crate::time::format_ts(p.effective_from)
-    )
+    format!("{}:{}:{}:{}:{}:{}", p.sku, p.region, p.currency, p.billing_mode, p.tier_start, crate::time::format_ts(p.effective_from))
 }
 
 /// The exact pricing quantity as a fraction `n/3.6e19` when it does not terminate in
 /// 10 places, else the decimal.
 fn exact_quantity(b: &mut impl std::fmt::Write, q: crate::decimal::Qty, rounded: Dec) {
-    let _ = if crate::decimal::Qty::from_dec(rounded) == Some(q) {
-        write!(b, "{rounded}")
-    } else {
-        write!(b, "{}/{}", q.0, crate::decimal::QTY_PER_UNIT)
-    };
+    let _ = if crate::decimal::Qty::from_dec(rounded) == Some(q) { write!(b, "{rounded}") } else { write!(b, "{}/{}", q.0, crate::decimal::QTY_PER_UNIT) };
 }
 
 /// Writes the line's description.
@@ -1081,11 +1070,7 @@ pub fn account_status_schema() -> SchemaRef {
         f("state_from", ts_type(), false),
         f("state_to", ts_type(), false),
         f("arrears_since", ts_type(), true),
-        f(
-            "restricted_operations",
-            DataType::List(Arc::new(Field::new("item", DataType::Utf8, true))),
-            false,
-        ),
+        f("restricted_operations", DataType::List(Arc::new(Field::new("item", DataType::Utf8, true))), false),
     ]))
 }
 
@@ -1141,13 +1126,7 @@ pub fn package_ledger_batch(rows: &[LedgerRow], n: &Names<'_>) -> RecordBatch {
 // ---------------------------------------------------------------- alerts
 
 pub fn alerts_schema() -> SchemaRef {
-    Arc::new(Schema::new(vec![
-        sn("alert_type"),
-        sn("account_id"),
-        s("package_id"),
-        f("alert_time", ts_type(), false),
-        f("value", dec_type(), false),
-    ]))
+    Arc::new(Schema::new(vec![sn("alert_type"), sn("account_id"), s("package_id"), f("alert_time", ts_type(), false), f("value", dec_type(), false)]))
 }
 
 pub fn alerts_batch(al: &[Alert], n: &Names<'_>) -> RecordBatch {
@@ -1343,7 +1322,11 @@ mod tests {
     fn batch(k: usize, shared: bool) -> Vec<ArrayRef> {
         let a = col_string((0..1000).map(|i| (i % 7 != 0).then(|| format!("v{}", (i * k) % 13))));
         let x = col_dec((0..1000).map(|i| Some(Dec::from_int((i * k % 97) as i64))));
-        let (b, y) = if shared { (a.clone(), x.clone()) } else { (Arc::new(StringArray::from(a.to_data())) as ArrayRef, col_dec((0..1000).map(|i| Some(Dec::from_int((i * k % 97) as i64))))) };
+        let (b, y) = if shared {
+            (a.clone(), x.clone())
+        } else {
+            (Arc::new(StringArray::from(a.to_data())) as ArrayRef, col_dec((0..1000).map(|i| Some(Dec::from_int((i * k % 97) as i64)))))
+        };
         vec![a, b, x, y, constant_col(k)]
     }
 
@@ -1388,7 +1371,12 @@ mod tests {
         let other = |k: usize| col_dec((0..N).map(|i| Some(Dec::from_int((i * k % 89 + 5000) as i64))));
         let schema = Arc::new(Schema::new(vec![f("x", dec_type(), true), f("y", dec_type(), true)]));
         // y repeats x in the first and third batches, not in the second.
-        let mixed: Vec<Vec<ArrayRef>> = (1..4).map(|k| { let a = x(k); vec![a.clone(), if k == 2 { other(k) } else { a }] }).collect();
+        let mixed: Vec<Vec<ArrayRef>> = (1..4)
+            .map(|k| {
+                let a = x(k);
+                vec![a.clone(), if k == 2 { other(k) } else { a }]
+            })
+            .collect();
         let copied: Vec<Vec<ArrayRef>> = (1..4).map(|k| vec![x(k), if k == 2 { other(k) } else { x(k) }]).collect();
         let may = vec![vec![], vec![0]];
         assert_eq!(copies(&mixed[0], Some(&may)), vec![None, Some(0)]);
@@ -1427,7 +1415,20 @@ mod tests {
         use parquet::file::reader::{FileReader, SerializedFileReader};
         let tmp = tempfile::tempdir().unwrap();
         let lake = Lake::open(tmp.path().to_str().unwrap(), true).unwrap();
-        let fields = vec![k("k1"), kn("k2"), k("k3"), f("d1", dec_type(), true), f("d2", dec_type(), false), s("plain"), k("k4"), f("d3", dec_type(), true), f("t1", ts_type(), true), f("t2", ts_type(), false), f("x_UsageRecordId", DataType::Utf8, true), k("resources")];
+        let fields = vec![
+            k("k1"),
+            kn("k2"),
+            k("k3"),
+            f("d1", dec_type(), true),
+            f("d2", dec_type(), false),
+            s("plain"),
+            k("k4"),
+            f("d3", dec_type(), true),
+            f("t1", ts_type(), true),
+            f("t2", ts_type(), false),
+            f("x_UsageRecordId", DataType::Utf8, true),
+            k("resources"),
+        ];
         let keyed = Arc::new(Schema::new(fields.clone()));
         let shared = Arc::new(StringArray::from(vec!["delta", "alpha", "charlie", "alpha", "bravo"])) as ArrayRef;
         let sizes = [33_333usize, 1, 500_000, 20_000, 19_999, 600_000];
@@ -1460,18 +1461,37 @@ mod tests {
             // A value a row, as resource ids are: "hours" of 1,000 rows that repeat
             // much the same order, a value skipped here and there, some new each
             // fourth hour, and nulls.
-            let resources = col_rows((0..n as i64).map(|i| {
-                let (h, p) = ((row + i) / 1000, (row + i) % 1000);
-                let id = (p + (p + h) % 7 / 5 * 3) % 1000 + (h % 4 == 3 && p % 3 == 0) as i64 * 1000;
-                ((p * 31 + h) % 29 != 7).then(|| format!("res-{id:04}"))
-            }).collect::<Vec<_>>().iter().map(Option::as_deref));
+            let resources = col_rows(
+                (0..n as i64)
+                    .map(|i| {
+                        let (h, p) = ((row + i) / 1000, (row + i) % 1000);
+                        let id = (p + (p + h) % 7 / 5 * 3) % 1000 + (h % 4 == 3 && p % 3 == 0) as i64 * 1000;
+                        ((p * 31 + h) % 29 != 7).then(|| format!("res-{id:04}"))
+                    })
+                    .collect::<Vec<_>>()
+                    .iter()
+                    .map(Option::as_deref),
+            );
             row += n as i64;
             let strings = |a: &ArrayRef| -> ArrayRef {
                 let d = a.as_any().downcast_ref::<DictionaryArray<UInt32Type>>().unwrap();
                 let v = d.values().as_any().downcast_ref::<StringArray>().unwrap();
                 col_str(d.keys().iter().map(|k| k.map(|k| v.value(k as usize))))
             };
-            general.push(vec![strings(&k1), strings(&k2), strings(&k3), d1.clone(), d2.clone(), plain.clone(), strings(&k4), d3.clone(), t1.clone(), t2.clone(), ids.clone(), strings(&resources)]);
+            general.push(vec![
+                strings(&k1),
+                strings(&k2),
+                strings(&k3),
+                d1.clone(),
+                d2.clone(),
+                plain.clone(),
+                strings(&k4),
+                d3.clone(),
+                t1.clone(),
+                t2.clone(),
+                ids.clone(),
+                strings(&resources),
+            ]);
             ours.push(vec![k1, k2, k3, d1, d2, plain, k4, d3, t1, t2, ids, resources]);
         }
         let mut sink = TableSink::create(&lake, "ours.parquet", keyed.clone()).unwrap();
@@ -1481,10 +1501,15 @@ mod tests {
         let (_, sealed) = sink.seal(&lake).unwrap();
         sealed.complete().unwrap();
         // The general writer, with the sink's settings.
-        let plain_schema = Arc::new(Schema::new(fields.iter().map(|f| match f.data_type() {
-            DataType::Dictionary(..) => f.clone().with_data_type(DataType::Utf8),
-            _ => f.clone(),
-        }).collect::<Vec<_>>()));
+        let plain_schema = Arc::new(Schema::new(
+            fields
+                .iter()
+                .map(|f| match f.data_type() {
+                    DataType::Dictionary(..) => f.clone().with_data_type(DataType::Utf8),
+                    _ => f.clone(),
+                })
+                .collect::<Vec<_>>(),
+        ));
         let props = WriterProperties::builder().set_compression(Compression::SNAPPY).set_max_row_group_row_count(Some(ROW_GROUP_ROWS)).build();
         let file = std::fs::File::create(tmp.path().join("general.parquet")).unwrap();
         let mut w = ArrowWriter::try_new(file, plain_schema.clone(), Some(props)).unwrap();
@@ -1522,10 +1547,12 @@ mod tests {
         let options = parquet::file::serialized_reader::ReadOptionsBuilder::new().with_page_index().build();
         let file = std::fs::File::open(tmp.path().join("ours.parquet")).unwrap();
         let indexed = SerializedFileReader::new_with_options(file, options).unwrap().metadata().clone();
-        let all: Vec<ArrayRef> = (0..10).map(|c| {
-            let parts: Vec<&dyn Array> = a.iter().map(|b| b.column(c).as_ref()).collect();
-            concat(&parts)
-        }).collect();
+        let all: Vec<ArrayRef> = (0..10)
+            .map(|c| {
+                let parts: Vec<&dyn Array> = a.iter().map(|b| b.column(c).as_ref()).collect();
+                concat(&parts)
+            })
+            .collect();
         let mut group_start = 0usize;
         for g in 0..2 {
             for c in [0usize, 3, 4, 8, 9] {
@@ -1606,10 +1633,13 @@ mod tests {
         use parquet::basic::Encoding::{PLAIN, RLE_DICTIONARY};
         assert_eq!(data_page_encodings(&path, 0, 0), [RLE_DICTIONARY, PLAIN]);
         let read = crate::lake::inputs::decode_parquet("r.parquet", std::fs::read(&path).unwrap().into()).unwrap();
-        let got: Vec<Option<String>> = read.iter().flat_map(|b| {
-            let a = b.column(0).as_any().downcast_ref::<StringArray>().unwrap();
-            (0..a.len()).map(|i| a.is_valid(i).then(|| a.value(i).to_string())).collect::<Vec<_>>()
-        }).collect();
+        let got: Vec<Option<String>> = read
+            .iter()
+            .flat_map(|b| {
+                let a = b.column(0).as_any().downcast_ref::<StringArray>().unwrap();
+                (0..a.len()).map(|i| a.is_valid(i).then(|| a.value(i).to_string())).collect::<Vec<_>>()
+            })
+            .collect();
         assert!(got == names, "values read back differ");
         // The dictionary page holds the entries up to the limit, not those after it.
         use parquet::file::reader::{FileReader, SerializedFileReader};

@@ -55,12 +55,7 @@ pub fn state_batch(o: &Opening) -> RecordBatch {
 /// Reads a state file written by [`state_batch`].
 pub fn read_state(file: &str, bytes: bytes::Bytes) -> Result<Opening, InputError> {
     let mut o = Opening::default();
-    let bad = |row: usize, field: &'static str| InputError::Field {
-        file: file.into(),
-        row,
-        field,
-        why: "missing or unreadable in a state file".into(),
-    };
+    let bad = |row: usize, field: &'static str| InputError::Field { file: file.into(), row, field, why: "missing or unreadable in a state file".into() };
     let mut row = 0usize;
     for b in decode_parquet(file, bytes)? {
         let col = |name: &str| StrCol::of(&b, name).map_err(|_| bad(row, "entity"));
@@ -71,9 +66,7 @@ pub fn read_state(file: &str, bytes: bytes::Bytes) -> Result<Opening, InputError
         let armed = b.column_by_name("balance_alert_armed").ok_or_else(|| bad(row, "balance_alert_armed"))?;
         let armed = armed.as_boolean_opt().ok_or_else(|| bad(row, "balance_alert_armed"))?;
         let units = b.column_by_name("quota_remaining_units").ok_or_else(|| bad(row, "quota_remaining_units"))?;
-        let units = units
-            .as_primitive_opt::<arrow_array::types::Decimal128Type>()
-            .ok_or_else(|| bad(row, "quota_remaining_units"))?;
+        let units = units.as_primitive_opt::<arrow_array::types::Decimal128Type>().ok_or_else(|| bad(row, "quota_remaining_units"))?;
         let alerted = b.column_by_name("package_alerted").ok_or_else(|| bad(row, "package_alerted"))?;
         let alerted = alerted.as_boolean_opt().ok_or_else(|| bad(row, "package_alerted"))?;
         use arrow_array::Array;
@@ -83,11 +76,7 @@ pub fn read_state(file: &str, bytes: bytes::Bytes) -> Result<Opening, InputError
                 Some("account") => {
                     let bal: Dec = balance.get(i).and_then(Result::ok).ok_or_else(|| bad(row, "balance"))?;
                     let arrears_since = since.get(i).and_then(Result::ok);
-                    let a = AccountOpening {
-                        balance: bal,
-                        arrears_since,
-                        balance_alert_armed: !armed.is_null(i) && armed.value(i),
-                    };
+                    let a = AccountOpening { balance: bal, arrears_since, balance_alert_armed: !armed.is_null(i) && armed.value(i) };
                     o.accounts.insert(the_id, a);
                 }
                 Some("package") => {

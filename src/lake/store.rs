@@ -73,11 +73,7 @@ impl Lake {
                 return Err(bad("no bucket name".into()));
             }
             let max_retries = std::env::var("BILLRUN_S3_MAX_RETRIES").ok().and_then(|v| v.parse().ok()).unwrap_or(8);
-            let retry = RetryConfig {
-                max_retries,
-                retry_timeout: Duration::from_secs(120),
-                ..RetryConfig::default()
-            };
+            let retry = RetryConfig { max_retries, retry_timeout: Duration::from_secs(120), ..RetryConfig::default() };
             let s3 = AmazonS3Builder::from_env()
                 .with_bucket_name(bucket)
                 .with_retry(retry)
@@ -94,9 +90,7 @@ impl Lake {
             } else if !path.is_dir() {
                 return Err(bad("no such folder".into()));
             }
-            let fs = LocalFileSystem::new_with_prefix(path)
-                .map_err(|e| bad(e.to_string()))?
-                .with_automatic_cleanup(true);
+            let fs = LocalFileSystem::new_with_prefix(path).map_err(|e| bad(e.to_string()))?.with_automatic_cleanup(true);
             (Arc::new(fs), String::new())
         };
         Ok(Lake { url: url.to_string(), store, prefix, rt })
@@ -131,17 +125,13 @@ impl Lake {
     pub fn list(&self, rel_prefix: &str) -> Result<Vec<Listed>> {
         let prefix = self.full(rel_prefix.trim_end_matches('/'));
         let store = self.store.clone();
-        let res: std::result::Result<Vec<_>, _> =
-            self.rt.block_on(async move { store.list(Some(&prefix)).try_collect::<Vec<_>>().await });
+        let res: std::result::Result<Vec<_>, _> = self.rt.block_on(async move { store.list(Some(&prefix)).try_collect::<Vec<_>>().await });
         let metas = match res {
             Ok(m) => m,
             Err(object_store::Error::NotFound { .. }) => Vec::new(),
             Err(e) => return Err(self.err("list", rel_prefix, e)),
         };
-        let mut out: Vec<Listed> = metas
-            .into_iter()
-            .map(|m| Listed { path: self.rel(&m.location), size: m.size, e_tag: m.e_tag })
-            .collect();
+        let mut out: Vec<Listed> = metas.into_iter().map(|m| Listed { path: self.rel(&m.location), size: m.size, e_tag: m.e_tag }).collect();
         out.sort_by(|a, b| a.path.cmp(&b.path));
         Ok(out)
     }
@@ -149,9 +139,7 @@ impl Lake {
     pub fn get(&self, rel: &str) -> Result<Bytes> {
         let path = self.full(rel);
         let store = self.store.clone();
-        self.rt
-            .block_on(async move { store.get(&path).await?.bytes().await })
-            .map_err(|e| self.err("read", rel, e))
+        self.rt.block_on(async move { store.get(&path).await?.bytes().await }).map_err(|e| self.err("read", rel, e))
     }
 
     /// Reads several whole objects, up to 16 at a time (object stores are latency-
@@ -195,10 +183,7 @@ impl Lake {
     pub fn put(&self, rel: &str, data: Bytes) -> Result<()> {
         let path = self.full(rel);
         let store = self.store.clone();
-        self.rt
-            .block_on(async move { store.put(&path, PutPayload::from_bytes(data)).await })
-            .map(|_| ())
-            .map_err(|e| self.err("write", rel, e))
+        self.rt.block_on(async move { store.put(&path, PutPayload::from_bytes(data)).await }).map(|_| ()).map_err(|e| self.err("write", rel, e))
     }
 
     /// Writes a whole object only if none exists there yet.
@@ -262,10 +247,7 @@ impl Lake {
     pub fn writer(&self, rel: &str) -> Result<LakeWriter> {
         let path = self.full(rel);
         let store = self.store.clone();
-        let upload = self
-            .rt
-            .block_on(async move { store.put_multipart(&path).await })
-            .map_err(|e| self.err("create", rel, e))?;
+        let upload = self.rt.block_on(async move { store.put_multipart(&path).await }).map_err(|e| self.err("create", rel, e))?;
         Ok(LakeWriter {
             lake: self.clone(),
             rel: rel.to_string(),

@@ -1,16 +1,17 @@
-//! One account through one billing period: its prepaid balance, payments, arrears
-//! episodes and balance alert (billing-rules §5), and the rating of its usage rows in
-//! `(start_time, record_id)` order (§2–§4), which is where tier cumulatives and package
-//! quotas advance. Accounts never interact, so books are processed in parallel.
+//! One account through one billing period: its book, opened from the previous period,
+//! and the rating of its usage rows in `(start_time, record_id)` order (§2–§4), which
+//! is where tier cumulatives and package quotas advance. What pays for a row is
+//! decided here; the hourly settlement, balance and arrears are `settlement.rs`.
+//! Accounts never interact, so books are processed in parallel.
 
 use super::checks::{Rejection, Usage};
 use super::packages::{self, PackageBook};
 use super::pricing::{pricing_quantity, rate_tiered_into, tier_at, Catalog, PriceLookup, RateError, Segment};
 use super::records::*;
 use super::subscriptions::{Coverage, Subscriptions};
-use crate::decimal::{line_amount, Dec, Qty};
+use crate::decimal::{line_amount, Dec, Overflow, Qty};
 use crate::model::{Account, Package, Phase, Reason};
-use crate::time::{format_ts, Micros, Period, DAY, HOUR};
+use crate::time::{format_ts, Micros, Period, DAY};
 use rustc_hash::FxHashMap;
 
 /// What a period opens from, per account (the previous period's closing state).
@@ -42,22 +43,22 @@ pub struct HourOut {
 pub struct AccountBook {
     pub idx: u32,
     pub currency: String,
-    grace: i64,
-    retention: i64,
-    alert_threshold: Option<Dec>,
+    pub(super) grace: i64,
+    pub(super) retention: i64,
+    pub(super) alert_threshold: Option<Dec>,
     pub opening_balance: Dec,
     pub balance: Dec,
     /// Start of the open arrears episode.
     pub arrears_since: Option<Micros>,
     pub balance_alert_armed: bool,
     /// Payments of the period not yet applied, by `(paid_at, payment_id)`.
-    payments: Vec<(Micros, Dec)>,
-    next_payment: usize,
+    pub(super) payments: Vec<(Micros, Dec)>,
+    pub(super) next_payment: usize,
     pub payments_total: Dec,
     /// Arrears episodes that touch the period: `(start, end)`.
-    episodes: Vec<(Micros, Option<Micros>)>,
-    hour_sum: Dec,
-    hour_has_ppu: bool,
+    pub(super) episodes: Vec<(Micros, Option<Micros>)>,
+    pub(super) hour_sum: Dec,
+    pub(super) hour_has_ppu: bool,
     pub usage_charges: Dec,
     pub truncated_total: Dec,
     pub committed_list_value: Dec,
@@ -87,22 +88,21 @@ impl AccountBook {
         carried: Option<&AccountOpening>,
         payments: &[(Micros, Dec)],
         packages: PackageBook,
-    ) -> AccountBook {
+    ) -> Result<AccountBook, Overflow> {
         let start = period.start();
         let counts = |t: Micros| t >= account.balance_as_of;
         let (balance, arrears_since, armed) = match carried {
             Some(c) => (c.balance, c.arrears_since, c.balance_alert_armed),
             None => {
-                let before: Dec = payments
-                    .iter()
-                    .filter(|(t, _)| counts(*t) && *t < start)
-                    .fold(account.opening_balance, |acc, (_, a)| acc.add(*a));
+                let mut before = account.opening_balance;
+                for (_, a) in payments.iter().filter(|(t, _)| counts(*t) && *t < start) {
+                    before = before.plus(*a, "opening balance")?;
+                }
                 (before, None, true)
             }
         };
-        let in_period: Vec<(Micros, Dec)> =
-            payments.iter().copied().filter(|(t, _)| period.contains(*t) && counts(*t)).collect();
-        AccountBook {
+        let in_period: Vec<(Micros, Dec)> = payments.iter().copied().filter(|(t, _)| period.contains(*t) && counts(*t)).collect();
+        Ok(AccountBook {
             idx,
             currency: account.currency.clone(),
             grace: account.grace_days as i64 * DAY,
@@ -126,75 +126,44 @@ impl AccountBook {
             segments: Vec::new(),
             packages,
             sub_covered: FxHashMap::default(),
-        }
-    }
-
-    /// The account's phase at `t`, given the open episode.
-    pub fn phase_at(&self, t: Micros) -> Phase {
-        match self.arrears_since {
-            None => Phase::Active,
-            Some(s) => phase_in_episode(s, self.grace, self.retention, t),
-        }
-    }
-
-    /// Applies the payments made at or before `t`. A payment that brings the balance
-    /// to zero or above ends the arrears episode; one that lifts it above the alert
-    /// threshold re-arms the balance alert.
-    pub fn apply_payments_until(&mut self, t: Micros) {
-        while let Some(&(at, amount)) = self.payments.get(self.next_payment) {
-            if at > t {
-                break;
-            }
-            self.next_payment += 1;
-            self.balance = self.balance.add(amount);
-            self.payments_total = self.payments_total.add(amount);
-            if self.arrears_since.is_some() && !self.balance.is_negative() {
-                self.arrears_since = None;
-                if let Some(e) = self.episodes.last_mut() {
-                    e.1 = Some(at);
-                }
-            }
-            if let Some(th) = self.alert_threshold {
-                if !self.balance_alert_armed && self.balance > th {
-                    self.balance_alert_armed = true;
-                }
-            }
-        }
+        })
     }
 
     /// Rates one usage row. Rows must come in `(start_time, record_id)` order.
-    pub fn rate(&mut self, u: &Usage<'_>, ctx: &Ctx<'_>, out: &mut HourOut) {
-        self.apply_payments_until(u.start);
-        if let Err(why) = self.rate_inner(u, ctx, out) {
-            out.rejected.push(Rejected { loc: u.loc, why });
+    /// A row the rules refuse is rejected and the rating goes on; a figure beyond 38
+    /// digits refuses the run.
+    pub fn rate(&mut self, u: &Usage<'_>, ctx: &Ctx<'_>, out: &mut HourOut) -> Result<(), Overflow> {
+        self.apply_payments_until(u.start)?;
+        match self.rate_inner(u, ctx, out) {
+            Ok(()) => Ok(()),
+            Err(Refused::Row(why)) => {
+                out.rejected.push(Rejected { loc: u.loc, why });
+                Ok(())
+            }
+            Err(Refused::Run(o)) => Err(o),
         }
     }
 
-    fn rate_inner(&mut self, u: &Usage<'_>, ctx: &Ctx<'_>, out: &mut HourOut) -> Result<(), Rejection> {
+    fn rate_inner(&mut self, u: &Usage<'_>, ctx: &Ctx<'_>, out: &mut HourOut) -> Result<(), Refused> {
         let key = if u.is_pool_job() { u.pool_id.unwrap_or(u.resource_id) } else { u.resource_id };
         let coverage = ctx.subs.coverage(u.account_id, u.region, key, u.start);
         let unit = ctx.catalog.usage_unit(u.sku, u.module);
         let q = pricing_quantity(unit, u.nodes, u.unit_count, u.quantity, u.duration_us())
             .ok_or_else(|| Rejection::new(Reason::Schema, "pricing quantity is beyond the priceable range"))?;
-        let line = |kind: LineKind| Line {
-            usage: Some(u.loc),
-            module: Some(u.module),
-            quantity: q,
-            unit: Some(unit),
-            ..Line::blank(self.idx, kind, u.start, u.end)
-        };
+        let line =
+            |kind: LineKind| Line { usage: Some(u.loc), module: Some(u.module), quantity: q, unit: Some(unit), ..Line::blank(self.idx, kind, u.start, u.end) };
         match coverage {
             Coverage::Term(s) | Coverage::Grace(s) => {
                 let sub = ctx.subs.get(s);
                 let own_row = u.resource_id == sub.resource_id;
                 if own_row && u.size() != sub.nodes as i64 * sub.unit_count as i64 {
-                    return Err(Rejection::new(
+                    return Err(Refused::Row(Rejection::new(
                         Reason::ScalingNotSupported,
                         format!(
                             "{} × {} differs from subscription '{}' ({} × {}); a yearly/monthly resource cannot scale",
                             u.nodes, u.unit_count, sub.subscription_id, sub.nodes, sub.unit_count
                         ),
-                    ));
+                    )));
                 }
                 let mut l = line(LineKind::Committed);
                 l.commitment = Some(Commitment::Subscription(s));
@@ -203,44 +172,41 @@ impl AccountBook {
                         let t = tier_at(set.tiers, self.cumulative(set.key));
                         l.price_row = Some(t.row);
                         l.list_unit_price = t.unit_price;
-                        l.list_cost = line_amount(t.unit_price, q).unwrap_or(Dec::ZERO);
+                        l.list_cost = line_amount(t.unit_price, q).ok_or_else(|| Rejection::new(Reason::Schema, "list cost is beyond the priceable range"))?;
                     }
-                    l.effective = ctx.subs.amortized(s, u.start, u.end);
+                    l.effective = ctx.subs.amortized(s, u.start, u.end)?;
                     self.sub_covered.entry(s).or_default().push((u.start, u.end));
                 }
-                self.committed_list_value = self.committed_list_value.add(l.list_cost);
+                self.committed_list_value = self.committed_list_value.plus(l.list_cost, "committed list value")?;
                 out.lines.push(l);
                 return Ok(());
             }
             Coverage::Frozen(s) => {
-                return Err(Rejection::new(
+                return Err(Refused::Row(Rejection::new(
                     Reason::SubscriptionFrozen,
                     format!("subscription '{}' expired and is in its retention period", ctx.subs.get(s).subscription_id),
-                ))
+                )))
             }
             Coverage::Released(s) => {
-                return Err(Rejection::new(
+                return Err(Refused::Row(Rejection::new(
                     Reason::ResourceReleased,
                     format!("subscription '{}' expired and its resource was released", ctx.subs.get(s).subscription_id),
-                ))
+                )))
             }
             Coverage::None => {}
         }
         match self.phase_at(u.start) {
             Phase::Frozen => {
-                return Err(Rejection::new(
+                return Err(Refused::Row(Rejection::new(
                     Reason::AccountFrozen,
                     format!("account in arrears since {}: retention period", format_ts(self.arrears_since.unwrap_or(0))),
-                ))
+                )))
             }
             Phase::Released => {
-                return Err(Rejection::new(
+                return Err(Refused::Row(Rejection::new(
                     Reason::ResourceReleased,
-                    format!(
-                        "account in arrears since {}: pay-per-use resources released",
-                        format_ts(self.arrears_since.unwrap_or(0))
-                    ),
-                ))
+                    format!("account in arrears since {}: pay-per-use resources released", format_ts(self.arrears_since.unwrap_or(0))),
+                )))
             }
             Phase::Active | Phase::Arrears => {}
         }
@@ -251,42 +217,39 @@ impl AccountBook {
         let set = match ctx.catalog.ppu_tiers_of(ppu_key(u, ctx), &self.currency, u.start) {
             PriceLookup::Tiers(t) => t,
             PriceLookup::OtherCurrencyOnly => {
-                return Err(Rejection::new(
+                return Err(Refused::Row(Rejection::new(
                     Reason::CurrencyMismatch,
-                    format!(
-                        "{} in {} is priced at {} only in currencies other than {}",
-                        u.sku,
-                        u.region,
-                        format_ts(u.start),
-                        self.currency
-                    ),
-                ))
+                    format!("{} in {} is priced at {} only in currencies other than {}", u.sku, u.region, format_ts(u.start), self.currency),
+                )))
             }
             PriceLookup::None => {
-                return Err(Rejection::new(
+                return Err(Refused::Row(Rejection::new(
                     Reason::NoPrice,
                     format!("no pay-per-use price for {} in {} at {}", u.sku, u.region, format_ts(u.start)),
-                ))
+                )))
             }
         };
         let tiers = set.tiers;
         let cumulative = self.cumulative(set.key);
-        let plan = self.packages.plan(ctx.packages, u.region, u.sku, u.pool_type, u.start, q);
-        let overflow = q.sub(plan.iter().fold(Qty::ZERO, |a, d| a.add(d.quantity)));
+        let plan = self.packages.plan(ctx.packages, u.region, u.sku, u.pool_type, u.start, q)?;
+        let mut covered = Qty::ZERO;
+        for d in &plan {
+            covered = covered.plus(d.quantity, "package-covered quantity")?;
+        }
+        let overflow = q.minus(covered, "pay-per-use quantity")?;
         let mut segments = std::mem::take(&mut self.segments);
         segments.clear();
         if plan.is_empty() || !overflow.is_zero() {
             rate_tiered_into(tiers, cumulative, overflow, &mut segments).map_err(|e| match e {
-                RateError::BelowFirstTier => Rejection::new(
-                    Reason::NoPrice,
-                    format!("no price tier of {} in {} covers its cumulative quantity", u.sku, u.region),
-                ),
+                RateError::BelowFirstTier => {
+                    Rejection::new(Reason::NoPrice, format!("no price tier of {} in {} covers its cumulative quantity", u.sku, u.region))
+                }
                 RateError::Overflow => Rejection::new(Reason::Schema, "the amount is beyond the priceable range (38 digits)"),
             })?;
         }
         // Covered parts: committed lines of the packages, listed at the current tier.
         let list_tier = tier_at(tiers, cumulative);
-        for (k, d) in self.packages.commit(ctx.packages, &plan).into_iter().enumerate() {
+        for (k, d) in self.packages.commit(ctx.packages, &plan)?.into_iter().enumerate() {
             out.deductions.push(Deduction {
                 account: self.idx,
                 package: d.package,
@@ -298,30 +261,24 @@ impl AccountBook {
                 remaining_after: d.remaining_after,
             });
             let p = &ctx.packages[d.package as usize];
-            let list_cost = line_amount(list_tier.unit_price, d.quantity)
-                .ok_or_else(|| Rejection::new(Reason::Schema, "list cost is beyond the priceable range"))?;
-            self.committed_list_value = self.committed_list_value.add(list_cost);
+            let list_cost =
+                line_amount(list_tier.unit_price, d.quantity).ok_or_else(|| Rejection::new(Reason::Schema, "list cost is beyond the priceable range"))?;
+            self.committed_list_value = self.committed_list_value.plus(list_cost, "committed list value")?;
             out.lines.push(Line {
                 quantity: d.quantity,
                 price_row: Some(list_tier.row),
                 list_unit_price: list_tier.unit_price,
                 list_cost,
-                effective: packages::amortized(p, d.quantity),
+                effective: packages::amortized(p, d.quantity)?,
                 commitment: Some(Commitment::Package(d.package)),
                 ..line(LineKind::Committed)
             });
             if let Some(remaining) = d.alert {
-                out.alerts.push(Alert {
-                    kind: AlertKind::PackageUsage,
-                    account: self.idx,
-                    package: Some(d.package),
-                    time: u.end,
-                    value: remaining.to_dec(),
-                });
+                out.alerts.push(Alert { kind: AlertKind::PackageUsage, account: self.idx, package: Some(d.package), time: u.end, value: remaining.to_dec() });
             }
         }
         for s in &segments {
-            self.hour_sum = self.hour_sum.add(s.amount);
+            self.hour_sum = self.hour_sum.plus(s.amount, "hour's pay-per-use amount")?;
             self.hour_has_ppu = true;
             out.lines.push(Line {
                 quantity: s.quantity,
@@ -336,21 +293,9 @@ impl AccountBook {
         self.segments = segments;
         if !overflow.is_zero() {
             let c = self.tier_keys.entry(set.key).or_default();
-            *c = c.add(overflow);
+            *c = c.plus(overflow, "tier cumulative quantity")?;
         }
         Ok(())
-    }
-
-    /// Adds to the open hour a pay-per-use sum of rows rated elsewhere (a partial
-    /// what-if run): the hour is then settled as if they had been rated here.
-    pub fn add_unrated(&mut self, sum: Dec) {
-        self.hour_sum = self.hour_sum.add(sum);
-        self.hour_has_ppu = true;
-    }
-
-    /// In arrears at any time of the period so far, or opened with a negative balance.
-    pub fn had_arrears(&self) -> bool {
-        !self.episodes.is_empty() || self.arrears_since.is_some() || self.opening_balance.is_negative()
     }
 
     fn cumulative(&self, key: u32) -> Qty {
@@ -359,25 +304,25 @@ impl AccountBook {
 
     /// The cumulative quantities by SKU and region name, as a checkpoint keeps them:
     /// a catalog's keys are its own, names hold across catalogs.
-    pub fn tiers_by_name(&self, catalog: &Catalog) -> FxHashMap<String, FxHashMap<String, Qty>> {
+    pub fn tiers_by_name(&self, catalog: &Catalog) -> Result<FxHashMap<String, FxHashMap<String, Qty>>, Overflow> {
         let mut out = self.tiers.clone();
         for (&key, &q) in &self.tier_keys {
             let (sku, region) = catalog.ppu_names(key);
             let c = out.entry(sku.to_string()).or_default().entry(region.to_string()).or_default();
-            *c = c.add(q);
+            *c = c.plus(q, "tier cumulative quantity")?;
         }
-        out
+        Ok(out)
     }
 
     /// After a checkpoint is restored: the cumulative quantities by name are keyed
     /// by `catalog`; pairs it does not price are kept by name.
-    pub fn key_tiers(&mut self, catalog: &Catalog) {
+    pub fn key_tiers(&mut self, catalog: &Catalog) -> Result<(), Overflow> {
         for (sku, regions) in std::mem::take(&mut self.tiers) {
             for (region, q) in regions {
                 match catalog.ppu_key(&sku, &region) {
                     Some(key) => {
                         let c = self.tier_keys.entry(key).or_default();
-                        *c = c.add(q);
+                        *c = c.plus(q, "tier cumulative quantity")?;
                     }
                     None => {
                         self.tiers.entry(sku.clone()).or_default().insert(region, q);
@@ -385,83 +330,26 @@ impl AccountBook {
                 }
             }
         }
+        Ok(())
     }
+}
 
-    /// Settles the hour that starts at `hour_start`, if it had pay-per-use lines: the
-    /// deduction is their sum truncated to 2 places, at the end of the hour, after the
-    /// payments made up to that instant.
-    pub fn settle(&mut self, hour_start: Micros, out: &mut HourOut) {
-        let at = hour_start + HOUR;
-        self.apply_payments_until(at);
-        if !self.hour_has_ppu {
-            return;
-        }
-        let line_amount = self.hour_sum;
-        let deduction = line_amount.trunc_dp(2);
-        let truncated = line_amount.sub(deduction);
-        self.hour_sum = Dec::ZERO;
-        self.hour_has_ppu = false;
-        if self.arrears_since.is_none() && deduction > self.balance {
-            self.arrears_since = Some(at);
-            self.episodes.push((at, None));
-        }
-        self.balance = self.balance.sub(deduction);
-        self.usage_charges = self.usage_charges.add(deduction);
-        self.truncated_total = self.truncated_total.add(truncated);
-        if let Some(th) = self.alert_threshold {
-            if self.balance_alert_armed && self.balance <= th {
-                self.balance_alert_armed = false;
-                out.alerts.push(Alert { kind: AlertKind::Balance, account: self.idx, package: None, time: at, value: self.balance });
-            }
-        }
-        let mut adj = Line::blank(self.idx, LineKind::Adjustment, hour_start, at);
-        adj.billed = truncated.neg();
-        adj.effective = truncated.neg();
-        out.lines.push(adj);
-        out.settlement = Some(Settlement {
-            account: self.idx,
-            hour_start,
-            line_amount,
-            deduction,
-            truncated,
-            balance_after: self.balance,
-            state: self.phase_at(at),
-        });
+/// Why a row was not rated: the rules refuse the row (it is rejected and the rating
+/// goes on), or a figure overflowed (the run is refused).
+enum Refused {
+    Row(Rejection),
+    Run(Overflow),
+}
+
+impl From<Rejection> for Refused {
+    fn from(why: Rejection) -> Refused {
+        Refused::Row(why)
     }
+}
 
-    /// Applies the period's remaining payments and returns the arrears timeline of the
-    /// period: consecutive intervals covering it.
-    pub fn close(&mut self, period: Period) -> Vec<StatusInterval> {
-        self.apply_payments_until(period.end() - 1);
-        let (start, end) = (period.start(), period.end());
-        let mut out = Vec::new();
-        let mut cursor = start;
-        let mut push = |state: Phase, from: Micros, to: Micros, since: Option<Micros>| {
-            if to > from {
-                out.push(StatusInterval { account: self.idx, state, from, to, arrears_since: since });
-            }
-        };
-        for &(s, e) in &self.episodes {
-            let e = e.unwrap_or(end).min(end);
-            push(Phase::Active, cursor, s.max(start), None);
-            let grace_end = s.saturating_add(self.grace);
-            let retention_end = grace_end.saturating_add(self.retention);
-            let from = s.max(start);
-            push(Phase::Arrears, from, e.min(grace_end), Some(s));
-            push(Phase::Frozen, from.max(grace_end), e.min(retention_end), Some(s));
-            push(Phase::Released, from.max(retention_end), e, Some(s));
-            cursor = e.max(cursor);
-        }
-        push(Phase::Active, cursor, end, None);
-        out
-    }
-
-    pub fn opening_for_next(&self) -> AccountOpening {
-        AccountOpening {
-            balance: self.balance,
-            arrears_since: self.arrears_since,
-            balance_alert_armed: self.balance_alert_armed,
-        }
+impl From<Overflow> for Refused {
+    fn from(o: Overflow) -> Refused {
+        Refused::Run(o)
     }
 }
 
@@ -469,18 +357,6 @@ impl AccountBook {
 /// row's chunk, else looked up by name.
 fn ppu_key(u: &Usage<'_>, ctx: &Ctx<'_>) -> Option<u32> {
     u.ppu_key.unwrap_or_else(|| ctx.catalog.ppu_key(u.sku, u.region))
-}
-
-/// The phase at `t` of an arrears episode that started at `since`.
-pub fn phase_in_episode(since: Micros, grace: i64, retention: i64, t: Micros) -> Phase {
-    let grace_end = since.saturating_add(grace);
-    if t < grace_end {
-        Phase::Arrears
-    } else if t < grace_end.saturating_add(retention) {
-        Phase::Frozen
-    } else {
-        Phase::Released
-    }
 }
 
 #[cfg(test)]
@@ -508,19 +384,19 @@ mod tests {
             balance_alert_threshold: None,
         };
         let period = Period::containing(0).unwrap();
-        let mut book = AccountBook::open(0, &account, period, None, &[], PackageBook::default());
+        let mut book = AccountBook::open(0, &account, period, None, &[], PackageBook::default()).unwrap();
         let q = |n: i64| Qty::from_dec(Dec::from_int(n)).unwrap();
         book.tier_keys.insert(before.ppu_key("s1", "r1").unwrap(), q(5));
         book.tier_keys.insert(before.ppu_key("s2", "r1").unwrap(), q(7));
         let mut json = serde_json::to_value(&book).unwrap();
-        json["tiers"] = serde_json::to_value(book.tiers_by_name(&before)).unwrap();
+        json["tiers"] = serde_json::to_value(book.tiers_by_name(&before).unwrap()).unwrap();
 
         let mut restored: AccountBook = serde_json::from_value(json).unwrap();
-        restored.key_tiers(&after);
+        restored.key_tiers(&after).unwrap();
         assert_ne!(before.ppu_key("s1", "r1"), after.ppu_key("s1", "r1"));
         assert_eq!(restored.cumulative(after.ppu_key("s1", "r1").unwrap()), q(5));
         assert_eq!(restored.cumulative(after.ppu_key("s0", "r1").unwrap()), Qty::ZERO);
         assert_eq!(restored.tiers["s2"]["r1"], q(7));
-        assert_eq!(restored.tiers_by_name(&after), book.tiers_by_name(&before));
+        assert_eq!(restored.tiers_by_name(&after).unwrap(), book.tiers_by_name(&before).unwrap());
     }
 }

@@ -3,9 +3,8 @@
 //! not in its file's partition hour) → `bad_interval` → `negative_quantity`. A row that
 //! passes becomes a [`Usage`]: typed, borrowed from its file's columns, no copies.
 
+use super::batch::{Columns, DecimalColumn, Entries, IntColumn, TextColumn, TimeColumn, UsageBatch};
 use crate::decimal::Dec;
-use crate::lake::columns::StrCol;
-use crate::lake::inputs::UsageChunk;
 use crate::model::{Module, PoolType, Reason};
 use crate::time::{format_ts, hour_floor, Micros, Period, HOUR};
 
@@ -209,11 +208,10 @@ pub struct Known {
 }
 
 impl Known {
-    pub fn of(c: &UsageChunk, period: Period) -> Known {
-        fn each<T>(col: &StrCol, f: impl Fn(&str) -> T) -> Option<Vec<T>> {
-            use arrow_array::Array;
+    pub fn of<C: Columns>(c: &UsageBatch<C>, period: Period) -> Known {
+        fn each<T, S: TextColumn>(col: &S, f: impl Fn(&str) -> T) -> Option<Vec<T>> {
             let d = col.dictionary()?;
-            Some((0..d.len()).map(|k| f(if d.is_valid(k) { d.value(k) } else { "" })).collect())
+            Some((0..d.len()).map(|k| f(d.entry(k).unwrap_or(""))).collect())
         }
         let clean = |s: &str| no_controls(s, "").is_ok();
         Known {
@@ -229,12 +227,12 @@ impl Known {
 }
 
 /// The verdict on row `i`'s value, when its column is a dictionary with a verdict.
-fn known<T: Copy>(verdicts: Option<&Vec<T>>, col: &StrCol, i: usize) -> Option<T> {
+fn known<T: Copy, S: TextColumn>(verdicts: Option<&Vec<T>>, col: &S, i: usize) -> Option<T> {
     verdicts?.get(col.key(i)?).copied()
 }
 
 /// A required string without control characters, looked up in `verdicts` first.
-fn clean<'a>(col: &'a StrCol, i: usize, verdicts: Option<&Vec<bool>>, field: &str) -> Result<&'a str, Rejection> {
+fn clean<'a, S: TextColumn>(col: &'a S, i: usize, verdicts: Option<&Vec<bool>>, field: &str) -> Result<&'a str, Rejection> {
     let v = req(col.get(i), field)?;
     match known(verdicts, col, i) {
         Some(true) => Ok(v),
@@ -243,12 +241,12 @@ fn clean<'a>(col: &'a StrCol, i: usize, verdicts: Option<&Vec<bool>>, field: &st
 }
 
 /// Applies the row checks to row `row` of `chunk`, for a run of `period`.
-pub fn check_row<'a>(chunk: &'a UsageChunk, loc: RowLoc, period: Period) -> Result<Usage<'a>, Rejection> {
+pub fn check_row<C: Columns>(chunk: &UsageBatch<C>, loc: RowLoc, period: Period) -> Result<Usage<'_>, Rejection> {
     check_row_known(chunk, loc, period, &Known::default())
 }
 
 /// [`check_row`], with the chunk's values checked once each beforehand ([`Known::of`]).
-pub fn check_row_known<'a>(chunk: &'a UsageChunk, loc: RowLoc, period: Period, k: &Known) -> Result<Usage<'a>, Rejection> {
+pub fn check_row_known<'a, C: Columns>(chunk: &'a UsageBatch<C>, loc: RowLoc, period: Period, k: &Known) -> Result<Usage<'a>, Rejection> {
     let i = loc.row as usize;
     let c = chunk;
     let record_id = no_controls(req(c.record_id.get(i), "record_id")?, "record_id")?;
@@ -307,17 +305,10 @@ pub fn check_row_known<'a>(chunk: &'a UsageChunk, loc: RowLoc, period: Period, k
         None => period.contains(start),
     };
     if !inside {
-        return Err(Rejection::new(
-            Reason::OutOfPeriod,
-            format!("start_time {} is outside period {period}", format_ts(start)),
-        ));
+        return Err(Rejection::new(Reason::OutOfPeriod, format!("start_time {} is outside period {period}", format_ts(start))));
     }
     if hour_floor(start) != c.partition_hour {
-        return Err(schema(format!(
-            "start_time {} is not in the file's partition hour {}",
-            format_ts(start),
-            format_ts(c.partition_hour)
-        )));
+        return Err(schema(format!("start_time {} is not in the file's partition hour {}", format_ts(start), format_ts(c.partition_hour))));
     }
     if end <= start || end > hour_floor(start) + HOUR {
         return Err(Rejection::new(
@@ -372,7 +363,9 @@ mod tests {
     /// (two bytes in UTF-8), beside other non-ASCII text.
     #[test]
     fn controls_are_found_by_bytes_and_by_characters() {
-        for (s, control) in [("plain-id_01", false), ("a\tb", true), ("a\u{7f}", true), ("\u{85}x", true), ("é\u{9f}", true), ("é ü 東京", false), ("", false), (" ~", false)] {
+        for (s, control) in
+            [("plain-id_01", false), ("a\tb", true), ("a\u{7f}", true), ("\u{85}x", true), ("é\u{9f}", true), ("é ü 東京", false), ("", false), (" ~", false)]
+        {
             assert_eq!(no_controls(s, "f").is_err(), control, "{s:?}");
         }
     }
@@ -398,7 +391,9 @@ mod tests {
         for ok in [r#"{}"#, r#" { "a" : "b" , "c":"" } "#, r#"{"team":"ml","env":"prod"}"#, r#"{"k":"\u00e9\n"}"#, r#"{"a":"b","a":"c"}"#] {
             assert!(tags_valid(ok), "{ok}");
         }
-        for bad in ["", "[]", "null", r#"{"a":1}"#, r#"{"a":"b",}"#, r#"{"a":"b"} x"#, r#"{"a":"b""#, "{\"a\":\"\u{1}\"}", r#"{"a":"\ud800"}"#, r#"{"a":{"b":"c"}}"#] {
+        for bad in
+            ["", "[]", "null", r#"{"a":1}"#, r#"{"a":"b",}"#, r#"{"a":"b"} x"#, r#"{"a":"b""#, "{\"a\":\"\u{1}\"}", r#"{"a":"\ud800"}"#, r#"{"a":{"b":"c"}}"#]
+        {
             assert!(!tags_valid(bad), "{bad}");
         }
     }

@@ -157,10 +157,7 @@ pub fn verdicts(rows: Vec<(FileRow, String, String)>) -> FxHashMap<FileRow, Reje
             let why = if same {
                 Rejection::new(Reason::Duplicate, format!("repeat of record '{id}' ({n} identical copies, the first is rated)"))
             } else {
-                Rejection::new(
-                    Reason::ConflictingDuplicate,
-                    format!("record '{id}' appears {n} times with different content; no copy is rated"),
-                )
+                Rejection::new(Reason::ConflictingDuplicate, format!("record '{id}' appears {n} times with different content; no copy is rated"))
             };
             out.insert(fr, why);
         }

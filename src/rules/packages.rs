@@ -2,10 +2,9 @@
 //! order they are drawn down, monthly resets, lapse, amortized effective cost and the
 //! usage alert.
 
-use crate::decimal::{mul_div_round, Dec, Qty};
+use crate::decimal::{mul_div_round, products_le, Dec, Overflow, Qty};
 use crate::model::{Package, PoolType, ResetPeriod};
 use crate::time::{Micros, Period};
-use arrow_buffer::i256;
 
 /// A package's quota for one reset period: `package_count × hours_per_package`.
 pub fn quota(p: &Package) -> Option<Qty> {
@@ -28,17 +27,17 @@ pub fn total_quota(p: &Package) -> Option<Qty> {
 }
 
 /// `price / total_quota × covered`, rounded half away from zero to 8 places.
-pub fn amortized(p: &Package, covered: Qty) -> Dec {
-    let Some(total) = total_quota(p) else { return Dec::ZERO };
-    mul_div_round(p.price.0, covered.0, total.0.saturating_mul(100)).map(|v| Dec(v * 100)).unwrap_or(Dec::ZERO)
+pub fn amortized(p: &Package, covered: Qty) -> Result<Dec, Overflow> {
+    const FIGURE: Overflow = Overflow { figure: "package's amortized cost" };
+    let total = total_quota(p).ok_or(FIGURE)?;
+    let cents8 = mul_div_round(p.price.0, covered.0, total.0.checked_mul(100).ok_or(FIGURE)?).ok_or(FIGURE)?;
+    cents8.checked_mul(100).and_then(Dec::within).ok_or(FIGURE)
 }
 
 /// `remaining ≤ pct% × quota`, exactly.
 pub fn at_or_below_pct(remaining: Qty, quota: Qty, pct: Dec) -> bool {
     // remaining × 100 × 1e10 ≤ pct.0 × quota
-    let lhs = i256::from_i128(remaining.0).wrapping_mul(i256::from_i128(100 * 10_000_000_000));
-    let rhs = i256::from_i128(pct.0).wrapping_mul(i256::from_i128(quota.0));
-    lhs <= rhs
+    products_le((remaining.0, 100 * 10_000_000_000), (pct.0, quota.0))
 }
 
 pub fn in_force(p: &Package, t: Micros) -> bool {
@@ -83,12 +82,7 @@ pub struct PackageBook {
 impl PackageBook {
     /// Opens the account's packages for `period`. `carried` gives the closing quota
     /// and alert flag of the previous period, where one was closed.
-    pub fn open(
-        packages: &[Package],
-        mine: &[u32],
-        period: Period,
-        carried: &dyn Fn(u32) -> Option<(Qty, bool)>,
-    ) -> PackageBook {
+    pub fn open(packages: &[Package], mine: &[u32], period: Period, carried: &dyn Fn(u32) -> Option<(Qty, bool)>) -> PackageBook {
         let mut states: Vec<PackageState> = Vec::new();
         for &i in mine {
             let p = &packages[i as usize];
@@ -115,19 +109,11 @@ impl PackageBook {
 
     /// Plans the draws for up to `q` of a row of `(region, sku, pool_type)` starting at
     /// `t`, without changing any quota: a row that is then rejected consumes nothing.
-    pub fn plan(
-        &self,
-        packages: &[Package],
-        region: &str,
-        sku: &str,
-        pool_type: PoolType,
-        t: Micros,
-        q: Qty,
-    ) -> Vec<Draw> {
+    pub fn plan(&self, packages: &[Package], region: &str, sku: &str, pool_type: PoolType, t: Micros, q: Qty) -> Result<Vec<Draw>, Overflow> {
         let mut left = q;
         let mut draws = Vec::new();
         if pool_type != PoolType::Public || left.is_zero() {
-            return draws;
+            return Ok(draws);
         }
         let mut applicable = 0u32;
         for s in &self.states {
@@ -140,24 +126,24 @@ impl PackageBook {
                 continue;
             }
             let take = left.min(s.remaining);
-            left = left.sub(take);
-            draws.push(Draw { package: s.idx, quantity: take, remaining_after: s.remaining.sub(take), applicable: 0, alert: None });
+            left = left.minus(take, "quantity left to cover")?;
+            draws.push(Draw { package: s.idx, quantity: take, remaining_after: s.remaining.minus(take, "package quota")?, applicable: 0, alert: None });
         }
         for d in &mut draws {
             d.applicable = applicable;
         }
-        draws
+        Ok(draws)
     }
 
     /// Applies planned draws; each draw that takes its package's remaining quota to or
     /// below the alert threshold for the first time in the package's life says so.
-    pub fn commit(&mut self, packages: &[Package], plan: &[Draw]) -> Vec<Draw> {
+    pub fn commit(&mut self, packages: &[Package], plan: &[Draw]) -> Result<Vec<Draw>, Overflow> {
         let mut out = Vec::with_capacity(plan.len());
         for d in plan {
             let Some(s) = self.states.iter_mut().find(|s| s.idx == d.package) else { continue };
             let p = &packages[s.idx as usize];
-            s.remaining = s.remaining.sub(d.quantity);
-            s.used = s.used.add(d.quantity);
+            s.remaining = s.remaining.minus(d.quantity, "package quota")?;
+            s.used = s.used.plus(d.quantity, "package quota used")?;
             let mut alert = None;
             if let Some(pct) = p.alert_threshold_pct {
                 if !s.alerted && at_or_below_pct(s.remaining, s.quota, pct) {
@@ -167,22 +153,17 @@ impl PackageBook {
             }
             out.push(Draw { alert, ..*d });
         }
-        out
+        Ok(out)
     }
 
     /// Plans and commits at once; returns the draws and the part no package covered.
-    pub fn draw(
-        &mut self,
-        packages: &[Package],
-        region: &str,
-        sku: &str,
-        pool_type: PoolType,
-        t: Micros,
-        q: Qty,
-    ) -> (Vec<Draw>, Qty) {
-        let plan = self.plan(packages, region, sku, pool_type, t, q);
-        let covered = plan.iter().fold(Qty::ZERO, |a, d| a.add(d.quantity));
-        (self.commit(packages, &plan), q.sub(covered))
+    pub fn draw(&mut self, packages: &[Package], region: &str, sku: &str, pool_type: PoolType, t: Micros, q: Qty) -> Result<(Vec<Draw>, Qty), Overflow> {
+        let plan = self.plan(packages, region, sku, pool_type, t, q)?;
+        let mut covered = Qty::ZERO;
+        for d in &plan {
+            covered = covered.plus(d.quantity, "package-covered quantity")?;
+        }
+        Ok((self.commit(packages, &plan)?, q.minus(covered, "pay-per-use quantity")?))
     }
 }
 
@@ -234,7 +215,7 @@ mod tests {
         let order: Vec<&str> = book.states.iter().map(|s| ps[s.idx as usize].package_id.as_str()).collect();
         assert_eq!(order, vec!["z", "a", "b", "c"]);
         let t = parse_hour("2024-01-05T00").unwrap();
-        let (draws, left) = book.draw(&ps, "r", "s", PoolType::Public, t, q("2.5"));
+        let (draws, left) = book.draw(&ps, "r", "s", PoolType::Public, t, q("2.5")).unwrap();
         assert_eq!(draws.iter().map(|d| d.package).collect::<Vec<_>>(), vec![3, 2, 1]);
         assert_eq!(draws[2].quantity, q("0.5"));
         assert!(left.is_zero());
@@ -246,10 +227,10 @@ mod tests {
         let period = Period::parse("2024-01").unwrap();
         let mut book = PackageBook::open(&ps, &[0], period, &|_| None);
         let t = parse_hour("2024-01-05T00").unwrap();
-        assert_eq!(book.draw(&ps, "r", "s", PoolType::Dedicated, t, q("1")).1, q("1"));
-        assert_eq!(book.draw(&ps, "other", "s", PoolType::Public, t, q("1")).1, q("1"));
-        assert_eq!(book.draw(&ps, "r", "other", PoolType::Public, t, q("1")).1, q("1"));
-        assert_eq!(book.draw(&ps, "r", "s", PoolType::Public, t, q("3")).1, q("2"));
+        assert_eq!(book.draw(&ps, "r", "s", PoolType::Dedicated, t, q("1")).unwrap().1, q("1"));
+        assert_eq!(book.draw(&ps, "other", "s", PoolType::Public, t, q("1")).unwrap().1, q("1"));
+        assert_eq!(book.draw(&ps, "r", "other", PoolType::Public, t, q("1")).unwrap().1, q("1"));
+        assert_eq!(book.draw(&ps, "r", "s", PoolType::Public, t, q("3")).unwrap().1, q("2"));
     }
 
     #[test]
@@ -259,7 +240,7 @@ mod tests {
         p.effective_from = parse_hour("2024-01-20T00").unwrap();
         assert_eq!(months_in_force(p.effective_from, p.expires_at), 3);
         assert_eq!(total_quota(&p), Some(q("30")));
-        assert_eq!(amortized(&p, q("3")), Dec::parse("10").unwrap());
+        assert_eq!(amortized(&p, q("3")).unwrap(), Dec::parse("10").unwrap());
     }
 
     #[test]

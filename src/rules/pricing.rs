@@ -82,10 +82,7 @@ impl Catalog {
             if r.billing_mode == BillingMode::PayPerUse {
                 match c.ppu_unit.get(&r.sku) {
                     Some(u) if *u != r.pricing_unit => {
-                        return Err(format!(
-                            "row {}: SKU '{}' is priced per {} here and per {} elsewhere",
-                            r.row, r.sku, r.pricing_unit, u
-                        ))
+                        return Err(format!("row {}: SKU '{}' is priced per {} here and per {} elsewhere", r.row, r.sku, r.pricing_unit, u))
                     }
                     _ => {
                         c.ppu_unit.insert(r.sku.clone(), r.pricing_unit);
@@ -106,8 +103,7 @@ impl Catalog {
             self.by_sku_region.iter().flat_map(|(sku, m)| m.iter().map(move |(region, rows)| (sku, region, rows))).collect();
         keys.sort();
         for (sku, region, rows) in keys {
-            let ppu: Vec<&PriceRow> =
-                rows.iter().map(|&i| &self.rows[i as usize]).filter(|r| r.billing_mode == BillingMode::PayPerUse).collect();
+            let ppu: Vec<&PriceRow> = rows.iter().map(|&i| &self.rows[i as usize]).filter(|r| r.billing_mode == BillingMode::PayPerUse).collect();
             if ppu.is_empty() {
                 continue;
             }
@@ -239,12 +235,7 @@ impl Catalog {
         self.rows_for(sku, region)
             .iter()
             .map(|&i| &self.rows[i as usize])
-            .filter(|r| {
-                r.billing_mode == BillingMode::YearlyMonthly
-                    && r.pricing_unit == unit
-                    && r.currency == currency
-                    && r.in_force(t)
-            })
+            .filter(|r| r.billing_mode == BillingMode::YearlyMonthly && r.pricing_unit == unit && r.currency == currency && r.in_force(t))
             .min_by_key(|r| (r.tier_start, r.row))
     }
 }
@@ -252,9 +243,7 @@ impl Catalog {
 /// The pricing quantity of a usage row (billing-rules §1). `None` on overflow.
 pub fn pricing_quantity(unit: PricingUnit, nodes: i32, unit_count: i32, quantity: Dec, duration_us: i64) -> Option<Qty> {
     match unit {
-        PricingUnit::NodeHour | PricingUnit::NodeMonth | PricingUnit::NodeYear => {
-            Qty::node_hours(nodes as i64, unit_count as i64, duration_us)
-        }
+        PricingUnit::NodeHour | PricingUnit::NodeMonth | PricingUnit::NodeYear => Qty::node_hours(nodes as i64, unit_count as i64, duration_us),
         PricingUnit::GbHour => Qty::gb_hours(quantity, duration_us),
         PricingUnit::Count | PricingUnit::Gb => Qty::from_dec(quantity),
     }
@@ -311,7 +300,7 @@ pub fn rate_tiered_into(tiers: &[Tier], cumulative: Qty, quantity: Qty, out: &mu
             None => end,
         };
         if hi > lo {
-            let q = hi.sub(lo);
+            let q = hi.checked_sub(lo).ok_or(RateError::Overflow)?;
             let amount = line_amount(t.unit_price, q).ok_or(RateError::Overflow)?;
             out.push(Segment { tier: *t, quantity: q, amount });
         }

@@ -5,7 +5,7 @@
 
 use super::checks::Rejection;
 use super::pricing::Catalog;
-use crate::decimal::{mul_div_round, Dec};
+use crate::decimal::{mul_div_round, Dec, Overflow};
 use crate::model::{Account, PricingUnit, Reason, Subscription, TermUnit};
 use crate::time::{format_ts, Micros, DAY};
 use rustc_hash::FxHashMap;
@@ -47,16 +47,12 @@ pub struct Subscriptions {
 
 impl Subscriptions {
     pub fn new(subs: Vec<Subscription>, accounts: &FxHashMap<&str, &Account>, catalog: &Catalog) -> Subscriptions {
-        let by_id: FxHashMap<&str, usize> =
-            subs.iter().enumerate().map(|(i, s)| (s.subscription_id.as_str(), i)).collect();
+        let by_id: FxHashMap<&str, usize> = subs.iter().enumerate().map(|(i, s)| (s.subscription_id.as_str(), i)).collect();
         let mut orders = Vec::with_capacity(subs.len());
         let mut windows = Vec::with_capacity(subs.len());
         for s in &subs {
             let Some(acct) = accounts.get(s.account_id.as_str()) else {
-                orders.push(Order::Rejected(Rejection::new(
-                    Reason::UnknownAccount,
-                    format!("account '{}' is not in accounts", s.account_id),
-                )));
+                orders.push(Order::Rejected(Rejection::new(Reason::UnknownAccount, format!("account '{}' is not in accounts", s.account_id))));
                 windows.push((0, 0));
                 continue;
             };
@@ -77,14 +73,7 @@ impl Subscriptions {
         Subscriptions { subs, orders, windows, by_resource }
     }
 
-    fn judge(
-        s: &Subscription,
-        acct: &Account,
-        grace_and_retention: i64,
-        subs: &[Subscription],
-        by_id: &FxHashMap<&str, usize>,
-        catalog: &Catalog,
-    ) -> Order {
+    fn judge(s: &Subscription, acct: &Account, grace_and_retention: i64, subs: &[Subscription], by_id: &FxHashMap<&str, usize>, catalog: &Catalog) -> Order {
         if let Some(base) = s.renewal_of.as_deref().and_then(|b| by_id.get(b)).map(|&i| &subs[i]) {
             let deadline = base.end_at.saturating_add(grace_and_retention);
             if s.ordered_at >= deadline {
@@ -106,14 +95,7 @@ impl Subscriptions {
         let Some(row) = catalog.term_price(&s.sku, &s.region, &acct.currency, unit, s.ordered_at) else {
             return Order::Rejected(Rejection::new(
                 Reason::NoPrice,
-                format!(
-                    "no yearly_monthly {} price for {} in {} ({}) at {}",
-                    unit,
-                    s.sku,
-                    s.region,
-                    acct.currency,
-                    format_ts(s.ordered_at)
-                ),
+                format!("no yearly_monthly {} price for {} in {} ({}) at {}", unit, s.sku, s.region, acct.currency, format_ts(s.ordered_at)),
             ));
         };
         let n = s.nodes as i128 * s.unit_count as i128 * s.term_count as i128;
@@ -169,16 +151,14 @@ impl Subscriptions {
     /// spread evenly over the term (by the microsecond, which is by the second for
     /// whole seconds), rounded half away from zero to 8 places. Time outside the term
     /// is worth 0.
-    pub fn amortized(&self, idx: u32, start: Micros, end: Micros) -> Dec {
+    pub fn amortized(&self, idx: u32, start: Micros, end: Micros) -> Result<Dec, Overflow> {
         let s = &self.subs[idx as usize];
         let lo = start.max(s.start_at);
         let hi = end.min(s.end_at);
         if hi <= lo {
-            return Dec::ZERO;
+            return Ok(Dec::ZERO);
         }
-        let term = (s.end_at - s.start_at) as i128;
-        let part = (hi - lo) as i128;
-        mul_div_round(self.price(idx).0, part, term * 100).map(|v| Dec(v * 100)).unwrap_or(Dec::ZERO)
+        self.amortized_len(idx, hi - lo)
     }
 }
 
@@ -207,6 +187,17 @@ pub fn covered_length(intervals: &mut [(Micros, Micros)], lo: Micros, hi: Micros
     total
 }
 
+impl Subscriptions {
+    /// The amortized value of `len` microseconds of subscription `idx`'s term.
+    pub fn amortized_len(&self, idx: u32, len: i64) -> Result<Dec, Overflow> {
+        const FIGURE: Overflow = Overflow { figure: "subscription's amortized cost" };
+        let s = &self.subs[idx as usize];
+        let term = (s.end_at - s.start_at) as i128;
+        let cents8 = mul_div_round(self.price(idx).0, len as i128, term.checked_mul(100).ok_or(FIGURE)?).ok_or(FIGURE)?;
+        cents8.checked_mul(100).and_then(Dec::within).ok_or(FIGURE)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -216,14 +207,5 @@ mod tests {
         let mut v = vec![(0, 10), (5, 20), (30, 40), (40, 45)];
         assert_eq!(covered_length(&mut v, 0, 100), 35);
         assert_eq!(covered_length(&mut v, 8, 35), 17);
-    }
-}
-
-impl Subscriptions {
-    /// The amortized value of `len` microseconds of subscription `idx`'s term.
-    pub fn amortized_len(&self, idx: u32, len: i64) -> Dec {
-        let s = &self.subs[idx as usize];
-        let term = (s.end_at - s.start_at) as i128;
-        mul_div_round(self.price(idx).0, len as i128, term * 100).map(|v| Dec(v * 100)).unwrap_or(Dec::ZERO)
     }
 }

@@ -103,8 +103,7 @@ impl TapMkdir for std::path::PathBuf {
 fn decimal_and_time_limits_are_rejections() {
     let mut s = base();
     s.price("huge", NodeHour, "100000000000000000000", "0"); // 1e20 per node-hour
-    s.usage("q-1e27", "A", "cpu", "2026-01-02T02:00", "2026-01-02T03:00", 1).quantity =
-        Some(Dec::parse("1000000000000000000000000000").unwrap());
+    s.usage("q-1e27", "A", "cpu", "2026-01-02T02:00", "2026-01-02T03:00", 1).quantity = Some(Dec::parse("1000000000000000000000000000").unwrap());
     s.usage("amount-overflow", "A", "huge", "2026-01-02T02:00", "2026-01-02T03:00", 2);
     let p = Scenario::partition_file(t("2026-01-02T02:00"), "part-0.parquet");
     let mut r = s.files[&p][0].clone();
@@ -219,7 +218,7 @@ proptest! {
         let rejected: u64 = o.report.rejected.values().sum();
         prop_assert_eq!(o.report.rows_rated + rejected, n as u64);
         let inv = o.invoice("A");
-        let billed: Dec = o.lines_of("A").iter().map(|l| d(&l["BilledCost"])).fold(Dec::ZERO, |a, b| a.add(b));
+        let billed: Dec = o.lines_of("A").iter().map(|l| d(&l["BilledCost"])).fold(Dec::ZERO, |a, b| a.checked_add(b).unwrap());
         prop_assert_eq!(billed, d(&inv["total_due"]));
     }
 }
@@ -360,7 +359,14 @@ fn usage_strings_read_the_same_however_the_file_stores_them() {
     ];
     let same = |got: Vec<[Option<String>; 9]>, want: &[[Option<String>; 9]], what: String| {
         let first = got.iter().zip(want).position(|(g, w)| g != w);
-        assert!(first.is_none() && got.len() == want.len(), "{what}: {} rows for {}; first difference at {first:?}: {:?} for {:?}", got.len(), want.len(), first.map(|i| &got[i]), first.map(|i| &want[i]));
+        assert!(
+            first.is_none() && got.len() == want.len(),
+            "{what}: {} rows for {}; first difference at {first:?}: {:?} for {:?}",
+            got.len(),
+            want.len(),
+            first.map(|i| &got[i]),
+            first.map(|i| &want[i])
+        );
     };
     let strings = |chunks: &[UsageChunk]| -> Vec<[Option<String>; 9]> {
         let mut out = Vec::new();
@@ -378,7 +384,11 @@ fn usage_strings_read_the_same_however_the_file_stores_them() {
     // A what-if selection: every row of some accounts, none of others, and of the
     // rest the rows of a SKU in a region, or also of a resource. Rows without an
     // account are never selected (they are no account's).
-    let resource = rows.iter().find(|r| r.account_id.as_deref().is_some_and(|a| a.ends_with('5')) && r.sku.as_deref() != Some("sku-3")).and_then(|r| r.resource_id.clone()).unwrap();
+    let resource = rows
+        .iter()
+        .find(|r| r.account_id.as_deref().is_some_and(|a| a.ends_with('5')) && r.sku.as_deref() != Some("sku-3"))
+        .and_then(|r| r.resource_id.clone())
+        .unwrap();
     let by_place = RowFilter { sku: "sku-3".into(), region: "r-north".into(), resource: None };
     let by_resource = RowFilter { resource: Some(resource.clone()), ..by_place.clone() };
     fn selection<'f>(by_place: &'f RowFilter, by_resource: &'f RowFilter) -> impl Fn(&str) -> Option<Option<&'f RowFilter>> + Sync + 'f {
@@ -402,7 +412,9 @@ fn usage_strings_read_the_same_however_the_file_stores_them() {
     // Each way of being chosen is there: a whole account, a SKU in a region, a resource.
     assert!(rows.iter().any(|r| r.account_id.as_deref().is_some_and(|a| a.ends_with('7'))));
     assert!(rows.iter().any(|r| by_place.wants(&some_keys(r)) && r.account_id.as_deref().is_some_and(|a| !a.ends_with('7') && !a.ends_with('0'))));
-    assert!(rows.iter().any(|r| r.resource_id.as_deref() == Some(resource.as_str()) && !by_place.wants(&some_keys(r)) && r.account_id.as_deref().is_some_and(|a| a.ends_with('5'))));
+    assert!(rows.iter().any(|r| r.resource_id.as_deref() == Some(resource.as_str())
+        && !by_place.wants(&some_keys(r))
+        && r.account_id.as_deref().is_some_and(|a| a.ends_with('5'))));
     assert_eq!(billrun::lake::inputs::NOT_RATED, ["resource_name", "enterprise_project"]);
     let chosen: Vec<[Option<String>; 9]> = chosen
         .into_iter()
@@ -509,4 +521,30 @@ proptest! {
             }
         }
     }
+}
+
+/// A balance beyond the 38 digits of `decimal(38,10)`: two payments of 6e27 each on
+/// an account that holds 1. The run is refused (exit 2) naming the account and the
+/// figure, and publishes nothing — the balance is never saturated nor zeroed.
+#[test]
+fn a_balance_beyond_38_digits_refuses_the_run_naming_the_account() {
+    let mut s = base();
+    s.account("RICH", "1");
+    s.payment("p1", "RICH", "2026-01-03T00:00", "6000000000000000000000000000");
+    s.payment("p2", "RICH", "2026-01-04T00:00", "6000000000000000000000000000");
+    s.usage("r1", "RICH", "cpu", "2026-01-05T00:00", "2026-01-05T01:00", 1);
+    s.write();
+    refused(&s, &["account 'RICH'", "balance", "38 digits", "refused"]);
+}
+
+/// The same payments, small enough: the run goes through, the balance exact.
+#[test]
+fn a_balance_of_38_digits_is_kept_exactly() {
+    let mut s = base();
+    s.account("RICH", "1");
+    s.payment("p1", "RICH", "2026-01-03T00:00", "4000000000000000000000000000");
+    s.payment("p2", "RICH", "2026-01-04T00:00", "4000000000000000000000000000");
+    s.write();
+    let o = s.close("2026-01").unwrap();
+    assert_eq!(d(&o.invoice("RICH")["closing_balance"]), d("8000000000000000000000000001"));
 }

@@ -23,10 +23,7 @@ fn the_deduction_ledger_names_the_package_of_each_row() {
         .collect();
     assert_eq!(
         d,
-        vec![
-            ("short".into(), "r1".into(), "1".into(), "2".into(), "0.00".into()),
-            ("long".into(), "r1".into(), "2".into(), "2".into(), "3.00".into()),
-        ]
+        vec![("short".into(), "r1".into(), "1".into(), "2".into(), "0.00".into()), ("long".into(), "r1".into(), "2".into(), "2".into(), "3.00".into()),]
     );
 }
 
@@ -59,7 +56,7 @@ fn a_package_amortizes_to_its_price_over_its_life() {
     for o in [&jan, &feb] {
         for l in o.lines_of("L") {
             if l["CommitmentDiscountId"] == "pk" && l["ChargeCategory"] == "Usage" {
-                total = total.add(d(&l["EffectiveCost"]));
+                total = total.checked_add(d(&l["EffectiveCost"])).unwrap();
                 n += 1;
             }
         }
@@ -67,7 +64,7 @@ fn a_package_amortizes_to_its_price_over_its_life() {
     // 5 × 1.11111111 + Unused 10 × (4/3)/3 = 4.44444444 → 9.99999999.
     assert_eq!(n, 6);
     assert_eq!(total, d("9.99999999"));
-    assert!(d("10").sub(total).0 <= n * 50, "within half a unit of the 8th place per line");
+    assert!(d("10").checked_sub(total).unwrap().0 <= n * 50, "within half a unit of the 8th place per line");
 }
 
 fn generated(tmp: &std::path::Path) -> std::path::PathBuf {

@@ -43,8 +43,7 @@ fn line_items_conform_to_focus_1_2() {
             .arg(&report)
             .output()
             .unwrap();
-        let xml = std::fs::read_to_string(&report)
-            .unwrap_or_else(|_| panic!("no report from focus-validator: {}", String::from_utf8_lossy(&out.stderr)));
+        let xml = std::fs::read_to_string(&report).unwrap_or_else(|_| panic!("no report from focus-validator: {}", String::from_utf8_lossy(&out.stderr)));
         let cases = xml.matches("<testcase").count();
         assert!(cases > 500, "the validator ran its rules ({cases} cases)");
         let failed = failures(&xml);

@@ -1,6 +1,8 @@
 //! Scenario lakes built row by row, closed through the library, and their outputs
 //! read back as plain values for assertions.
 
+use arrow_array::cast::AsArray;
+use arrow_array::{Array, RecordBatch};
 use billrun::decimal::Dec;
 use billrun::generate::usage::{usage_batch, Row};
 use billrun::generate::{accounts_batch, packages_batch, payments_batch, prices_batch, put_parquet, subscriptions_batch};
@@ -9,8 +11,6 @@ use billrun::jobs::JobError;
 use billrun::lake::store::Lake;
 use billrun::model::*;
 use billrun::time::{parse_hour, partition_of, Micros, Period, HOUR};
-use arrow_array::cast::AsArray;
-use arrow_array::{Array, RecordBatch};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -206,7 +206,15 @@ impl Scenario {
     pub fn close(&self, period: &str) -> Result<Outputs, JobError> {
         self.write();
         let lake = self.lake().to_str().unwrap().to_string();
-        let report = close::run(&CloseJob { input: lake.clone(), output: lake, period: Period::parse(period).unwrap(), cache_bytes: 1 << 30, stale_lock: std::time::Duration::from_secs(3600), windows: (15, 15), reason: "test".into() })?;
+        let report = close::run(&CloseJob {
+            input: lake.clone(),
+            output: lake,
+            period: Period::parse(period).unwrap(),
+            cache_bytes: 1 << 30,
+            stale_lock: std::time::Duration::from_secs(3600),
+            windows: (15, 15),
+            reason: "test".into(),
+        })?;
         Ok(Outputs::read(&self.lake(), period, report))
     }
 }
@@ -287,10 +295,7 @@ impl Outputs {
 
     /// `(record_id, reason)` of every rejected row, sorted.
     pub fn rejections(&self) -> Vec<(String, String)> {
-        let mut v: Vec<(String, String)> = Self::rows(&self.rejected)
-            .into_iter()
-            .map(|r| (r["record_id"].clone(), r["reason"].clone()))
-            .collect();
+        let mut v: Vec<(String, String)> = Self::rows(&self.rejected).into_iter().map(|r| (r["record_id"].clone(), r["reason"].clone())).collect();
         v.sort();
         v
     }
@@ -310,12 +315,8 @@ fn cell(a: &dyn Array, i: usize) -> String {
         Int32 => a.as_primitive::<arrow_array::types::Int32Type>().value(i).to_string(),
         Int64 => a.as_primitive::<arrow_array::types::Int64Type>().value(i).to_string(),
         Boolean => a.as_boolean().value(i).to_string(),
-        Decimal128(_, s) => {
-            Dec::from_scaled(a.as_primitive::<arrow_array::types::Decimal128Type>().value(i), *s).unwrap().to_string()
-        }
-        Timestamp(_, _) => {
-            billrun::time::format_ts(a.as_primitive::<arrow_array::types::TimestampMicrosecondType>().value(i))
-        }
+        Decimal128(_, s) => Dec::from_scaled(a.as_primitive::<arrow_array::types::Decimal128Type>().value(i), *s).unwrap().to_string(),
+        Timestamp(_, _) => billrun::time::format_ts(a.as_primitive::<arrow_array::types::TimestampMicrosecondType>().value(i)),
         List(_) => format!("list[{}]", a.as_list::<i32>().value(i).len()),
         other => format!("<{other}>"),
     }

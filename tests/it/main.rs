@@ -1,6 +1,7 @@
 //! The integration tests: one binary.
 
 mod badinput;
+mod boundary;
 mod commitments;
 mod cost;
 mod focus;

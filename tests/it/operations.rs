@@ -48,7 +48,15 @@ fn two_runs_of_a_period_at_once_one_commits() {
     let tmp = tempfile::tempdir().unwrap();
     let lake = tmp.path().join("lake");
     assert!(billrun().args(["generate", "--out"]).arg(&lake).status().unwrap().success());
-    let spawn = || billrun().args(["run", "--period", "2026-01", "--input"]).arg(&lake).stderr(std::process::Stdio::piped()).stdout(std::process::Stdio::null()).spawn().unwrap();
+    let spawn = || {
+        billrun()
+            .args(["run", "--period", "2026-01", "--input"])
+            .arg(&lake)
+            .stderr(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    };
     let (a, b) = (spawn(), spawn());
     let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
     let codes = [a.status.code(), b.status.code()];
@@ -152,7 +160,9 @@ fn hourly_runs_reconcile_with_the_close_and_late_usage_shows() {
         for (rel, bytes) in files_under(&lake.join(format!("hourly/{table}")), |r| r.ends_with(".parquet")) {
             rows.extend(Outputs::rows(&billrun::lake::inputs::decode_parquet(&rel, bytes.into()).unwrap()));
         }
-        rows.sort_by(|a, b| (a.get("account_id"), a.get("hour_start"), a.get("alert_time")).cmp(&(b.get("account_id"), b.get("hour_start"), b.get("alert_time"))));
+        rows.sort_by(|a, b| {
+            (a.get("account_id"), a.get("hour_start"), a.get("alert_time")).cmp(&(b.get("account_id"), b.get("hour_start"), b.get("alert_time")))
+        });
         rows
     };
     let (hourly_settlements, hourly_alerts) = (hourly("settlements"), hourly("alerts"));

@@ -10,7 +10,11 @@ use std::process::Command;
 fn the_sql_peer_bills_exactly_what_billrun_bills() {
     let tmp = tempfile::tempdir().unwrap();
     let lake = tmp.path().join("lake");
-    let st = billrun().args(["generate", "--ppu-only", "--no-anomalies", "--accounts", "10", "--resources", "4", "--days", "6", "--out"]).arg(&lake).status().unwrap();
+    let st = billrun()
+        .args(["generate", "--ppu-only", "--no-anomalies", "--accounts", "10", "--resources", "4", "--days", "6", "--out"])
+        .arg(&lake)
+        .status()
+        .unwrap();
     assert!(st.success());
     let st = billrun().args(["run", "--period", "2026-01", "--input"]).arg(&lake).status().unwrap();
     assert_eq!(st.code(), Some(0));

@@ -22,9 +22,8 @@ struct RowSpec {
 }
 
 fn row_spec() -> impl Strategy<Value = RowSpec> {
-    (0..3usize, 0..2usize, 0..72i64, 0..3599i64, 1..3600i64, 1..5i32, prop::bool::weighted(0.1)).prop_map(
-        |(account, sku, hour, start_s, dur_s, nodes, dedicated_job)| RowSpec { account, sku, hour, start_s, dur_s, nodes, dedicated_job },
-    )
+    (0..3usize, 0..2usize, 0..72i64, 0..3599i64, 1..3600i64, 1..5i32, prop::bool::weighted(0.1))
+        .prop_map(|(account, sku, hour, start_s, dur_s, nodes, dedicated_job)| RowSpec { account, sku, hour, start_s, dur_s, nodes, dedicated_job })
 }
 
 #[derive(Debug, Clone)]
@@ -141,11 +140,11 @@ proptest! {
         let mut hourly: BTreeMap<(String, String), Dec> = BTreeMap::new();
         for l in Outputs::rows(&o.line_items) {
             let e = billed.entry(l["InvoiceId"].clone()).or_default();
-            *e = e.add(d(&l["BilledCost"]));
+            *e = e.checked_add(d(&l["BilledCost"])).unwrap();
             if l["PricingCategory"] == "Standard" && l["x_BillingMode"] == "pay_per_use" {
                 let hour = billrun::time::format_ts(billrun::time::hour_floor(t(&l["ChargePeriodStart"][..19])));
                 let e = hourly.entry((l["BillingAccountId"].clone(), hour)).or_default();
-                *e = e.add(d(&l["BilledCost"]));
+                *e = e.checked_add(d(&l["BilledCost"])).unwrap();
             }
         }
         for inv in Outputs::rows(&o.invoices) {
@@ -157,13 +156,13 @@ proptest! {
             let sum = hourly[&(s["account_id"].clone(), s["hour_start"].clone())];
             prop_assert_eq!(d(&s["line_amount"]), sum);
             prop_assert_eq!(d(&s["deduction"]), sum.trunc_dp(2));
-            prop_assert_eq!(d(&s["truncated_amount"]), sum.sub(sum.trunc_dp(2)));
+            prop_assert_eq!(d(&s["truncated_amount"]), sum.checked_sub(sum.trunc_dp(2)).unwrap());
         }
         // Quotas: never negative; the ledger balances.
         for l in Outputs::rows(&o.ledger) {
             let (op, used, lapsed, close) = (d(&l["opening_quota"]), d(&l["used_quota"]), d(&l["lapsed_quota"]), d(&l["closing_quota"]));
             prop_assert!(!close.is_negative() && !used.is_negative() && !lapsed.is_negative());
-            prop_assert!(op.sub(used).sub(lapsed).sub(close).0.abs() <= 2, "ledger {:?}", l);
+            prop_assert!(op.checked_sub(used).unwrap().checked_sub(lapsed).unwrap().checked_sub(close).unwrap().0.abs() <= 2, "ledger {:?}", l);
         }
     }
 }

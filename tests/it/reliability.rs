@@ -8,9 +8,7 @@ use std::process::Command;
 
 /// Every output `.parquet` object under `dir` (relative path → bytes).
 pub fn parquet_files(dir: &Path) -> Vec<(String, Vec<u8>)> {
-    crate::harness::files_under(dir, |rel| {
-        rel.ends_with(".parquet") && (rel.starts_with("bills") || rel.starts_with("cost") || rel.starts_with("state"))
-    })
+    crate::harness::files_under(dir, |rel| rel.ends_with(".parquet") && (rel.starts_with("bills") || rel.starts_with("cost") || rel.starts_with("state")))
 }
 
 fn small_lake(dir: &Path) {

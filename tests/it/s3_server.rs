@@ -27,7 +27,7 @@
 //! ```ignore
 //! server.faults.fail_next("GET", 2, FaultKind::SlowDown);          // any GET (incl. LIST!)
 //! server.faults.fail_next_op("PutObject", 1, FaultKind::InternalError);
-//! server.faults.add(FaultRule::new(FaultKind::SlowDown, 3).op("GetObject").key_contains("usage/"));
+//! server.faults.checked_add(FaultRule::new(FaultKind::SlowDown, 3).op("GetObject").key_contains("usage/")).unwrap();
 //! ```
 //!
 //! Faults are injected through s3s's `S3Access` hook, i.e. *after* the SigV4
@@ -84,10 +84,7 @@ use hyper_util::server::conn::auto::Builder as ConnBuilder;
 use hyper_util::server::graceful::GracefulShutdown;
 use s3s::access::{S3Access, S3AccessContext};
 use s3s::auth::SimpleAuth;
-use s3s::dto::{
-    CompleteMultipartUploadInput, DeleteObjectsInput, PutObjectInput, StreamingBlob,
-    UploadPartInput,
-};
+use s3s::dto::{CompleteMultipartUploadInput, DeleteObjectsInput, PutObjectInput, StreamingBlob, UploadPartInput};
 use s3s::path::S3Path;
 use s3s::service::{S3Service, S3ServiceBuilder};
 use s3s::{S3Error, S3ErrorCode, S3Request, S3Result};
@@ -122,39 +119,27 @@ impl S3Server {
 
     /// Start a server using the given (possibly pre-armed) fault plan.
     pub fn start_with_faults(faults: Arc<FaultPlan>) -> S3Server {
-        let root = tempfile::Builder::new()
-            .prefix("billrun-s3-")
-            .tempdir()
-            .expect("s3 test server: create temp root");
+        let root = tempfile::Builder::new().prefix("billrun-s3-").tempdir().expect("s3 test server: create temp root");
         std::fs::create_dir(root.path().join(BUCKET)).expect("s3 test server: create bucket dir");
 
         let fs = s3s_fs::FileSystem::new(root.path()).expect("s3 test server: init s3s-fs");
         let service = {
             let mut b = S3ServiceBuilder::new(fs);
             b.set_auth(SimpleAuth::from_single(ACCESS_KEY, SECRET_KEY));
-            b.set_access(FaultAccess {
-                plan: Arc::clone(&faults),
-            });
+            b.set_access(FaultAccess { plan: Arc::clone(&faults) });
             b.build()
         };
 
         // Bind synchronously so the port is known (and the socket is already
         // listening, i.e. connections queue up) before `start` returns.
-        let std_listener =
-            std::net::TcpListener::bind("127.0.0.1:0").expect("s3 test server: bind 127.0.0.1:0");
-        std_listener
-            .set_nonblocking(true)
-            .expect("s3 test server: set_nonblocking");
+        let std_listener = std::net::TcpListener::bind("127.0.0.1:0").expect("s3 test server: bind 127.0.0.1:0");
+        std_listener.set_nonblocking(true).expect("s3 test server: set_nonblocking");
         let addr = std_listener.local_addr().expect("s3 test server: local_addr");
 
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("s3 test server: build tokio runtime");
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("s3 test server: build tokio runtime");
         let listener = {
             let _guard = rt.enter();
-            tokio::net::TcpListener::from_std(std_listener)
-                .expect("s3 test server: register listener with tokio")
+            tokio::net::TcpListener::from_std(std_listener).expect("s3 test server: register listener with tokio")
         };
 
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -265,11 +250,7 @@ impl Drop for S3Server {
     }
 }
 
-async fn serve(
-    listener: tokio::net::TcpListener,
-    service: S3Service,
-    mut shutdown: tokio::sync::oneshot::Receiver<()>,
-) {
+async fn serve(listener: tokio::net::TcpListener, service: S3Service, mut shutdown: tokio::sync::oneshot::Receiver<()>) {
     let http = ConnBuilder::new(TokioExecutor::new());
     let graceful = GracefulShutdown::new();
 
@@ -351,13 +332,7 @@ pub struct FaultRule {
 
 impl FaultRule {
     pub fn new(kind: FaultKind, times: usize) -> FaultRule {
-        FaultRule {
-            method: None,
-            op: None,
-            key_contains: None,
-            remaining: times,
-            kind,
-        }
+        FaultRule { method: None, op: None, key_contains: None, remaining: times, kind }
     }
 
     pub fn method(mut self, method: &str) -> FaultRule {
@@ -377,15 +352,9 @@ impl FaultRule {
 
     fn matches(&self, method: &str, op: &str, key: Option<&str>) -> bool {
         self.remaining > 0
-            && self
-                .method
-                .as_deref()
-                .is_none_or(|m| m.eq_ignore_ascii_case(method))
+            && self.method.as_deref().is_none_or(|m| m.eq_ignore_ascii_case(method))
             && self.op.as_deref().is_none_or(|o| o == op)
-            && self
-                .key_contains
-                .as_deref()
-                .is_none_or(|needle| key.is_some_and(|k| k.contains(needle)))
+            && self.key_contains.as_deref().is_none_or(|needle| key.is_some_and(|k| k.contains(needle)))
     }
 }
 
@@ -443,10 +412,7 @@ impl FaultPlan {
 
     /// Faults still armed (saturating sum of `remaining`).
     pub fn pending(&self) -> usize {
-        self.lock()
-            .rules
-            .iter()
-            .fold(0usize, |acc, r| acc.saturating_add(r.remaining))
+        self.lock().rules.iter().fold(0usize, |acc, r| acc.saturating_add(r.remaining))
     }
 
     /// Every authenticated request that reached routing, in arrival order
@@ -466,12 +432,7 @@ impl FaultPlan {
     }
 
     fn record(&self, method: &str, op: &str, key: Option<&str>) {
-        self.lock().requests.push(RequestRecord {
-            method: method.to_owned(),
-            op: op.to_owned(),
-            key: key.map(str::to_owned),
-            fault: None,
-        });
+        self.lock().requests.push(RequestRecord { method: method.to_owned(), op: op.to_owned(), key: key.map(str::to_owned), fault: None });
     }
 
     /// Consume one matching fault, if any.
@@ -482,12 +443,7 @@ impl FaultPlan {
             rule.remaining -= 1;
         }
         let kind = rule.kind;
-        st.injected.push(RequestRecord {
-            method: method.to_owned(),
-            op: op.to_owned(),
-            key: key.map(str::to_owned),
-            fault: Some(kind),
-        });
+        st.injected.push(RequestRecord { method: method.to_owned(), op: op.to_owned(), key: key.map(str::to_owned), fault: Some(kind) });
         Some(kind)
     }
 }
@@ -495,12 +451,7 @@ impl FaultPlan {
 /// Operations with a request body: their fault is injected in the
 /// per-operation access hook (after the body was read / drained) rather than
 /// in `check` (which runs before the body is touched).
-const BODY_OPS: &[&str] = &[
-    "PutObject",
-    "UploadPart",
-    "CompleteMultipartUpload",
-    "DeleteObjects",
-];
+const BODY_OPS: &[&str] = &["PutObject", "UploadPart", "CompleteMultipartUpload", "DeleteObjects"];
 
 /// s3s access hook: enforces "signed requests only" (what s3s does by default
 /// when no access hook is set), records requests, injects faults.
@@ -509,13 +460,7 @@ struct FaultAccess {
 }
 
 impl FaultAccess {
-    async fn fail_with_body(
-        &self,
-        method: &str,
-        op: &str,
-        key: Option<&str>,
-        body: &mut Option<StreamingBlob>,
-    ) -> S3Result<()> {
+    async fn fail_with_body(&self, method: &str, op: &str, key: Option<&str>, body: &mut Option<StreamingBlob>) -> S3Result<()> {
         match self.plan.take(method, op, key) {
             None => Ok(()),
             Some(kind) => {
@@ -536,10 +481,7 @@ impl FaultAccess {
 impl S3Access for FaultAccess {
     async fn check(&self, cx: &mut S3AccessContext<'_>) -> S3Result<()> {
         if cx.credentials().is_none() {
-            return Err(S3Error::with_message(
-                S3ErrorCode::AccessDenied,
-                "Signature is required",
-            ));
+            return Err(S3Error::with_message(S3ErrorCode::AccessDenied, "Signature is required"));
         }
         let method = cx.method().as_str().to_owned();
         let op: String = cx.s3_op().name().to_owned();
@@ -560,32 +502,25 @@ impl S3Access for FaultAccess {
     async fn put_object(&self, req: &mut S3Request<PutObjectInput>) -> S3Result<()> {
         let method = req.method.as_str().to_owned();
         let key = req.input.key.clone();
-        self.fail_with_body(&method, "PutObject", Some(key.as_str()), &mut req.input.body)
-            .await
+        self.fail_with_body(&method, "PutObject", Some(key.as_str()), &mut req.input.body).await
     }
 
     async fn upload_part(&self, req: &mut S3Request<UploadPartInput>) -> S3Result<()> {
         let method = req.method.as_str().to_owned();
         let key = req.input.key.clone();
-        self.fail_with_body(&method, "UploadPart", Some(key.as_str()), &mut req.input.body)
-            .await
+        self.fail_with_body(&method, "UploadPart", Some(key.as_str()), &mut req.input.body).await
     }
 
-    async fn complete_multipart_upload(
-        &self,
-        req: &mut S3Request<CompleteMultipartUploadInput>,
-    ) -> S3Result<()> {
+    async fn complete_multipart_upload(&self, req: &mut S3Request<CompleteMultipartUploadInput>) -> S3Result<()> {
         // The XML body has already been read in full at this point.
         let method = req.method.as_str().to_owned();
         let key = req.input.key.clone();
-        self.fail_with_body(&method, "CompleteMultipartUpload", Some(key.as_str()), &mut None)
-            .await
+        self.fail_with_body(&method, "CompleteMultipartUpload", Some(key.as_str()), &mut None).await
     }
 
     async fn delete_objects(&self, req: &mut S3Request<DeleteObjectsInput>) -> S3Result<()> {
         // The XML body has already been read in full at this point.
         let method = req.method.as_str().to_owned();
-        self.fail_with_body(&method, "DeleteObjects", None, &mut None)
-            .await
+        self.fail_with_body(&method, "DeleteObjects", None, &mut None).await
     }
 }
