@@ -4,5 +4,6 @@ pub mod chunk;
 pub mod columns;
 pub mod inputs;
 pub mod outputs;
+pub mod sink;
 pub mod state;
 pub mod store;
