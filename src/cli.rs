@@ -3,11 +3,42 @@
 
 use billrun::config::Config;
 use billrun::generate::GenConfig;
-use billrun::jobs::close::CloseJob;
+use billrun::jobs::close::{CloseJob, Fault};
+use billrun::lake::store::StoreOptions;
 use billrun::time::Period;
 use clap::{Args, Parser, Subcommand};
 
 pub const DEFAULT_LAKE: &str = "data/lake";
+
+/// What the environment says for this run, read once here and handed down as fields:
+/// the object stores' retry limit and two test hooks. Nothing below reads it again.
+#[derive(Clone, Debug, Default)]
+pub struct Env {
+    pub store: StoreOptions,
+    pub fault: Option<Fault>,
+    pub whole_what_if: bool,
+}
+
+impl Env {
+    /// `BILLRUN_S3_MAX_RETRIES` (over the config's `s3.max_retries`, default 8),
+    /// `BILLRUN_INJECT_FAULT` (`drop-line` or `lose-rejected`) and
+    /// `BILLRUN_WHOLE_WHAT_IF`.
+    pub fn read(cfg: &Config) -> Result<Env, String> {
+        let retries = match std::env::var("BILLRUN_S3_MAX_RETRIES") {
+            Ok(v) => Some(v.parse::<usize>().map_err(|_| format!("BILLRUN_S3_MAX_RETRIES '{v}' is not a count"))?),
+            Err(_) => cfg.s3.max_retries,
+        };
+        let fault = match std::env::var("BILLRUN_INJECT_FAULT") {
+            Ok(v) => Some(Fault::parse(&v).ok_or_else(|| format!("BILLRUN_INJECT_FAULT '{v}' is not drop-line or lose-rejected"))?),
+            Err(_) => None,
+        };
+        Ok(Env {
+            store: StoreOptions { s3_max_retries: retries.unwrap_or(StoreOptions::default().s3_max_retries) },
+            fault,
+            whole_what_if: std::env::var_os("BILLRUN_WHOLE_WHAT_IF").is_some(),
+        })
+    }
+}
 
 #[derive(Parser, Debug)]
 #[command(name = "billrun", version, about = "Exact batch bill run over a Parquet lake")]
@@ -154,7 +185,7 @@ fn period(s: &str, flag: &str) -> Result<Period, String> {
 const CACHE_BYTES: u64 = 256 << 20;
 
 impl Lakes {
-    fn template(&self, p: Period, cfg: &Config) -> CloseJob {
+    fn template(&self, p: Period, cfg: &Config, env: &Env) -> CloseJob {
         let input = self.input.clone().or_else(|| cfg.input.clone()).unwrap_or_else(|| DEFAULT_LAKE.into());
         let output = self.output.clone().or_else(|| cfg.output.clone()).unwrap_or_else(|| input.clone());
         CloseJob {
@@ -168,6 +199,9 @@ impl Lakes {
                 cfg.accounts.retention_days.unwrap_or(billrun::lake::inputs::DEFAULT_WINDOWS.1),
             ),
             reason: self.reason.clone(),
+            store: env.store,
+            fault: env.fault,
+            whole_what_if: env.whole_what_if,
         }
     }
 }
@@ -183,26 +217,26 @@ pub struct Range {
 
 impl RunArgs {
     /// The hour to settle, for `run --hour`, with its job.
-    pub fn hour(&self, cfg: &Config) -> Result<Option<(CloseJob, billrun::time::Micros)>, String> {
+    pub fn hour(&self, cfg: &Config, env: &Env) -> Result<Option<(CloseJob, billrun::time::Micros)>, String> {
         let Some(h) = &self.hour else { return Ok(None) };
         let at = billrun::time::parse_hour(h).ok_or_else(|| format!("--hour '{h}' is not YYYY-MM-DDTHH"))?;
         let p = Period::containing(at).ok_or_else(|| format!("--hour '{h}' is out of range"))?;
-        Ok(Some((self.lakes.template(p, cfg), at)))
+        Ok(Some((self.lakes.template(p, cfg, env), at)))
     }
 
-    pub fn range(&self, cfg: &Config) -> Result<Range, String> {
+    pub fn range(&self, cfg: &Config, env: &Env) -> Result<Range, String> {
         let p = period(self.period.as_deref().unwrap_or_default(), "period")?;
-        Ok(Range { dry_run: self.dry_run, template: self.lakes.template(p, cfg), from: p, to: p, cascade: self.cascade })
+        Ok(Range { dry_run: self.dry_run, template: self.lakes.template(p, cfg, env), from: p, to: p, cascade: self.cascade })
     }
 }
 
 impl BackfillArgs {
-    pub fn range(&self, cfg: &Config) -> Result<Range, String> {
+    pub fn range(&self, cfg: &Config, env: &Env) -> Result<Range, String> {
         let (from, to) = (period(&self.from, "from")?, period(&self.to, "to")?);
         if from > to {
             return Err(format!("--from {from} is after --to {to}"));
         }
-        Ok(Range { dry_run: self.dry_run, template: self.lakes.template(from, cfg), from, to, cascade: self.cascade })
+        Ok(Range { dry_run: self.dry_run, template: self.lakes.template(from, cfg, env), from, to, cascade: self.cascade })
     }
 }
 

@@ -21,10 +21,13 @@ fn main() -> ExitCode {
         },
         None => billrun::config::Config::default(),
     };
-    if let (Some(n), Err(_)) = (config.s3.max_retries, std::env::var("BILLRUN_S3_MAX_RETRIES")) {
-        // Read by the object-store client when a lake opens; set before any thread starts.
-        std::env::set_var("BILLRUN_S3_MAX_RETRIES", n.to_string());
-    }
+    let env = match cli::Env::read(&config) {
+        Ok(env) => env,
+        Err(e) => {
+            eprintln!("billrun: {e}");
+            return ExitCode::from(2);
+        }
+    };
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("BILLRUN_LOG").unwrap_or_else(|_| "warn".into()))
         .with_writer(std::io::stderr)
@@ -35,7 +38,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     }
-    match run(cli.command, &config) {
+    match run(cli.command, &config, &env) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("billrun: {e:#}");
@@ -44,10 +47,10 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cmd: Command, config: &billrun::config::Config) -> anyhow::Result<u8> {
+fn run(cmd: Command, config: &billrun::config::Config, env: &cli::Env) -> anyhow::Result<u8> {
     match cmd {
         Command::Run(args) => {
-            if let Some((job, hour)) = args.hour(config).map_err(anyhow::Error::msg)? {
+            if let Some((job, hour)) = args.hour(config, env).map_err(anyhow::Error::msg)? {
                 let r = billrun::jobs::hourly::run(&job, hour)?;
                 if args.json {
                     println!("{}", serde_json::to_string_pretty(&r)?);
@@ -64,12 +67,12 @@ fn run(cmd: Command, config: &billrun::config::Config) -> anyhow::Result<u8> {
                 }
                 return Ok(if r.alerts > 0 || r.rows_rated < r.rows_in { 1 } else { 0 });
             }
-            closes(args.range(config).map_err(anyhow::Error::msg)?, args.json, true)
+            closes(args.range(config, env).map_err(anyhow::Error::msg)?, args.json, true)
         }
-        Command::Backfill(args) => closes(args.range(config).map_err(anyhow::Error::msg)?, args.json, false),
+        Command::Backfill(args) => closes(args.range(config, env).map_err(anyhow::Error::msg)?, args.json, false),
         Command::Generate(args) => {
             let cfg = args.config().map_err(anyhow::Error::msg)?;
-            let lake = Lake::open(&args.out, true)?;
+            let lake = Lake::open_with(&args.out, true, env.store)?;
             let r = billrun::generate::generate(&lake, &cfg)?;
             println!(
                 "generated {} usage rows in {} files: {} accounts, {} resources, {} packages, {} subscriptions, {} payments → {}",
@@ -80,7 +83,7 @@ fn run(cmd: Command, config: &billrun::config::Config) -> anyhow::Result<u8> {
         Command::Report(args) => {
             let period = args.period().map_err(anyhow::Error::msg)?;
             let output = args.output.clone().or_else(|| config.output.clone()).or_else(|| config.input.clone()).unwrap_or_else(|| cli::DEFAULT_LAKE.into());
-            let lake = Lake::open(&output, false)?;
+            let lake = Lake::open_with(&output, false, env.store)?;
             let page = billrun::cost::report::render(&lake, period)?;
             match &args.html {
                 Some(path) => {
@@ -96,7 +99,7 @@ fn run(cmd: Command, config: &billrun::config::Config) -> anyhow::Result<u8> {
             Ok(0)
         }
         Command::Demo(args) => {
-            let lake = Lake::open(&args.lake, true)?;
+            let lake = Lake::open_with(&args.lake, true, env.store)?;
             let cfg = billrun::generate::GenConfig::default();
             if !lake.exists(billrun::lake::inputs::PRICES)? {
                 let r = billrun::generate::generate(&lake, &cfg)?;
@@ -110,6 +113,9 @@ fn run(cmd: Command, config: &billrun::config::Config) -> anyhow::Result<u8> {
                 stale_lock: std::time::Duration::from_secs(6 * 3600),
                 windows: billrun::lake::inputs::DEFAULT_WINDOWS,
                 reason: "demo".into(),
+                store: env.store,
+                fault: env.fault,
+                whole_what_if: env.whole_what_if,
             };
             let report = close::run(&job)?;
             print_summary(&report, &args.lake);

@@ -22,7 +22,7 @@ pub fn closed_periods(lake: &Lake) -> Result<Vec<Period>, JobError> {
 pub fn plan(template: &CloseJob, from: Period, to: Period, cascade: bool) -> Result<Vec<CloseJob>, JobError> {
     // A local output lake that does not exist yet has no closed periods; planning
     // creates nothing.
-    let closed = match Lake::open(&template.output, false) {
+    let closed = match Lake::open_with(&template.output, false, template.store) {
         Ok(output) => closed_periods(&output)?,
         Err(crate::lake::store::LakeError::Url { .. }) if !template.output.contains("://") || template.output.starts_with("file://") => Vec::new(),
         Err(e) => return Err(e.into()),

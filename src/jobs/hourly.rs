@@ -12,7 +12,7 @@ use super::close::{self, CloseJob};
 use super::JobError;
 use crate::engine::Engine;
 use crate::lake::inputs::{self, list_usage};
-use crate::lake::outputs::{self as out, Ids, Names};
+use crate::lake::outputs::{self as out, Ids, Names, TableSink};
 use crate::lake::store::Lake;
 use crate::time::{format_ts, hour_floor, Micros, Period, HOUR};
 
@@ -40,8 +40,8 @@ pub fn hourly_path(table: &str, hour: Micros) -> String {
 pub fn run(job: &CloseJob, hour: Micros) -> Result<HourReport, JobError> {
     let hour = hour_floor(hour);
     let period = Period::containing(hour).ok_or_else(|| JobError::Plan("hour out of range".into()))?;
-    let input = Lake::open(&job.input, false)?;
-    let output = Lake::open(&job.output, true)?;
+    let input = Lake::open_with(&job.input, false, job.store)?;
+    let output = Lake::open_with(&job.output, true, job.store)?;
     let _lock = super::lock::Lock::acquire(&output, &format!("billing_period={period}"), &format!("pid-{}", std::process::id()), job.stale_lock)?;
     if output.exists(&close::table_path("state", period))? {
         return Err(JobError::Plan(format!("period {period} is closed: its hours are settled by the close (re-close it to pick up late usage)")));
@@ -78,20 +78,30 @@ pub fn run(job: &CloseJob, hour: Micros) -> Result<HourReport, JobError> {
         Ok(())
     })?;
     // Every hour of the range is published, with or without usage, so the close can
-    // tell which hours were settled hourly.
+    // tell which hours were settled hourly. Each file goes through the lake's writer
+    // and is sealed; the files are made visible together once all are uploaded, and
+    // the checkpoint last.
+    let mut sealed = Vec::new();
     let mut h = from;
     while h <= hour {
         let (s, a) = match published.iter().find(|p| p.0 == h) {
             Some((_, s, a)) => (s.clone(), a.clone()),
             None => (arrow_array::RecordBatch::new_empty(out::settlements_schema()), arrow_array::RecordBatch::new_empty(out::alerts_schema())),
         };
-        crate::generate::put_parquet(&output, &hourly_path("settlements", h), s)?;
-        crate::generate::put_parquet(&output, &hourly_path("alerts", h), a)?;
+        for (table, batch) in [("settlements", s), ("alerts", a)] {
+            let mut sink = TableSink::create(&output, &hourly_path(table, h), batch.schema())?;
+            sink.write(&output, &batch)?;
+            sealed.push(sink.seal(&output)?.1);
+        }
         report.hours_settled.push(format_ts(h));
         h += HOUR;
     }
+    for done in output.complete_all(sealed) {
+        done?;
+    }
     let snapshot = engine.snapshot().map_err(|e| JobError::Bug(format!("checkpoint: {e}")))?;
     let state = serde_json::json!({ "last_hour": hour, "state": snapshot });
-    output.put(&ckpt, serde_json::to_vec(&state).unwrap_or_default().into())?;
+    let state = serde_json::to_vec(&state).map_err(|e| JobError::Bug(format!("checkpoint: {e}")))?;
+    output.put(&ckpt, state.into())?;
     Ok(report)
 }

@@ -35,7 +35,7 @@ impl Lock {
     pub fn acquire(lake: &Lake, scope: &str, run_id: &str, stale_after: Duration) -> Result<Lock, JobError> {
         let rel = format!("_locks/{scope}.json");
         let me = Holder { run_id: run_id.into(), pid: std::process::id(), host: host(), started_at: now() };
-        let body = serde_json::to_vec(&me).unwrap_or_default();
+        let body = serde_json::to_vec(&me).map_err(|e| JobError::Bug(format!("lock {rel}: {e}")))?;
         for attempt in 0..2 {
             match lake.put_if_absent(&rel, body.clone().into()) {
                 Ok(()) => return Ok(Lock { lake: lake.clone(), rel }),

@@ -70,18 +70,22 @@ pub fn read_invoices(file: &str, bytes: bytes::Bytes) -> Result<BTreeMap<String,
         let (inv, acct, status) = (s("invoice_id")?, s("account_id")?, s("status_at_close")?);
         let (usage, purchase, total, closing) = (dc("usage_charges")?, dc("purchase_charges")?, dc("total_due")?, dc("closing_balance")?);
         let lines = IntCol::of(&b, "line_count").map_err(|_| bad("line_count"))?;
-        let dec = |c: &DecCol, i: usize| c.get(i).and_then(Result::ok).unwrap_or_default();
+        // A published invoice has every figure: a missing one is a damaged table,
+        // never read as zero.
+        let missing = |i: usize, c: &str| JobError::Plan(format!("{file} row {i}: field '{c}' is null or out of range"));
+        let dec = |c: &DecCol, i: usize, name: &str| c.get(i).and_then(Result::ok).ok_or_else(|| missing(i, name));
+        let text = |c: &StrCol, i: usize, name: &str| c.get(i).map(str::to_string).ok_or_else(|| missing(i, name));
         for i in 0..b.num_rows() {
             out.insert(
-                acct.get(i).unwrap_or_default().to_string(),
+                text(&acct, i, "account_id")?,
                 Figures {
-                    invoice_id: inv.get(i).unwrap_or_default().to_string(),
-                    usage_charges: dec(&usage, i),
-                    purchase_charges: dec(&purchase, i),
-                    total_due: dec(&total, i),
-                    closing_balance: dec(&closing, i),
-                    status: status.get(i).unwrap_or_default().to_string(),
-                    line_count: lines.get(i).unwrap_or_default(),
+                    invoice_id: text(&inv, i, "invoice_id")?,
+                    usage_charges: dec(&usage, i, "usage_charges")?,
+                    purchase_charges: dec(&purchase, i, "purchase_charges")?,
+                    total_due: dec(&total, i, "total_due")?,
+                    closing_balance: dec(&closing, i, "closing_balance")?,
+                    status: text(&status, i, "status_at_close")?,
+                    line_count: lines.get(i).ok_or_else(|| missing(i, "line_count"))?,
                 },
             );
         }

@@ -53,27 +53,45 @@ impl std::fmt::Debug for Lake {
     }
 }
 
+/// How the object stores are used: what the command line and the config decide, read
+/// once at the door and handed down (the adapter reads no setting of its own).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StoreOptions {
+    /// Retries of a transient S3 error before the run gives up.
+    pub s3_max_retries: usize,
+}
+
+impl Default for StoreOptions {
+    fn default() -> StoreOptions {
+        StoreOptions { s3_max_retries: 8 }
+    }
+}
+
 impl Lake {
+    /// Opens a lake with the default [`StoreOptions`].
+    pub fn open(url: &str, create: bool) -> Result<Lake> {
+        Self::open_with(url, create, StoreOptions::default())
+    }
+
     /// Opens a lake. A local lake's folder is created when `create` is set (outputs);
     /// an input lake that does not exist is an error.
-    pub fn open(url: &str, create: bool) -> Result<Lake> {
+    pub fn open_with(url: &str, create: bool, options: StoreOptions) -> Result<Lake> {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
             .build()
             .map_err(|e| LakeError::Url { url: url.into(), why: format!("cannot start I/O runtime: {e}") })?;
-        Self::open_with_runtime(url, create, Arc::new(rt))
+        Self::open_with_runtime(url, create, options, Arc::new(rt))
     }
 
-    pub fn open_with_runtime(url: &str, create: bool, rt: Arc<tokio::runtime::Runtime>) -> Result<Lake> {
+    pub fn open_with_runtime(url: &str, create: bool, options: StoreOptions, rt: Arc<tokio::runtime::Runtime>) -> Result<Lake> {
         let bad = |why: String| LakeError::Url { url: url.to_string(), why };
         let (store, prefix): (Arc<dyn ObjectStore>, String) = if let Some(rest) = url.strip_prefix("s3://") {
             let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
             if bucket.is_empty() {
                 return Err(bad("no bucket name".into()));
             }
-            let max_retries = std::env::var("BILLRUN_S3_MAX_RETRIES").ok().and_then(|v| v.parse().ok()).unwrap_or(8);
-            let retry = RetryConfig { max_retries, retry_timeout: Duration::from_secs(120), ..RetryConfig::default() };
+            let retry = RetryConfig { max_retries: options.s3_max_retries, retry_timeout: Duration::from_secs(120), ..RetryConfig::default() };
             let s3 = AmazonS3Builder::from_env()
                 .with_bucket_name(bucket)
                 .with_retry(retry)

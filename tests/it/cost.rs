@@ -236,6 +236,9 @@ fn streamed_and_filtered_reads_give_the_cached_bytes() {
             stale_lock: std::time::Duration::from_secs(3600),
             windows: (15, 15),
             reason: "test".into(),
+            store: Default::default(),
+            fault: None,
+            whole_what_if: false,
         };
         let report = close::run(&job).unwrap();
         (report.rows_in, report.rejected.clone(), files_under(&out, |p| p.ends_with(".parquet")))

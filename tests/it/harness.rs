@@ -214,6 +214,9 @@ impl Scenario {
             stale_lock: std::time::Duration::from_secs(3600),
             windows: (15, 15),
             reason: "test".into(),
+            store: Default::default(),
+            fault: None,
+            whole_what_if: false,
         })?;
         Ok(Outputs::read(&self.lake(), period, report))
     }

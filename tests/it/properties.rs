@@ -92,6 +92,9 @@ fn close_into(s: &Scenario, out: &std::path::Path, threads: usize) -> close::Clo
         stale_lock: std::time::Duration::from_secs(3600),
         windows: (15, 15),
         reason: "test".into(),
+        store: Default::default(),
+        fault: None,
+        whole_what_if: false,
     };
     let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
     pool.install(|| close::run(&job)).unwrap()

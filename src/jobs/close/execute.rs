@@ -1,0 +1,356 @@
+//! The execution of a close: the engine over the period's hours (the writers fed an
+//! hour behind on a thread of their own), the period's close, the conservation
+//! checks, the whole-period tables, and the recommendations re-rated beside them.
+//! Every table is written and sealed; none is made visible here.
+
+use super::checks::{check_allocation, check_conservation, check_written};
+use super::plan::Prepared;
+use super::usage::{duplicate_verdicts, rate_hours, Usage};
+use super::{table_path, CloseJob, CloseReport, Fault};
+use crate::decimal::Dec;
+use crate::engine::Engine;
+use crate::jobs::{restate, what_if, JobError};
+use crate::lake::inputs::{self, UsageChunk, UsageFile};
+use crate::lake::outputs::{self as out, Names, TableSink};
+use crate::lake::state::state_batch;
+use crate::lake::store::{Lake, Sealed};
+use crate::time::{Micros, Period};
+use rustc_hash::FxHashMap;
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+/// What the execution leaves for the publication: the report, and every table
+/// written and sealed (its upload not completed: invisible).
+pub struct Executed {
+    pub report: CloseReport,
+    pub sealed: BTreeMap<&'static str, (out::Written, Sealed)>,
+}
+
+/// Rates the period and closes it: every table written and sealed, nothing visible.
+pub fn execute(job: &CloseJob, p: &Prepared) -> Result<Executed, JobError> {
+    let (period, input, output, files, hours) = (p.period, &p.input, &p.output, &p.files[..], &p.hours);
+    let mut report = p.report.clone();
+    let mut usage = Usage { lake: input, files, cache: FxHashMap::default(), keep: p.keep_decoded, only: None, whole_what_if: job.whole_what_if };
+    let t = Instant::now();
+    let verdicts = duplicate_verdicts(&mut usage, period)?;
+    tracing::info!(duplicates = verdicts.len(), secs = t.elapsed().as_secs_f64(), "duplicate pass");
+
+    let mut engine =
+        Engine::new(p.reference.clone(), period, &p.opening).map_err(|why| JobError::Input(inputs::InputError::Table { file: inputs::PRICES.into(), why }))?;
+    let ids = out::Ids::new(period, &engine.accounts, &engine.catalog);
+    let mut cost = crate::cost::CostBook::default();
+    let mut sinks: BTreeMap<&'static str, TableSink> = BTreeMap::new();
+    let schemas = [
+        ("bills/line_items", out::line_items_schema()),
+        ("bills/settlements", out::settlements_schema()),
+        ("bills/alerts", out::alerts_schema()),
+        ("bills/package_deductions", out::package_deductions_schema()),
+        ("bills/rejected", out::rejected_schema()),
+    ];
+    for (t, s) in schemas {
+        sinks.insert(t, TableSink::create(output, &table_path(t, period), s)?);
+    }
+
+    let t = Instant::now();
+    // What the writers are handed, per account: lines and Σ BilledCost. Checked
+    // against the invoices before publishing, so a line lost between the rules and
+    // the files cannot go unnoticed.
+    let mut written: Vec<(u64, Dec)> = Vec::new();
+    // Of the hours settled hourly this period, the close's settlements, to compare.
+    let mut settled: BTreeMap<(u32, Micros), Dec> = BTreeMap::new();
+    let mut hour_sums = what_if::HourSums::new();
+    let mut fault = job.fault;
+    // The rating of an hour overlaps the writing of the one before: the writers run on
+    // a thread of their own, handed the rated hours through a channel of two, with
+    // their own copy of the reference data for the names.
+    let refs = (engine.accounts.clone(), engine.catalog.clone(), engine.packages.clone(), engine.subs.clone());
+    let mut write_hour = |mut res: crate::engine::HourResult, chunks: &[UsageChunk]| -> Result<(), JobError> {
+        inject_fault(&mut fault, &mut res);
+        tally(&mut written, &res.lines)?;
+        let hour = res.settlements.first().map(|s| s.hour_start);
+        report.rows_in += res.rows_in;
+        report.rows_rated += res.rows_rated;
+        report.lines += res.lines.len() as u64;
+        report.alerts += res.alerts.len() as u64;
+        for r in &res.rejected {
+            *report.rejected.entry(r.why.reason.as_str().to_string()).or_default() += 1;
+        }
+        let names = Names::new(period, &refs.0, &refs.1, &refs.2, &refs.3, files, &ids);
+        let names = &names;
+        // The cost book and the line items read the same lines: one on each side.
+        let line_items = sinks.get_mut("bills/line_items").ok_or_else(|| JobError::Bug("no sink for bills/line_items".into()))?;
+        let (observed, written_lines) =
+            rayon::join(|| cost.observe(&res.lines, chunks, names), || line_items.write(output, &out::line_items_batch(&res.lines, chunks, names)));
+        written_lines?;
+        observed?;
+        cost.observe_settlements(&res.settlements)?;
+        hour_sums.record(&res.settlements);
+        for st in &res.settlements {
+            if p.hourly_hours.contains(&st.hour_start) {
+                settled.insert((st.account, st.hour_start), st.deduction);
+            }
+        }
+        write(output, &mut sinks, "bills/settlements", &out::settlements_batch(&res.settlements, names))?;
+        write(output, &mut sinks, "bills/alerts", &out::alerts_batch(&res.alerts, names))?;
+        write(output, &mut sinks, "bills/package_deductions", &out::package_deductions_batch(&res.deductions, chunks, names))?;
+        write(output, &mut sinks, "bills/rejected", &out::rejected_batch(&res.rejected, chunks, names))?;
+        if (res.rows_rated + res.rejected.len() as u64) != res.rows_in {
+            return Err(JobError::Conservation(format!(
+                "hour {}: {} rows in, {} rated, {} rejected",
+                hour.map(crate::time::format_ts).unwrap_or_else(|| "without settlements".into()),
+                res.rows_in,
+                res.rows_rated,
+                res.rejected.len()
+            )));
+        }
+        Ok(())
+    };
+    std::thread::scope(|scope| {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<(crate::engine::HourResult, Vec<UsageChunk>)>(2);
+        let writer = scope.spawn(move || {
+            for (res, chunks) in rx {
+                write_hour(res, &chunks)?;
+            }
+            Ok::<(), JobError>(())
+        });
+        let rated = rate_hours(&mut usage, hours, &mut engine, &verdicts, |_, res, chunks| {
+            tx.send((res, chunks.to_vec())).map_err(|_| JobError::Bug("the writers stopped".into()))
+        });
+        drop(tx);
+        let written = writer.join().map_err(|_| JobError::Bug("the writers panicked".into()))?;
+        // The writers' own error first: a rating stopped by their failure reports it.
+        written.and(rated)
+    })?;
+    tracing::info!(rows = report.rows_in, secs = t.elapsed().as_secs_f64(), "rated");
+
+    // The close: what only the whole period determines.
+    let res = engine.finish()?;
+    let names = names(&engine, files, &ids);
+    let accounts = &engine.accounts;
+    report.accounts = accounts.len();
+    report.lines += res.lines.len() as u64;
+    for r in &res.rejected_orders {
+        *report.rejected_orders.entry(r.why.reason.as_str().to_string()).or_default() += 1;
+    }
+    cost.observe(&res.lines, &[], &names)?;
+    cost.finish()?;
+    tally(&mut written, &res.lines)?;
+    check_conservation(&res)?;
+    check_written(&res, &written)?;
+    check_allocation(&cost)?;
+    let previous = previous_totals(output, period)?;
+    let t = Instant::now();
+    // The tables that do not depend on the recommendations are written and sealed
+    // while the purchases are re-rated: that work leaves part of a core idle.
+    let run_id = report.run_id.clone();
+    let (recommendations, closed) = std::thread::scope(|scope| {
+        let closing = scope.spawn(|| close_tables(output, sinks, period, &res, &names, &cost, &previous, &engine.accounts, &settled, &run_id, &job.reason));
+        let what_if = what_if::WhatIf { engine: &engine, period: &res, cost: &cost, offers: &p.offers, reference: &p.reference, opening: &p.opening };
+        let recommendations = what_if.recommend(&mut usage, hours, &verdicts, &hour_sums);
+        let closed = closing.join().map_err(|_| JobError::Bug("the closing writers panicked".into()));
+        (recommendations, closed)
+    });
+    let (mut sealed, restated, settlement_changes) = closed??;
+    let recommendations = recommendations?;
+    report.restated = restated;
+    report.settlement_changes = settlement_changes;
+    drop(hour_sums);
+    tracing::info!(recommendations = recommendations.len(), secs = t.elapsed().as_secs_f64(), "recommendations");
+    drop(usage);
+    let mut due: BTreeMap<String, Dec> = BTreeMap::new();
+    for inv in &res.invoices {
+        let cur = accounts[inv.account as usize].currency.clone();
+        let e = due.entry(cur).or_default();
+        *e = e.plus(inv.total_due, "total due")?;
+        if inv.status != crate::model::Phase::Active {
+            report.accounts_in_arrears += 1;
+        }
+    }
+    report.total_due = due.into_iter().map(|(k, v)| (k, v.to_string())).collect();
+    let t_rec = "cost/recommendations";
+    let batch = crate::cost::tables::recommendations_batch(&recommendations, &names);
+    let mut sink = TableSink::create(output, &table_path(t_rec, period), batch.schema())?;
+    sink.write(output, &batch)?;
+    sealed.insert(t_rec, sink.seal(output)?);
+    Ok(Executed { report, sealed })
+}
+
+/// The close's tables but the recommendations: the period's own lines and rejected
+/// orders added, the whole-period tables, restatements and settlement changes
+/// written; every sink sealed. Also returns the number of invoices restated and of
+/// settlement changes.
+#[allow(clippy::too_many_arguments)]
+fn close_tables(
+    output: &Lake,
+    mut sinks: BTreeMap<&'static str, TableSink>,
+    period: Period,
+    res: &crate::engine::PeriodResult,
+    names: &Names<'_>,
+    cost: &crate::cost::CostBook,
+    previous: &FxHashMap<String, Dec>,
+    accounts: &[crate::model::Account],
+    settled: &BTreeMap<(u32, Micros), Dec>,
+    run_id: &str,
+    reason: &str,
+) -> Result<(BTreeMap<&'static str, (out::Written, Sealed)>, usize, usize), JobError> {
+    write(output, &mut sinks, "bills/line_items", &out::line_items_batch(&res.lines, &[], names))?;
+    write(output, &mut sinks, "bills/rejected", &out::rejected_orders_batch(&res.rejected_orders, names))?;
+    let whole = [
+        ("bills/invoices", out::invoices_batch(&res.invoices, names)),
+        ("bills/account_status", out::account_status_batch(&res.status, names)),
+        ("bills/package_ledger", out::package_ledger_batch(&res.ledger, names)),
+        ("cost/analysis", crate::cost::tables::analysis_batch(cost, names, previous)?),
+        ("cost/allocation", crate::cost::tables::allocation_batch(cost, names)),
+        ("state", state_batch(&res.closing)),
+    ];
+    for (t, batch) in whole {
+        let mut sink = TableSink::create(output, &table_path(t, period), batch.schema())?;
+        sink.write(output, &batch)?;
+        sinks.insert(t, sink);
+    }
+    // Restatements: the published invoices against the new ones.
+    let mut restated = 0;
+    let restatements_rel = table_path("bills/restatements", period);
+    let mut sink = TableSink::create(output, &restatements_rel, restate::schema())?;
+    for b in restate::read_existing(output, &restatements_rel)? {
+        sink.write(output, &b)?;
+    }
+    if let Some(bytes) = output.get_opt(&table_path("bills/invoices", period))? {
+        let old = restate::read_invoices(&table_path("bills/invoices", period), bytes)?;
+        let new = restate::figures(&res.invoices, names);
+        let old_run = output
+            .get_opt(&format!("_manifests/billing_period={period}/manifest.json"))?
+            .and_then(|m| serde_json::from_slice::<serde_json::Value>(&m).ok())
+            .and_then(|m| m["run_id"].as_str().map(str::to_string))
+            .unwrap_or_else(|| "unknown".into());
+        let changed = restate::compare(&old, &new, &old_run, run_id, reason);
+        restated = changed.len();
+        sink.write(output, &restate::batch(&changed))?;
+    }
+    sinks.insert("bills/restatements", sink);
+    let changes = settlement_changes(output, period, accounts, settled)?;
+    let mut sink = TableSink::create(output, &table_path("bills/settlement_changes", period), changes.schema())?;
+    sink.write(output, &changes)?;
+    sinks.insert("bills/settlement_changes", sink);
+    let mut sealed = BTreeMap::new();
+    for (t, sink) in sinks {
+        sealed.insert(t, sink.seal(output)?);
+    }
+    Ok((sealed, restated, changes.num_rows()))
+}
+
+fn names<'a>(e: &'a Engine, files: &'a [UsageFile], ids: &'a out::Ids) -> Names<'a> {
+    Names::new(e.period, &e.accounts, &e.catalog, &e.packages, &e.subs, files, ids)
+}
+
+fn write(lake: &Lake, sinks: &mut BTreeMap<&str, TableSink>, table: &str, batch: &arrow_array::RecordBatch) -> Result<(), JobError> {
+    let sink = sinks.get_mut(table).ok_or_else(|| JobError::Bug(format!("no sink for {table}")))?;
+    Ok(sink.write(lake, batch)?)
+}
+
+/// Each account's total effective cost in the period before, from its cost analysis.
+fn previous_totals(lake: &Lake, period: Period) -> Result<FxHashMap<String, Dec>, JobError> {
+    let rel = table_path("cost/analysis", period.prev());
+    let mut out = FxHashMap::default();
+    let Some(bytes) = lake.get_opt(&rel)? else { return Ok(out) };
+    for b in inputs::decode_parquet(&rel, bytes)? {
+        let col = |c: &str| crate::lake::columns::StrCol::of(&b, c).map_err(|_| JobError::Plan(format!("{rel}: no column {c}")));
+        let (acct, view) = (col("account_id")?, col("view")?);
+        let eff = crate::lake::columns::DecCol::of(&b, "effective_cost").map_err(|_| JobError::Plan(format!("{rel}: no column effective_cost")))?;
+        for i in 0..b.num_rows() {
+            if view.get(i) == Some("monthly") {
+                if let (Some(a), Some(Ok(v))) = (acct.get(i), eff.get(i)) {
+                    out.insert(a.to_string(), v);
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Lines and Σ BilledCost per account index.
+fn tally(written: &mut Vec<(u64, Dec)>, lines: &[crate::rules::records::Line]) -> Result<(), crate::decimal::Overflow> {
+    for l in lines {
+        let a = l.account as usize;
+        if written.len() <= a {
+            written.resize(a + 1, (0, Dec::ZERO));
+        }
+        let e = &mut written[a];
+        e.0 += 1;
+        e.1 = e.1.plus(l.billed, "invoice's billed cost")?;
+    }
+    Ok(())
+}
+
+/// Breaks the stage `fault` names, once, on the first hour where it can.
+fn inject_fault(fault: &mut Option<Fault>, res: &mut crate::engine::HourResult) {
+    match fault {
+        Some(Fault::DropLine) if !res.lines.is_empty() => {
+            res.lines.pop();
+        }
+        Some(Fault::LoseRejected) if !res.rejected.is_empty() => {
+            res.rejected.pop();
+        }
+        _ => return,
+    }
+    tracing::warn!(fault = ?fault, "fault injected on purpose");
+    *fault = None;
+}
+
+/// The hour of an hourly run's file, `…/hour=YYYY-MM-DDTHH.parquet`.
+pub(super) fn hourly_file_hour(path: &str) -> Option<Micros> {
+    path.rsplit("hour=").next().and_then(|s| s.strip_suffix(".parquet")).and_then(crate::time::parse_hour)
+}
+
+/// The settlements of the close against those the hourly runs published: one row per
+/// account and hour settled hourly whose deduction changed (late usage, or a record
+/// id repeated across hours, which only the whole month shows).
+fn settlement_changes(
+    lake: &Lake,
+    period: Period,
+    accounts: &[crate::model::Account],
+    settled: &BTreeMap<(u32, Micros), Dec>,
+) -> Result<arrow_array::RecordBatch, JobError> {
+    use crate::lake::columns::{DecCol, StrCol, TsCol};
+    let mut hourly: BTreeMap<(String, Micros), Dec> = BTreeMap::new();
+    let mut hours = std::collections::BTreeSet::new();
+    for l in lake.list(&format!("hourly/settlements/billing_period={period}/"))? {
+        let Some(h) = hourly_file_hour(&l.path) else { continue };
+        hours.insert(h);
+        for b in inputs::decode_parquet(&l.path, lake.get(&l.path)?)? {
+            let (acct, at, ded) = match (StrCol::of(&b, "account_id"), TsCol::of(&b, "hour_start"), DecCol::of(&b, "deduction")) {
+                (Ok(a), Ok(t), Ok(d)) => (a, t, d),
+                _ => return Err(JobError::Plan(format!("{}: not a settlements table", l.path))),
+            };
+            for i in 0..b.num_rows() {
+                if let (Some(a), Some(Ok(t)), Some(Ok(d))) = (acct.get(i), at.get(i), ded.get(i)) {
+                    hourly.insert((a.to_string(), t), d);
+                }
+            }
+        }
+    }
+    let mut close: BTreeMap<(String, Micros), Dec> = BTreeMap::new();
+    for ((a, h), d) in settled {
+        if hours.contains(h) {
+            close.insert((accounts[*a as usize].account_id.clone(), *h), *d);
+        }
+    }
+    let keys: std::collections::BTreeSet<&(String, Micros)> = hourly.keys().chain(close.keys()).collect();
+    let rows: Vec<(&(String, Micros), Option<Dec>, Option<Dec>)> =
+        keys.into_iter().map(|k| (k, hourly.get(k).copied(), close.get(k).copied())).filter(|(_, a, b)| a != b).collect();
+    let schema = std::sync::Arc::new(arrow_schema::Schema::new(vec![
+        arrow_schema::Field::new("account_id", arrow_schema::DataType::Utf8, false),
+        arrow_schema::Field::new("hour_start", out::ts_type(), false),
+        arrow_schema::Field::new("hourly_deduction", out::dec2_type(), true),
+        arrow_schema::Field::new("close_deduction", out::dec2_type(), true),
+        arrow_schema::Field::new("difference", out::dec2_type(), false),
+    ]));
+    let cols: Vec<arrow_array::ArrayRef> = vec![
+        out::col_str(rows.iter().map(|(k, _, _)| Some(k.0.as_str()))),
+        out::col_ts(rows.iter().map(|(k, _, _)| Some(k.1))),
+        out::col_dec2(rows.iter().map(|(_, a, _)| *a)),
+        out::col_dec2(rows.iter().map(|(_, _, b)| *b)),
+        out::col_dec2(rows.iter().map(|(_, a, b)| b.unwrap_or_default().checked_sub(a.unwrap_or_default()))),
+    ];
+    Ok(arrow_array::RecordBatch::try_new(schema, cols).expect("settlement change columns match the schema"))
+}
