@@ -54,6 +54,9 @@ pub struct LedgerRow {
     pub used: Qty,
     pub lapsed: Qty,
     pub closing: Qty,
+    /// The four figures as the ledger table shows them ([`packages::ledger_shown`]):
+    /// opening, used, lapsed, closing.
+    pub shown: [Dec; 4],
 }
 
 /// A rejected subscription order of the period.
@@ -625,7 +628,14 @@ impl Engine {
                         break 'books;
                     }
                 };
-                res.ledger.push(LedgerRow { package: s.idx, account: b.idx, opening: s.opening, used: s.used, lapsed, closing });
+                let shown = match packages::ledger_shown(s.opening, lapsed, closing) {
+                    Ok(shown) => shown,
+                    Err(o) => {
+                        failed = Some((b.idx, o));
+                        break 'books;
+                    }
+                };
+                res.ledger.push(LedgerRow { package: s.idx, account: b.idx, opening: s.opening, used: s.used, lapsed, closing, shown });
                 if !lapsed.is_zero() {
                     match purchases::package_lapse(b.idx, s.idx, p, lapsed, period, &self.catalog) {
                         Ok(l) => res.lines.push(l),

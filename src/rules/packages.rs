@@ -167,6 +167,18 @@ impl PackageBook {
     }
 }
 
+/// A package ledger's figures as the contract's decimals show them (10 places):
+/// opening, lapsed and closing rounded, used the difference, so the table reads
+/// `closing = opening − used − lapsed` exactly (billing-rules §10). Used quantities
+/// of microsecond durations rarely terminate in 10 places: the shown `used` is then
+/// within 2e-10 of the exact one. (The next period opens from the exact closing,
+/// which it shows rounded the same way.)
+pub fn ledger_shown(opening: Qty, lapsed: Qty, closing: Qty) -> Result<[Dec; 4], Overflow> {
+    let (opening, lapsed, closing) = (opening.to_dec(), lapsed.to_dec(), closing.to_dec());
+    let used = opening.minus(lapsed, "package quota used")?.minus(closing, "package quota used")?;
+    Ok([opening, used, lapsed, closing])
+}
+
 /// What a package's quota does at the end of a period: it lapses at a monthly reset
 /// or at an expiry within the period; otherwise it carries over.
 pub fn lapses_at_close(p: &Package, period: Period) -> bool {

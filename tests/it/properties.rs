@@ -1,5 +1,7 @@
-//! Invariants over random scenarios: every row ends in exactly one place, money is
-//! conserved, settlements are the truncation of their hour, quotas never go negative,
+//! Invariants over random scenarios — random accounts, SKUs, prices of up to 10
+//! places, graduated tiers (free ones included), packages, payments and rows: every
+//! row ends in exactly one place, money is conserved, settlements are the truncation
+//! of their hour, quotas never go negative and the package ledger balances exactly,
 //! and one thread gives the same bytes as two.
 
 use crate::harness::*;
@@ -22,12 +24,15 @@ struct RowSpec {
 }
 
 fn row_spec() -> impl Strategy<Value = RowSpec> {
-    (0..3usize, 0..2usize, 0..72i64, 0..3599i64, 1..3600i64, 1..5i32, prop::bool::weighted(0.1))
+    (0..8usize, 0..8usize, 0..72i64, 0..3599i64, 1..3600i64, 1..5i32, prop::bool::weighted(0.1))
         .prop_map(|(account, sku, hour, start_s, dur_s, nodes, dedicated_job)| RowSpec { account, sku, hour, start_s, dur_s, nodes, dedicated_job })
 }
 
 #[derive(Debug, Clone)]
 struct Spec {
+    /// Per SKU, its tiers: (unit price in 1e-10, the tier's start after the one
+    /// before, in half node-hours). The first tier starts at 0.
+    skus: Vec<Vec<(u64, u32)>>,
     balances: Vec<u32>,
     rows: Vec<RowSpec>,
     packages: Vec<(usize, usize, u32, i64)>,
@@ -35,21 +40,36 @@ struct Spec {
 }
 
 fn spec() -> impl Strategy<Value = Spec> {
+    // A price is free one time in six; else up to 5.0000000000 with 10 places.
+    let price = prop_oneof![1 => Just(0u64), 5 => 1..50_000_000_000u64];
+    let tiers = prop::collection::vec((price, 1..40u32), 1..4);
     (
-        prop::collection::vec(0..40u32, 3),
+        prop::collection::vec(tiers, 1..4),
+        prop::collection::vec(0..40u32, 1..5),
         prop::collection::vec(row_spec(), 1..60),
-        prop::collection::vec((0..3usize, 0..2usize, 1..20u32, 0..72i64), 0..4),
-        prop::collection::vec((0..3usize, 0..72i64, 1..30u32), 0..4),
+        prop::collection::vec((0..8usize, 0..8usize, 1..20u32, 0..72i64), 0..4),
+        prop::collection::vec((0..8usize, 0..72i64, 1..30u32), 0..4),
     )
-        .prop_map(|(balances, rows, packages, payments)| Spec { balances, rows, packages, payments })
+        .prop_map(|(skus, balances, rows, packages, payments)| Spec { skus, balances, rows, packages, payments })
 }
-
-const SKUS: [&str; 2] = ["cpu", "gpu"];
 
 fn build(spec: &Spec) -> Scenario {
     let mut s = Scenario::new();
-    s.price("cpu", NodeHour, "0.1337", "0").price("cpu", NodeHour, "0.0999", "7.5");
-    s.price("gpu", NodeHour, "2.7183", "0").price("gpu", NodeHour, "0", "40").price("gpu", NodeHour, "1.4142", "55");
+    let skus: Vec<String> = (0..spec.skus.len()).map(|i| format!("sku{i}")).collect();
+    let sku = |i: usize| skus[i % skus.len()].as_str();
+    let account = |i: usize| format!("A{}", i % spec.balances.len());
+    for (i, tiers) in spec.skus.iter().enumerate() {
+        let mut start = 0u32;
+        for (k, (price, step)) in tiers.iter().enumerate() {
+            if k > 0 {
+                start += step;
+            }
+            let price = Dec(*price as i128).to_string();
+            // `start` half node-hours: 5e9 units of 1e-10 each.
+            let tier = Dec(i128::from(start) * 5_000_000_000).to_string();
+            s.price(&skus[i], NodeHour, &price, &tier);
+        }
+    }
     for (i, b) in spec.balances.iter().enumerate() {
         let a = s.account(&format!("A{i}"), &b.to_string());
         a.grace_days = 1;
@@ -57,21 +77,21 @@ fn build(spec: &Spec) -> Scenario {
         a.balance_alert_threshold = Some(Dec::from_int(5));
     }
     let base = t("2026-01-01T00:00");
-    for (k, (a, sku, hours, at)) in spec.packages.iter().enumerate() {
+    for (k, (a, sku_of, hours, at)) in spec.packages.iter().enumerate() {
         let from = billrun::time::format_ts(base + at * H);
         let from = &from[..16];
-        let p = s.package(&format!("P{k}"), &format!("A{a}"), SKUS[*sku], &hours.to_string(), "12.00", from, "2026-01-04T00:00");
+        let p = s.package(&format!("P{k}"), &account(*a), sku(*sku_of), &hours.to_string(), "12.00", from, "2026-01-04T00:00");
         p.alert_threshold_pct = Some(d("30"));
     }
     for (k, (a, at, amt)) in spec.payments.iter().enumerate() {
         let at = billrun::time::format_ts(base + at * H + 1_800_000_000);
-        s.payment(&format!("pay{k}"), &format!("A{a}"), &at[..16], &amt.to_string());
+        s.payment(&format!("pay{k}"), &account(*a), &at[..16], &amt.to_string());
     }
     for (k, r) in spec.rows.iter().enumerate() {
         let start = base + r.hour * H + r.start_s * 1_000_000;
         let end = (start + r.dur_s * 1_000_000).min(base + (r.hour + 1) * H);
         let ts = |v: i64| billrun::time::format_ts(v)[..19].to_string();
-        let row = s.usage(&format!("r{k:03}"), &format!("A{}", r.account), SKUS[r.sku], &ts(start), &ts(start), r.nodes);
+        let row = s.usage(&format!("r{k:03}"), &account(r.account), sku(r.sku), &ts(start), &ts(start), r.nodes);
         row.start = Some(start);
         row.end = Some(end.max(start + 1));
         if r.dedicated_job {
@@ -165,7 +185,7 @@ proptest! {
         for l in Outputs::rows(&o.ledger) {
             let (op, used, lapsed, close) = (d(&l["opening_quota"]), d(&l["used_quota"]), d(&l["lapsed_quota"]), d(&l["closing_quota"]));
             prop_assert!(!close.is_negative() && !used.is_negative() && !lapsed.is_negative());
-            prop_assert!(op.checked_sub(used).unwrap().checked_sub(lapsed).unwrap().checked_sub(close).unwrap().0.abs() <= 2, "ledger {:?}", l);
+            prop_assert_eq!(op.checked_sub(used).unwrap().checked_sub(lapsed).unwrap(), close, "ledger {:?}", l);
         }
     }
 }

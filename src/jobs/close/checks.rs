@@ -20,7 +20,9 @@ pub fn check_conservation(res: &crate::engine::PeriodResult) -> Result<(), JobEr
         }
     }
     for l in &res.ledger {
-        if l.opening.checked_sub(l.used).and_then(|q| q.checked_sub(l.lapsed)) != Some(l.closing) || l.closing.0 < 0 {
+        let [opening, used, lapsed, closing] = l.shown;
+        let shown_balances = opening.checked_sub(used).and_then(|q| q.checked_sub(lapsed)) == Some(closing);
+        if l.opening.checked_sub(l.used).and_then(|q| q.checked_sub(l.lapsed)) != Some(l.closing) || l.closing.0 < 0 || !shown_balances {
             return Err(JobError::Conservation(format!("package #{}: ledger does not balance", l.package)));
         }
     }

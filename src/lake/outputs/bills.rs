@@ -132,10 +132,10 @@ pub fn package_ledger_batch(rows: &[LedgerRow], n: &Names<'_>) -> RecordBatch {
         col_str(rows.iter().map(|r| Some(n.packages[r.package as usize].package_id.as_str()))),
         col_str(rows.iter().map(|r| Some(n.account(r.account).account_id.as_str()))),
         col_str(rows.iter().map(|_| Some(period.as_str()))),
-        col_dec(rows.iter().map(|r| Some(r.opening.to_dec()))),
-        col_dec(rows.iter().map(|r| Some(r.used.to_dec()))),
-        col_dec(rows.iter().map(|r| Some(r.lapsed.to_dec()))),
-        col_dec(rows.iter().map(|r| Some(r.closing.to_dec()))),
+        col_dec(rows.iter().map(|r| Some(r.shown[0]))),
+        col_dec(rows.iter().map(|r| Some(r.shown[1]))),
+        col_dec(rows.iter().map(|r| Some(r.shown[2]))),
+        col_dec(rows.iter().map(|r| Some(r.shown[3]))),
     ];
     RecordBatch::try_new(package_ledger_schema(), cols).expect("ledger columns match the schema")
 }
