@@ -288,10 +288,6 @@ impl Outputs {
         Self::rows(&self.invoices).into_iter().find(|r| r["account_id"] == account).expect("invoice")
     }
 
-    pub fn settlements_of(&self, account: &str) -> Vec<BTreeMap<String, String>> {
-        Self::rows(&self.settlements).into_iter().filter(|r| r["account_id"] == account).collect()
-    }
-
     pub fn lines_of(&self, account: &str) -> Vec<BTreeMap<String, String>> {
         Self::rows(&self.line_items).into_iter().filter(|r| r["BillingAccountId"] == account).collect()
     }
@@ -323,11 +319,6 @@ fn cell(a: &dyn Array, i: usize) -> String {
         List(_) => format!("list[{}]", a.as_list::<i32>().value(i).len()),
         other => format!("<{other}>"),
     }
-}
-
-/// The hour of `t` as `YYYY-MM-DDTHH:00:00.000000Z`.
-pub fn hour_ts(s: &str) -> String {
-    billrun::time::format_ts(billrun::time::hour_floor(t(s)))
 }
 
 pub fn ts(s: &str) -> String {

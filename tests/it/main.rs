@@ -13,4 +13,5 @@ mod properties;
 mod reliability;
 mod report;
 mod s3_server;
+mod scenario_files;
 mod scenarios;
