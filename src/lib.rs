@@ -9,6 +9,7 @@ pub mod config;
 pub mod cost;
 pub mod decimal;
 pub mod engine;
+pub mod focus;
 pub mod generate;
 pub mod jobs;
 pub mod lake;

@@ -8,6 +8,7 @@ pub mod report;
 pub mod tables;
 
 use crate::decimal::{Dec, Overflow, Qty};
+use crate::focus;
 use crate::lake::inputs::UsageChunk;
 use crate::lake::outputs::Names;
 use crate::model::Module;
@@ -436,30 +437,6 @@ fn view<'a>(l: &Line, chunks: &'a [UsageChunk]) -> Option<UsageView<'a>> {
     })
 }
 
-fn billing_item_of_module(m: Option<Module>) -> &'static str {
-    match m {
-        Some(Module::Obs) => "object_storage",
-        Some(Module::Sfs) => "file_storage",
-        Some(Module::Evs) => "block_storage",
-        Some(Module::Smn) => "notification",
-        Some(Module::Lts) => "logs",
-        _ => "compute",
-    }
-}
-
-/// The platform's composition of a module: notebook = compute + EVS; ExeML =
-/// training + deployment + notification (billing-rules §1).
-fn product(m: Option<Module>, kind: LineKind) -> &'static str {
-    match (m, kind) {
-        (_, LineKind::Purchase) => "purchases",
-        (_, LineKind::Adjustment) => "settlement",
-        (Some(Module::Notebook | Module::Evs), _) => "notebook",
-        (Some(Module::ExemlTraining | Module::ExemlDeployment | Module::Smn), _) => "exeml",
-        (Some(m), _) => m.product(),
-        (None, _) => "commitments",
-    }
-}
-
 impl CostBook {
     /// Accumulates the lines of one hour (or of the period's close, with no chunks).
     pub fn observe(&mut self, lines: &[Line], chunks: &[UsageChunk], n: &Names<'_>) -> Result<(), Overflow> {
@@ -564,22 +541,9 @@ impl CostBook {
     /// billing item is compute.
     fn compose(names: &mut Syms, l: &Line, u: Option<&UsageView<'_>>, n: &Names<'_>) -> ([Sym; 8], bool) {
         let module = u.and_then(|u| u.module);
-        let (item_name, item) = match l.price_row {
-            Some(r) => {
-                let name = n.catalog.row(r).billing_item.as_str();
-                (name, names.stable(name))
-            }
-            None => {
-                let name = billing_item_of_module(module);
-                (name, names.stable(name))
-            }
-        };
-        let module_name = names.stable(match (module, l.kind) {
-            (Some(m), _) => m.as_str(),
-            (None, LineKind::Purchase) => "purchase",
-            (None, LineKind::Adjustment) => "settlement",
-            (None, _) => "commitment",
-        });
+        let item_name = focus::billing_item(l, module, n.catalog);
+        let item = names.stable(item_name);
+        let module_name = names.stable(focus::module_key(module, l.kind));
         let (sku, region) = match (u, l.commitment) {
             (Some(u), _) => (u.sku.map(|s| names.here(s)), u.region.map(|s| names.here(s))),
             (None, Some(Commitment::Package(i))) => {
@@ -592,20 +556,15 @@ impl CostBook {
             }
             (None, None) => (None, None),
         };
-        let mode = names.stable(match (l.kind, l.commitment) {
-            (LineKind::PoolJob, _) => "dedicated_pool",
-            (_, Some(Commitment::Package(_))) => "package",
-            (_, Some(Commitment::Subscription(_))) => "yearly_monthly",
-            _ => "pay_per_use",
-        });
+        let mode = names.stable(focus::billing_mode(l.kind, l.commitment));
         let values: [Option<Sym>; 8] = [
             Some(item),
             Some(module_name),
-            Some(names.stable(product(module, l.kind))),
+            Some(names.stable(focus::product(module, l.kind))),
             Some(mode),
             sku,
             region,
-            Some(names.stable(l.kind.charge_category())),
+            Some(names.stable(focus::charge_category(l.kind))),
             // What each module is made of: notebook = compute + block storage, …
             Some(names.pair(module_name, item)),
         ];

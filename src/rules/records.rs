@@ -30,16 +30,6 @@ pub enum LineKind {
     Adjustment,
 }
 
-impl LineKind {
-    pub fn charge_category(self) -> &'static str {
-        match self {
-            LineKind::Purchase => "Purchase",
-            LineKind::Adjustment => "Adjustment",
-            _ => "Usage",
-        }
-    }
-}
-
 /// One line item of the bill.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Line {

@@ -1,6 +1,7 @@
 //! The FOCUS 1.2 cost and usage rows (`bills/line_items`): one row a line.
 
 use super::*;
+use crate::focus;
 use crate::lake::inputs::UsageChunk;
 use crate::model::{Module, PoolType, PricingUnit};
 use crate::rules::records::*;
@@ -69,44 +70,6 @@ pub fn line_items_schema() -> SchemaRef {
         f("x_TierStart", dec_type(), true),
         k("x_PricingQuantityExact"),
     ]))
-}
-
-/// The FOCUS `ResourceType` of a module.
-fn resource_type(m: Module) -> &'static str {
-    match m {
-        Module::Notebook => "Notebook Instance",
-        Module::Training => "Training Job",
-        Module::InferenceRealtime => "Real-Time Service",
-        Module::InferenceBatch => "Batch Service",
-        Module::InferenceEdge => "Edge Service",
-        Module::Workflow => "Workflow",
-        Module::ExemlTraining => "ExeML Training Job",
-        Module::ExemlDeployment => "ExeML Deployment",
-        Module::DedicatedPool => "Dedicated Resource Pool",
-        Module::LiteCluster => "Lite Cluster",
-        Module::LiteServer => "Lite Server",
-        Module::Maas => "MaaS Service",
-        Module::Obs => "OBS Bucket",
-        Module::Sfs => "SFS File System",
-        Module::Evs => "EVS Disk",
-        Module::Smn => "SMN Topic",
-        Module::Lts => "LTS Log Group",
-    }
-}
-
-fn service(v: &LineView<'_>) -> crate::model::Service {
-    v.module.map(Module::service).unwrap_or(crate::model::PLATFORM_SERVICE)
-}
-
-pub fn unit_name(u: PricingUnit) -> &'static str {
-    match u {
-        PricingUnit::NodeHour => "Node-Hours",
-        PricingUnit::GbHour => "GB-Hours",
-        PricingUnit::Count => "Requests",
-        PricingUnit::Gb => "GB",
-        PricingUnit::NodeMonth => "Node-Months",
-        PricingUnit::NodeYear => "Node-Years",
-    }
 }
 
 /// Per-line derived values, computed once.
@@ -241,28 +204,22 @@ pub fn line_items_batch(lines: &[Line], chunks: &[UsageChunk], n: &Names<'_>) ->
                     let p = &n.packages[i as usize];
                     sku = sku.or(Some(p.sku.as_str()));
                     region = region.or(Some(p.region.as_str()));
-                    (p.package_id.as_str(), "Resource Package")
+                    (p.package_id.as_str(), focus::commitment_type(c))
                 }
                 Commitment::Subscription(i) => {
                     let s = n.subs.get(i);
                     sku = sku.or(Some(s.sku.as_str()));
                     region = region.or(Some(s.region.as_str()));
-                    (s.subscription_id.as_str(), "Yearly/Monthly")
+                    (s.subscription_id.as_str(), focus::commitment_type(c))
                 }
             });
-            let billing_mode = match (l.kind, l.commitment) {
-                (LineKind::Adjustment, _) => "pay_per_use",
-                (LineKind::PoolJob, _) => "dedicated_pool",
-                (_, Some(Commitment::Package(_))) => "package",
-                (_, Some(Commitment::Subscription(_))) => "yearly_monthly",
-                _ => "pay_per_use",
-            };
+            let billing_mode = focus::billing_mode(l.kind, l.commitment);
             LineView { account: n.account(l.account), usage, sku, region, module, billing_mode, commitment }
         })
         .collect();
     let ps = n.period.start();
     let pe = n.period.end();
-    let is_usage = |l: &Line| !matches!(l.kind, LineKind::Purchase | LineKind::Adjustment);
+    let is_usage = |l: &Line| focus::consumes(l.kind);
     let constant = |v: Option<&str>| col_keyed(lines.iter().map(|_| v));
     let address = |s: Option<&str>| s.map(|s| (s.as_ptr() as usize, s.len()));
     let class = Groups::of(lines.len(), |i| {
@@ -295,10 +252,10 @@ pub fn line_items_batch(lines: &[Line], chunks: &[UsageChunk], n: &Names<'_>) ->
         class.column(|i| views[i].region),
         col_keyed(views.iter().map(|v| v.usage_str(|c, r| c.enterprise_project.get(r)))),
         col_dec(lines.iter().zip(&qty).map(|(l, q)| (l.kind != LineKind::Adjustment).then_some(*q))),
-        class.column(|i| lines[i].unit.map(unit_name)),
+        class.column(|i| lines[i].unit.map(focus::unit_name)),
         col_dec(lines.iter().map(|l| Some(l.billed))),
         unless(same_quantity, &|| col_dec(lines.iter().zip(&qty).map(|(l, q)| is_usage(l).then_some(*q)))),
-        unless(same_unit, &|| class.column(|i| if is_usage(&lines[i]) { lines[i].unit.map(unit_name) } else { None })),
+        unless(same_unit, &|| class.column(|i| if focus::consumes(lines[i].kind) { lines[i].unit.map(focus::unit_name) } else { None })),
         unless(same_cost, &|| col_dec(lines.iter().map(|l| Some(l.effective)))),
     ]
     .try_into()
@@ -316,26 +273,15 @@ pub fn line_items_batch(lines: &[Line], chunks: &[UsageChunk], n: &Names<'_>) ->
         col_ts(lines.iter().map(|_| Some(pe))),
         col_ts(lines.iter().map(|l| Some(l.charge_start))),
         col_ts(lines.iter().map(|l| Some(l.charge_end))),
-        class.column(|i| Some(lines[i].kind.charge_category())),
+        class.column(|i| Some(focus::charge_category(lines[i].kind))),
         constant(None),
         // A description depends on the line's kind, SKU, price row and commitment.
         class.texts(|b, i| {
             describe(b, &lines[i], &views[i], n);
             true
         }),
-        class.column(|i| {
-            Some(match lines[i].kind {
-                LineKind::Purchase => "One-Time",
-                LineKind::Unused => "Recurring",
-                _ => "Usage-Based",
-            })
-        }),
-        class.column(|i| match lines[i].kind {
-            LineKind::Standard | LineKind::PoolJob => Some("Standard"),
-            LineKind::Committed | LineKind::Unused => Some("Committed"),
-            LineKind::Purchase => Some("Standard"),
-            LineKind::Adjustment => None,
-        }),
+        class.column(|i| Some(focus::charge_frequency(lines[i].kind))),
+        class.column(|i| focus::pricing_category(lines[i].kind)),
         pricing_quantity.clone(),
         pricing_unit.clone(),
         consumed_quantity.clone(),
@@ -349,17 +295,13 @@ pub fn line_items_batch(lines: &[Line], chunks: &[UsageChunk], n: &Names<'_>) ->
         commitment_id.clone(),
         commitment_id.clone(),
         class.column(|i| views[i].commitment.map(|c| c.1)),
-        class.column(|i| views[i].commitment.map(|_| "Usage")),
-        class.column(|i| match (lines[i].kind, lines[i].commitment) {
-            (LineKind::Committed, Some(_)) => Some("Used"),
-            (LineKind::Unused, Some(_)) => Some("Unused"),
-            _ => None,
-        }),
-        col_dec(lines.iter().zip(&qty).map(|(l, q)| { (l.commitment.is_some() && matches!(l.kind, LineKind::Committed | LineKind::Unused)).then_some(*q) })),
+        class.column(|i| views[i].commitment.map(|_| focus::COMMITMENT_CATEGORY)),
+        class.column(|i| focus::commitment_status(lines[i].kind, lines[i].commitment)),
+        col_dec(lines.iter().zip(&qty).map(|(l, q)| focus::has_commitment_quantity(l).then_some(*q))),
         class.column(|i| {
             let l = &lines[i];
-            if l.commitment.is_some() && matches!(l.kind, LineKind::Committed | LineKind::Unused) {
-                l.unit.map(unit_name)
+            if focus::has_commitment_quantity(l) {
+                l.unit.map(focus::unit_name)
             } else {
                 None
             }
@@ -377,10 +319,10 @@ pub fn line_items_batch(lines: &[Line], chunks: &[UsageChunk], n: &Names<'_>) ->
             })
         })),
         col_rows(views.iter().map(|v| v.usage_str(|c, r| c.resource_name.get(r)))),
-        class.column(|i| views[i].module.map(resource_type)),
-        class.column(|i| Some(service(&views[i]).1)),
-        class.column(|i| Some(service(&views[i]).0)),
-        class.column(|i| Some(service(&views[i]).2)),
+        class.column(|i| views[i].module.map(focus::resource_type)),
+        class.column(|i| Some(focus::service(views[i].module).1)),
+        class.column(|i| Some(focus::service(views[i].module).0)),
+        class.column(|i| Some(focus::service(views[i].module).2)),
         class.column(|i| views[i].sku),
         class.column(|i| lines[i].price_row.map(|r| n.ids.price[r as usize].as_str())),
         project.clone(),
@@ -390,7 +332,7 @@ pub fn line_items_batch(lines: &[Line], chunks: &[UsageChunk], n: &Names<'_>) ->
         class.column(|i| views[i].module.map(Module::as_str)),
         project.clone(),
         class.column(|i| Some(views[i].billing_mode)),
-        class.column(|i| lines[i].price_row.map(|r| n.catalog.row(r).billing_item.as_str())),
+        class.column(|i| focus::priced_billing_item(&lines[i], n.catalog)),
         // The checks admit only the two codes: their static text is the same text.
         col_keyed(views.iter().map(|v| v.usage_str(|c, r| c.pool_type.get(r)).map(|s| PoolType::parse(s).map_or(s, |p| p.as_str())))),
         col_keyed(views.iter().map(|v| v.usage_str(|c, r| c.pool_id.get(r)))),
