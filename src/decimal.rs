@@ -354,6 +354,13 @@ fn mul_div_round_wide(a: i128, b: i128, c: i128) -> Option<i128> {
     i128::try_from(q).ok()
 }
 
+/// `a × b / c` truncated toward zero, through a 256-bit product; `None` when `c` is 0
+/// or the quotient does not fit 128 bits.
+pub fn mul_div_trunc(a: i128, b: i128, c: i128) -> Option<i128> {
+    let q = I256::from(a).checked_mul(I256::from(b))?.checked_div(I256::from(c))?;
+    i128::try_from(q).ok()
+}
+
 /// `a.0 × a.1 ≤ b.0 × b.1`, exactly: the products are compared in 256 bits.
 pub fn products_le(a: (i128, i128), b: (i128, i128)) -> bool {
     // Two i128 factors make at most 254 bits: neither product overflows.

@@ -387,15 +387,36 @@ impl Engine {
         chunks: &[UsageBatch<C>],
         verdicts: &FxHashMap<FileRow, Rejection>,
     ) -> Result<HourResult, AccountOverflow> {
-        let mut result = HourResult { hour, ..HourResult::default() };
-        // The row checks, in parallel over runs of rows (unless sequential); each run's
-        // rows and rejections are then joined in file order, so the outcome is the
-        // sequential one.
+        let mut result = HourResult { hour, rows_in: chunks.iter().map(|c| c.len as u64).sum(), ..HourResult::default() };
+        let (runs, rejected) = self.check_rows(chunks, verdicts);
+        result.rejected = rejected;
+        // The rating order, `(account, start_time, record_id)`, then file order; sorted
+        // as positions (run, row in the run): the rows themselves stay where they are.
+        let order: Vec<Pos<'_>> = runs
+            .iter()
+            .enumerate()
+            .flat_map(|(k, run)| run.iter().enumerate().map(move |(i, (a, u))| (*a, u.start, u.record_id, k as u32, i as u32)))
+            .collect();
+        let order = rating_order(order);
+        let work = account_work(&mut self.books, &self.unrated, &order);
+        let ctx = Ctx { catalog: &self.catalog, subs: &self.subs, packages: &self.packages };
+        let outs = rate_groups(work, &ctx, &runs, hour, self.sequential);
+        let n_rows = order.len() as u64;
+        let rejected_later = self.gather(outs, &mut result)?;
+        result.rows_rated = n_rows - rejected_later;
+        Ok(result)
+    }
+
+    /// The row checks of an hour's chunks, in parallel over runs of rows (unless
+    /// sequential): the rows admitted, run by run, with the account each is rated for,
+    /// and the rejections. Each run's rows and rejections are joined in file order, so
+    /// the outcome is the sequential one.
+    fn check_rows<'c, C: Columns>(&self, chunks: &'c [UsageBatch<C>], verdicts: &FxHashMap<FileRow, Rejection>) -> (Vec<Vec<(u32, Usage<'c>)>>, Vec<Rejected>) {
         const RUN: usize = 1024;
         let runs: Vec<(usize, usize, usize)> =
             chunks.iter().enumerate().flat_map(|(ci, c)| (0..c.len).step_by(RUN).map(move |r| (ci, r, (r + RUN).min(c.len)))).collect();
         let known: Vec<(Known, Keys)> = chunks.iter().map(|c| (Known::of(c, self.period), self.keys_of(c))).collect();
-        let checked: Vec<(Vec<(u32, Usage<'_>)>, Vec<Rejected>)> = each(self.sequential, runs, 1, |(ci, from, to)| {
+        let checked: Vec<(Vec<(u32, Usage<'c>)>, Vec<Rejected>)> = each(self.sequential, runs, 1, |(ci, from, to)| {
             let c = &chunks[ci];
             let mut rows = Vec::with_capacity(to - from);
             let mut rejected = Vec::new();
@@ -406,83 +427,18 @@ impl Engine {
             }
             (rows, rejected)
         });
-        result.rows_in = chunks.iter().map(|c| c.len as u64).sum();
-        let mut runs: Vec<Vec<(u32, Usage<'_>)>> = Vec::with_capacity(checked.len());
+        let mut runs = Vec::with_capacity(checked.len());
+        let mut rejected = Vec::new();
         for (r, rej) in checked {
             runs.push(r);
-            result.rejected.extend(rej);
+            rejected.extend(rej);
         }
-        // The rating order, `(account, start_time, record_id)`, then file order; sorted
-        // as positions (run, row in the run): the rows themselves stay where they are.
-        let order: Vec<Pos<'_>> = runs
-            .iter()
-            .enumerate()
-            .flat_map(|(k, run)| run.iter().enumerate().map(move |(i, (a, u))| (*a, u.start, u.record_id, k as u32, i as u32)))
-            .collect();
-        let order = rating_order(order);
+        (runs, rejected)
+    }
 
-        // Pair each account that has rows (or, in a partial what-if run, a sum of rows
-        // not rated here) with its positions, then rate accounts in parallel.
-        let mut accts: Vec<u32> = order.iter().map(|o| o.0).collect();
-        accts.dedup();
-        if !self.unrated.is_empty() {
-            accts.extend(self.unrated.iter().map(|u| u.0));
-            accts.sort_unstable();
-            accts.dedup();
-        }
-        let mut work: Vec<(&mut AccountBook, &[Pos<'_>], Option<Dec>)> = Vec::new();
-        {
-            let mut rest: &[Pos<'_>] = &order;
-            let mut books = self.books.iter_mut();
-            let mut unrated = self.unrated.iter().peekable();
-            for acct in accts {
-                while unrated.next_if(|u| u.0 < acct).is_some() {}
-                let sum = unrated.next_if(|u| u.0 == acct).map(|u| u.1);
-                let n = rest.iter().take_while(|o| o.0 == acct).count();
-                let (mine, tail) = rest.split_at(n);
-                let book = books.by_ref().find(|b| b.idx == acct).expect("books are in account order");
-                work.push((book, mine, sum));
-                rest = tail;
-            }
-        }
-        let ctx = Ctx { catalog: &self.catalog, subs: &self.subs, packages: &self.packages };
-        let runs = &runs;
-        // Accounts are rated in groups of consecutive accounts, each group into one
-        // output (its lines in one vector, sized up front): a few rows an account
-        // would otherwise cost a small vector each, grown and then copied.
-        let mut groups: Vec<Vec<(&mut AccountBook, &[Pos<'_>], Option<Dec>)>> = Vec::new();
-        let mut rows_in_group = usize::MAX;
-        for w in work {
-            if rows_in_group >= GROUP_ROWS {
-                groups.push(Vec::new());
-                rows_in_group = 0;
-            }
-            rows_in_group += w.1.len() + 1;
-            groups.last_mut().expect("a group is open").push(w);
-        }
-        let outs: Vec<Result<(HourOut, Vec<Settlement>), (u32, Overflow)>> = each(self.sequential, groups, 1, |group| {
-            let mut out = HourOut::default();
-            // A line a row, and an adjustment an account at most (more only with
-            // packages or subscriptions, which grow the vector).
-            out.lines.reserve(group.iter().map(|(_, mine, _)| mine.len() + 1).sum());
-            let mut settlements = Vec::with_capacity(group.len());
-            for (book, mine, unrated) in group {
-                let account = book.idx;
-                let mut rate = || -> Result<(), Overflow> {
-                    for &(.., k, i) in mine {
-                        book.rate(&runs[k as usize][i as usize].1, &ctx, &mut out)?;
-                    }
-                    if let Some(sum) = unrated {
-                        book.add_unrated(sum)?;
-                    }
-                    book.settle(hour, &mut out)
-                };
-                rate().map_err(|o| (account, o))?;
-                settlements.extend(out.settlement.take());
-            }
-            Ok((out, settlements))
-        });
-        let n_rows = order.len() as u64;
+    /// Joins the groups' outputs into the hour's result, in account order, counting
+    /// each account's lines; returns how many rows the rating rejected.
+    fn gather(&mut self, outs: Vec<GroupOut>, result: &mut HourResult) -> Result<u64, AccountOverflow> {
         let mut rejected_later = 0u64;
         if self.keep_lines {
             result.lines.reserve(outs.iter().flatten().map(|o| o.0.lines.len()).sum());
@@ -499,8 +455,7 @@ impl Engine {
             result.deductions.extend(o.deductions);
             result.settlements.extend(settlements);
         }
-        result.rows_rated = n_rows - rejected_later;
-        Ok(result)
+        Ok(rejected_later)
     }
 
     /// The row checks of one usage row: the account it is rated for and its fields,
@@ -713,6 +668,79 @@ impl Engine {
 
 /// Rows (and accounts) in a group of accounts rated into one output.
 const GROUP_ROWS: usize = 512;
+
+/// One account's work in an hour: its book, its rows' positions in the rating order,
+/// and (in a partial what-if run) the sum of its rows not rated here.
+type Work<'b, 'o, 'c> = (&'b mut AccountBook, &'o [Pos<'c>], Option<Dec>);
+
+/// What a group of accounts produced in an hour, or the first overflow of one of them.
+type GroupOut = Result<(HourOut, Vec<Settlement>), (u32, Overflow)>;
+
+/// Pairs each account that has rows (or, in a partial what-if run, a sum of rows not
+/// rated here) with its book and its positions. `books` and `unrated` are in account
+/// order, as `order` is.
+fn account_work<'b, 'o, 'c>(books: &'b mut [AccountBook], unrated: &[(u32, Dec)], order: &'o [Pos<'c>]) -> Vec<Work<'b, 'o, 'c>> {
+    let mut accts: Vec<u32> = order.iter().map(|o| o.0).collect();
+    accts.dedup();
+    if !unrated.is_empty() {
+        accts.extend(unrated.iter().map(|u| u.0));
+        accts.sort_unstable();
+        accts.dedup();
+    }
+    let mut work = Vec::with_capacity(accts.len());
+    let mut rest: &[Pos<'c>] = order;
+    let mut books = books.iter_mut();
+    let mut unrated = unrated.iter().peekable();
+    for acct in accts {
+        while unrated.next_if(|u| u.0 < acct).is_some() {}
+        let sum = unrated.next_if(|u| u.0 == acct).map(|u| u.1);
+        let n = rest.iter().take_while(|o| o.0 == acct).count();
+        let (mine, tail) = rest.split_at(n);
+        let book = books.by_ref().find(|b| b.idx == acct).expect("books are in account order");
+        work.push((book, mine, sum));
+        rest = tail;
+    }
+    work
+}
+
+/// Rates and settles the accounts of an hour, in groups of consecutive accounts, in
+/// parallel (unless sequential), each group into one output: its lines in one vector,
+/// sized up front (a few rows an account would otherwise cost a small vector each,
+/// grown and then copied). Outputs come back in account order.
+fn rate_groups(work: Vec<Work<'_, '_, '_>>, ctx: &Ctx<'_>, runs: &[Vec<(u32, Usage<'_>)>], hour: Micros, sequential: bool) -> Vec<GroupOut> {
+    let mut groups: Vec<Vec<Work<'_, '_, '_>>> = Vec::new();
+    let mut rows_in_group = usize::MAX;
+    for w in work {
+        if rows_in_group >= GROUP_ROWS {
+            groups.push(Vec::new());
+            rows_in_group = 0;
+        }
+        rows_in_group += w.1.len() + 1;
+        groups.last_mut().expect("a group is open").push(w);
+    }
+    each(sequential, groups, 1, |group| {
+        let mut out = HourOut::default();
+        // A line a row, and an adjustment an account at most (more only with
+        // packages or subscriptions, which grow the vector).
+        out.lines.reserve(group.iter().map(|(_, mine, _)| mine.len() + 1).sum());
+        let mut settlements = Vec::with_capacity(group.len());
+        for (book, mine, unrated) in group {
+            let account = book.idx;
+            let mut rate = || -> Result<(), Overflow> {
+                for &(.., k, i) in mine {
+                    book.rate(&runs[k as usize][i as usize].1, ctx, &mut out)?;
+                }
+                if let Some(sum) = unrated {
+                    book.add_unrated(sum)?;
+                }
+                book.settle(hour, &mut out)
+            };
+            rate().map_err(|o| (account, o))?;
+            settlements.extend(out.settlement.take());
+        }
+        Ok((out, settlements))
+    })
+}
 
 /// `f` over `items`, in order: on the thread pool (in runs of at least `min_len`), or
 /// on the calling thread.

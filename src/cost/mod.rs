@@ -475,7 +475,7 @@ impl CostBook {
             let used: Qty = ph.jobs.iter().try_fold(Qty::ZERO, |a, &k| a.plus(lines[k].quantity, "pool usage"))?;
             let mut weights: Vec<i128> = ph.jobs.iter().map(|&k| lines[k].quantity.0).collect();
             weights.push(capacity.minus(used, "pool idle capacity")?.0.max(0));
-            let shares = split(cost, &weights);
+            let shares = split(cost, &weights)?;
             let pool_view = views[ph.own[0]].as_ref();
             let pool_sym = t.syms.id(pool);
             for (j, &k) in ph.jobs.iter().enumerate() {

@@ -10,7 +10,7 @@ use super::pricing::{pricing_quantity, rate_tiered_into, tier_at, Catalog, Price
 use super::records::*;
 use super::subscriptions::{Coverage, Subscriptions};
 use crate::decimal::{line_amount, Dec, Overflow, Qty};
-use crate::model::{Account, Package, Phase, Reason};
+use crate::model::{Account, Package, Phase, PricingUnit, Reason};
 use crate::time::{format_ts, Micros, Period, DAY};
 use rustc_hash::FxHashMap;
 
@@ -150,37 +150,8 @@ impl AccountBook {
         let unit = ctx.catalog.usage_unit(u.sku, u.module);
         let q = pricing_quantity(unit, u.nodes, u.unit_count, u.quantity, u.duration_us())
             .ok_or_else(|| Rejection::new(Reason::Schema, "pricing quantity is beyond the priceable range"))?;
-        let line =
-            |kind: LineKind| Line { usage: Some(u.loc), module: Some(u.module), quantity: q, unit: Some(unit), ..Line::blank(self.idx, kind, u.start, u.end) };
         match coverage {
-            Coverage::Term(s) | Coverage::Grace(s) => {
-                let sub = ctx.subs.get(s);
-                let own_row = u.resource_id == sub.resource_id;
-                if own_row && u.size() != sub.nodes as i64 * sub.unit_count as i64 {
-                    return Err(Refused::Row(Rejection::new(
-                        Reason::ScalingNotSupported,
-                        format!(
-                            "{} × {} differs from subscription '{}' ({} × {}); a yearly/monthly resource cannot scale",
-                            u.nodes, u.unit_count, sub.subscription_id, sub.nodes, sub.unit_count
-                        ),
-                    )));
-                }
-                let mut l = line(LineKind::Committed);
-                l.commitment = Some(Commitment::Subscription(s));
-                if own_row {
-                    if let PriceLookup::Tiers(set) = ctx.catalog.ppu_tiers_of(ppu_key(u, ctx), &self.currency, u.start) {
-                        let t = tier_at(set.tiers, self.cumulative(set.key));
-                        l.price_row = Some(t.row);
-                        l.list_unit_price = t.unit_price;
-                        l.list_cost = line_amount(t.unit_price, q).ok_or_else(|| Rejection::new(Reason::Schema, "list cost is beyond the priceable range"))?;
-                    }
-                    l.effective = ctx.subs.amortized(s, u.start, u.end)?;
-                    self.sub_covered.entry(s).or_default().push((u.start, u.end));
-                }
-                self.committed_list_value = self.committed_list_value.plus(l.list_cost, "committed list value")?;
-                out.lines.push(l);
-                return Ok(());
-            }
+            Coverage::Term(s) | Coverage::Grace(s) => return self.rate_subscribed(u, ctx, s, q, unit, out),
             Coverage::Frozen(s) => {
                 return Err(Refused::Row(Rejection::new(
                     Reason::SubscriptionFrozen,
@@ -195,25 +166,64 @@ impl AccountBook {
             }
             Coverage::None => {}
         }
-        match self.phase_at(u.start) {
-            Phase::Frozen => {
-                return Err(Refused::Row(Rejection::new(
-                    Reason::AccountFrozen,
-                    format!("account in arrears since {}: retention period", format_ts(self.arrears_since.unwrap_or(0))),
-                )))
-            }
-            Phase::Released => {
-                return Err(Refused::Row(Rejection::new(
-                    Reason::ResourceReleased,
-                    format!("account in arrears since {}: pay-per-use resources released", format_ts(self.arrears_since.unwrap_or(0))),
-                )))
-            }
-            Phase::Active | Phase::Arrears => {}
-        }
+        self.check_phase(u)?;
         if u.is_pool_job() {
-            out.lines.push(line(LineKind::PoolJob));
+            out.lines.push(usage_line(self.idx, u, q, unit, LineKind::PoolJob));
             return Ok(());
         }
+        self.rate_pay_per_use(u, ctx, q, unit, out)
+    }
+
+    /// §2.1, §6: a row a subscription covers (in its term or grace): a committed line
+    /// of the subscription, carrying the amortized value of its own duration when it is
+    /// the subscribed resource's own row, listed at the pay-per-use price; the
+    /// subscribed resource cannot scale.
+    fn rate_subscribed(&mut self, u: &Usage<'_>, ctx: &Ctx<'_>, s: u32, q: Qty, unit: PricingUnit, out: &mut HourOut) -> Result<(), Refused> {
+        let sub = ctx.subs.get(s);
+        let own_row = u.resource_id == sub.resource_id;
+        if own_row && u.size() != sub.nodes as i64 * sub.unit_count as i64 {
+            return Err(Refused::Row(Rejection::new(
+                Reason::ScalingNotSupported,
+                format!(
+                    "{} × {} differs from subscription '{}' ({} × {}); a yearly/monthly resource cannot scale",
+                    u.nodes, u.unit_count, sub.subscription_id, sub.nodes, sub.unit_count
+                ),
+            )));
+        }
+        let mut l = usage_line(self.idx, u, q, unit, LineKind::Committed);
+        l.commitment = Some(Commitment::Subscription(s));
+        if own_row {
+            if let PriceLookup::Tiers(set) = ctx.catalog.ppu_tiers_of(ppu_key(u, ctx), &self.currency, u.start) {
+                let t = tier_at(set.tiers, self.cumulative(set.key));
+                l.price_row = Some(t.row);
+                l.list_unit_price = t.unit_price;
+                l.list_cost = line_amount(t.unit_price, q).ok_or_else(|| Rejection::new(Reason::Schema, "list cost is beyond the priceable range"))?;
+            }
+            l.effective = ctx.subs.amortized(s, u.start, u.end)?;
+            self.sub_covered.entry(s).or_default().push((u.start, u.end));
+        }
+        self.committed_list_value = self.committed_list_value.plus(l.list_cost, "committed list value")?;
+        out.lines.push(l);
+        Ok(())
+    }
+
+    /// §5: an account in retention or released rates no row that no subscription covers.
+    fn check_phase(&self, u: &Usage<'_>) -> Result<(), Refused> {
+        let since = || format_ts(self.arrears_since.unwrap_or(0));
+        match self.phase_at(u.start) {
+            Phase::Frozen => Err(Refused::Row(Rejection::new(Reason::AccountFrozen, format!("account in arrears since {}: retention period", since())))),
+            Phase::Released => {
+                Err(Refused::Row(Rejection::new(Reason::ResourceReleased, format!("account in arrears since {}: pay-per-use resources released", since()))))
+            }
+            Phase::Active | Phase::Arrears => Ok(()),
+        }
+    }
+
+    /// §3, §4: a pay-per-use row: drawn from the account's packages first, the rest
+    /// priced on the graduated tiers of the account's cumulative quantity.
+    fn rate_pay_per_use(&mut self, u: &Usage<'_>, ctx: &Ctx<'_>, q: Qty, unit: PricingUnit, out: &mut HourOut) -> Result<(), Refused> {
+        let idx = self.idx;
+        let line = |kind: LineKind| usage_line(idx, u, q, unit, kind);
         let set = match ctx.catalog.ppu_tiers_of(ppu_key(u, ctx), &self.currency, u.start) {
             PriceLookup::Tiers(t) => t,
             PriceLookup::OtherCurrencyOnly => {
@@ -351,6 +361,11 @@ impl From<Overflow> for Refused {
     fn from(o: Overflow) -> Refused {
         Refused::Run(o)
     }
+}
+
+/// A line of a usage row: its quantity, unit and times, of `kind`.
+fn usage_line(account: u32, u: &Usage<'_>, q: Qty, unit: PricingUnit, kind: LineKind) -> Line {
+    Line { usage: Some(u.loc), module: Some(u.module), quantity: q, unit: Some(unit), ..Line::blank(account, kind, u.start, u.end) }
 }
 
 /// The pay-per-use price key of a row's (SKU, region): as the engine found it for the

@@ -5,6 +5,7 @@
 #![deny(clippy::float_arithmetic)]
 
 pub mod account;
+pub mod allocation;
 pub mod batch;
 pub mod checks;
 pub mod dedup;
