@@ -96,19 +96,55 @@ pub struct Engine {
     books: Vec<AccountBook>,
     /// Per account: lines so far and Σ BilledCost.
     tally: Vec<(u64, Dec)>,
-    /// When set, only these accounts are rated (a what-if run), and of an account with
-    /// a filter only the rows it wants (a partial one); other rows are skipped.
-    only: Option<FxHashMap<u32, Option<RowFilter>>>,
-    /// Per account, the part of this hour's pay-per-use sum that comes from rows not
-    /// rated here (a partial what-if run): added before the hour is settled. Set by
-    /// the caller before each hour, in account order.
-    pub unrated: Vec<(u32, Dec)>,
-    /// Rate each hour on the calling thread (a what-if run, whose two ratings already
-    /// run side by side) instead of spreading it over the thread pool.
+}
+
+/// Which rows of an hour the engine rates: all (the close), or those of some accounts,
+/// and of an account with a filter only the rows it wants. Other rows are skipped, as
+/// if absent. Keyed by the engine's account index.
+#[derive(Clone, Debug, Default)]
+pub struct RowSelection {
+    accounts: FxHashMap<u32, Option<RowFilter>>,
+}
+
+impl RowSelection {
+    /// Every row of these accounts (by id) of `engine`.
+    pub fn accounts(engine: &Engine, ids: &[String]) -> RowSelection {
+        RowSelection { accounts: ids.iter().filter_map(|a| Some((engine.account_index(a)?, None))).collect() }
+    }
+
+    /// The rows each filter wants of its account (by id) of `engine`.
+    pub fn rows(engine: &Engine, rows: &[(String, RowFilter)]) -> RowSelection {
+        RowSelection { accounts: rows.iter().filter_map(|(a, f)| Some((engine.account_index(a)?, Some(f.clone())))).collect() }
+    }
+
+    /// The rows of `c` selected, or `None` when `c` holds a selection of its file's
+    /// rows already (read with this very selection: every row of it is wanted).
+    fn wanted<C: Columns>(&self, engine: &Engine, c: &UsageBatch<C>) -> Option<Vec<bool>> {
+        let cols = [&c.account_id, &c.sku, &c.region, &c.resource_id, &c.pool_id].map(Some);
+        c.rows.is_none().then(|| select_rows(c.len, cols, |a| engine.account_index(a).and_then(|i| self.accounts.get(&i)).map(Option::as_ref)))
+    }
+}
+
+/// How an hour is rated. The close rates every row in parallel and keeps the lines
+/// ([`HourOptions::default`]); the what-if re-rating (`jobs/what_if.rs`) asks for less.
+#[derive(Clone, Copy, Debug)]
+pub struct HourOptions<'a> {
+    /// The rows rated (`None`: all).
+    pub selection: Option<&'a RowSelection>,
+    /// Per account, in account order, the part of this hour's pay-per-use sum that
+    /// comes from rows not rated here: added before the hour is settled.
+    pub unrated: &'a [(u32, Dec)],
+    /// Rate on the calling thread rather than spreading the hour over the pool.
     pub sequential: bool,
-    /// Hand each hour's lines back in its result. A what-if run reads only the
-    /// settlements and the books: its lines are counted, then dropped where made.
+    /// Hand the hour's lines back in its result (else they are counted, then dropped
+    /// where made).
     pub keep_lines: bool,
+}
+
+impl Default for HourOptions<'_> {
+    fn default() -> Self {
+        HourOptions { selection: None, unrated: &[], sequential: false, keep_lines: true }
+    }
 }
 
 /// The rows of an account that a purchase can change: those of its SKU and region
@@ -234,7 +270,7 @@ struct Keys {
     skus: Option<Vec<bool>>,
     /// The pay-per-use price keys of the SKU and region dictionaries' pairs.
     prices: Option<PriceKeys>,
-    /// In a what-if run, the rows it rates (see [`select_rows`]).
+    /// With a [`RowSelection`], the rows it rates.
     wanted: Option<Vec<bool>>,
 }
 
@@ -307,31 +343,7 @@ impl Engine {
             })
             .collect::<Result<_, String>>()?;
         let tally = vec![(0, Dec::ZERO); accounts.len()];
-        Ok(Engine {
-            period,
-            accounts,
-            packages,
-            catalog,
-            subs,
-            account_index,
-            books,
-            tally,
-            only: None,
-            unrated: Vec::new(),
-            sequential: false,
-            keep_lines: true,
-        })
-    }
-
-    /// Restricts rating to some accounts (by id): a what-if run over part of a period.
-    pub fn restrict(&mut self, accounts: &[String]) {
-        self.only = Some(accounts.iter().filter_map(|a| Some((*self.account_index.get(a)?, None))).collect());
-    }
-
-    /// Restricts rating to some rows of some accounts (by id): a partial what-if run,
-    /// whose other rows' pay-per-use sums are handed in hour by hour (`unrated`).
-    pub fn restrict_rows(&mut self, rows: &[(String, RowFilter)]) {
-        self.only = Some(rows.iter().filter_map(|(a, f)| Some((*self.account_index.get(a)?, Some(f.clone())))).collect());
+        Ok(Engine { period, accounts, packages, catalog, subs, account_index, books, tally })
     }
 
     /// Whether an account was in arrears at any time of the period so far, or opened
@@ -387,8 +399,19 @@ impl Engine {
         chunks: &[UsageBatch<C>],
         verdicts: &FxHashMap<FileRow, Rejection>,
     ) -> Result<HourResult, AccountOverflow> {
+        self.process_hour_with(hour, chunks, verdicts, &HourOptions::default())
+    }
+
+    /// [`Engine::process_hour`], rating as `opts` says.
+    pub fn process_hour_with<C: Columns>(
+        &mut self,
+        hour: Micros,
+        chunks: &[UsageBatch<C>],
+        verdicts: &FxHashMap<FileRow, Rejection>,
+        opts: &HourOptions<'_>,
+    ) -> Result<HourResult, AccountOverflow> {
         let mut result = HourResult { hour, rows_in: chunks.iter().map(|c| c.len as u64).sum(), ..HourResult::default() };
-        let (runs, rejected) = self.check_rows(chunks, verdicts);
+        let (runs, rejected) = self.check_rows(chunks, verdicts, opts);
         result.rejected = rejected;
         // The rating order, `(account, start_time, record_id)`, then file order; sorted
         // as positions (run, row in the run): the rows themselves stay where they are.
@@ -398,11 +421,11 @@ impl Engine {
             .flat_map(|(k, run)| run.iter().enumerate().map(move |(i, (a, u))| (*a, u.start, u.record_id, k as u32, i as u32)))
             .collect();
         let order = rating_order(order);
-        let work = account_work(&mut self.books, &self.unrated, &order);
+        let work = account_work(&mut self.books, opts.unrated, &order);
         let ctx = Ctx { catalog: &self.catalog, subs: &self.subs, packages: &self.packages };
-        let outs = rate_groups(work, &ctx, &runs, hour, self.sequential);
+        let outs = rate_groups(work, &ctx, &runs, hour, opts.sequential);
         let n_rows = order.len() as u64;
-        let rejected_later = self.gather(outs, &mut result)?;
+        let rejected_later = self.gather(outs, &mut result, opts.keep_lines)?;
         result.rows_rated = n_rows - rejected_later;
         Ok(result)
     }
@@ -411,12 +434,17 @@ impl Engine {
     /// sequential): the rows admitted, run by run, with the account each is rated for,
     /// and the rejections. Each run's rows and rejections are joined in file order, so
     /// the outcome is the sequential one.
-    fn check_rows<'c, C: Columns>(&self, chunks: &'c [UsageBatch<C>], verdicts: &FxHashMap<FileRow, Rejection>) -> (Vec<Vec<(u32, Usage<'c>)>>, Vec<Rejected>) {
+    fn check_rows<'c, C: Columns>(
+        &self,
+        chunks: &'c [UsageBatch<C>],
+        verdicts: &FxHashMap<FileRow, Rejection>,
+        opts: &HourOptions<'_>,
+    ) -> (Vec<Vec<(u32, Usage<'c>)>>, Vec<Rejected>) {
         const RUN: usize = 1024;
         let runs: Vec<(usize, usize, usize)> =
             chunks.iter().enumerate().flat_map(|(ci, c)| (0..c.len).step_by(RUN).map(move |r| (ci, r, (r + RUN).min(c.len)))).collect();
-        let known: Vec<(Known, Keys)> = chunks.iter().map(|c| (Known::of(c, self.period), self.keys_of(c))).collect();
-        let checked: Vec<(Vec<(u32, Usage<'c>)>, Vec<Rejected>)> = each(self.sequential, runs, 1, |(ci, from, to)| {
+        let known: Vec<(Known, Keys)> = chunks.iter().map(|c| (Known::of(c, self.period), self.keys_of(c, opts.selection))).collect();
+        let checked: Vec<(Vec<(u32, Usage<'c>)>, Vec<Rejected>)> = each(opts.sequential, runs, 1, |(ci, from, to)| {
             let c = &chunks[ci];
             let mut rows = Vec::with_capacity(to - from);
             let mut rejected = Vec::new();
@@ -438,16 +466,16 @@ impl Engine {
 
     /// Joins the groups' outputs into the hour's result, in account order, counting
     /// each account's lines; returns how many rows the rating rejected.
-    fn gather(&mut self, outs: Vec<GroupOut>, result: &mut HourResult) -> Result<u64, AccountOverflow> {
+    fn gather(&mut self, outs: Vec<GroupOut>, result: &mut HourResult, keep_lines: bool) -> Result<u64, AccountOverflow> {
         let mut rejected_later = 0u64;
-        if self.keep_lines {
+        if keep_lines {
             result.lines.reserve(outs.iter().flatten().map(|o| o.0.lines.len()).sum());
         }
         for out in outs {
             let (o, settlements) = out.map_err(|(account, o)| self.overflow(account, o))?;
             rejected_later += o.rejected.len() as u64;
             self.count(&o.lines)?;
-            if self.keep_lines {
+            if keep_lines {
                 result.lines.extend(o.lines);
             }
             result.rejected.extend(o.rejected);
@@ -512,13 +540,8 @@ impl Engine {
     }
 
     /// A chunk's account and SKU dictionaries resolved once each (see [`Keys`]).
-    fn keys_of<C: Columns>(&self, c: &UsageBatch<C>) -> Keys {
-        // A chunk read as a selection (its `rows` set) was read with this run's own
-        // selection: every row of it is wanted, and is not selected a second time.
-        let wanted = self.only.as_ref().filter(|_| c.rows.is_none()).map(|only| {
-            let cols = [&c.account_id, &c.sku, &c.region, &c.resource_id, &c.pool_id].map(Some);
-            select_rows(c.len, cols, |a| self.account_index.get(a).and_then(|i| only.get(i)).map(Option::as_ref))
-        });
+    fn keys_of<C: Columns>(&self, c: &UsageBatch<C>, selection: Option<&RowSelection>) -> Keys {
+        let wanted = selection.and_then(|s| s.wanted(self, c));
         Keys {
             accounts: c.account_id.dictionary().map(|d| (0..d.len()).map(|k| d.entry(k).and_then(|v| self.account_index.get(v).copied())).collect()),
             skus: c.sku.dictionary().map(|d| (0..d.len()).map(|k| d.entry(k).is_some_and(|v| self.catalog.knows_sku(v))).collect()),

@@ -7,7 +7,7 @@
 use super::close::{rate_hours, Usage};
 use super::JobError;
 use crate::decimal::Dec;
-use crate::engine::{Engine, Opening};
+use crate::engine::{Engine, HourOptions, Opening, RowSelection};
 use crate::lake::inputs::{self, UsageChunk};
 use crate::rules::dedup::FileRow;
 use crate::time::Micros;
@@ -155,12 +155,11 @@ fn recommend(
         if !partial.is_empty() {
             let mut without = Engine::new(reference.clone(), period, opening).map_err(JobError::Plan)?;
             let mut what_if = Engine::new(with.clone(), period, opening).map_err(JobError::Plan)?;
-            without.restrict_rows(&partial);
-            what_if.restrict_rows(&partial);
-            without.sequential = true;
-            what_if.sequential = true;
-            without.keep_lines = false;
-            what_if.keep_lines = false;
+            // Only the rows a purchase can change, each rating on its own thread (the
+            // two run side by side), keeping no lines: the settlements and the books
+            // are all that is read.
+            let (rows_without, rows_with) = (RowSelection::rows(&without, &partial), RowSelection::rows(&what_if, &partial));
+            let opts_without = HourOptions { selection: Some(&rows_without), sequential: true, keep_lines: false, ..HourOptions::default() };
             let mut idx: Vec<u32> = partial.iter().filter_map(|(a, _)| engine.account_index(a)).collect();
             idx.sort_unstable();
             idx.dedup();
@@ -173,14 +172,15 @@ fn recommend(
             let rated = std::thread::scope(|scope| {
                 let (tx, rx) = std::sync::mpsc::sync_channel::<(Micros, Vec<(u32, Dec)>, Vec<UsageChunk>)>(8);
                 let what_if = &mut what_if;
+                let rows_with = &rows_with;
                 let with_purchase = scope.spawn(move || {
                     for (hour, unrated, chunks) in rx {
-                        what_if.unrated = unrated;
-                        what_if.process_hour(hour, &chunks, verdicts)?;
+                        let opts = HourOptions { selection: Some(rows_with), unrated: &unrated, sequential: true, keep_lines: false };
+                        what_if.process_hour_with(hour, &chunks, verdicts, &opts)?;
                     }
                     Ok::<(), JobError>(())
                 });
-                let rated = rate_hours(usage, hours, &mut without, verdicts, |_, res, chunks| {
+                let rated = rate_hours(usage, hours, &mut without, verdicts, &opts_without, |_, res, chunks| {
                     let mut part: Vec<(u32, Dec)> = res.settlements.iter().map(|s| (s.account, s.line_amount)).collect();
                     if !part.is_sorted_by_key(|x| x.0) {
                         part.sort_by_key(|x| x.0);
@@ -210,10 +210,10 @@ fn recommend(
         }
         if !whole.is_empty() {
             let mut what_if = Engine::new(with, period, opening).map_err(JobError::Plan)?;
-            what_if.restrict(&whole);
-            what_if.keep_lines = false;
+            let accounts = RowSelection::accounts(&what_if, &whole);
+            let opts = HourOptions { selection: Some(&accounts), keep_lines: false, ..HourOptions::default() };
             usage.only = Some(whole.iter().map(|a| (a.clone(), None)).collect());
-            let rated = rate_hours(usage, hours, &mut what_if, verdicts, |_, _, _| Ok(()));
+            let rated = rate_hours(usage, hours, &mut what_if, verdicts, &opts, |_, _, _| Ok(()));
             usage.only = None;
             rated?;
             let alt = what_if.finish()?;

@@ -113,7 +113,7 @@ pub fn execute(job: &CloseJob, p: &Prepared) -> Result<Executed, JobError> {
             }
             Ok::<(), JobError>(())
         });
-        let rated = rate_hours(&mut usage, hours, &mut engine, &verdicts, |_, res, chunks| {
+        let rated = rate_hours(&mut usage, hours, &mut engine, &verdicts, &Default::default(), |_, res, chunks| {
             tx.send((res, chunks.to_vec())).map_err(|_| JobError::Bug("the writers stopped".into()))
         });
         drop(tx);

@@ -156,6 +156,7 @@ pub(crate) fn rate_hours(
     hours: &BTreeMap<Micros, Vec<u32>>,
     engine: &mut Engine,
     verdicts: &FxHashMap<FileRow, crate::rules::checks::Rejection>,
+    opts: &crate::engine::HourOptions<'_>,
     mut each: impl FnMut(&Engine, crate::engine::HourResult, &[UsageChunk]) -> Result<(), JobError>,
 ) -> Result<(), JobError> {
     let bar = progress(hours.len() as u64, &engine.period.to_string());
@@ -183,7 +184,7 @@ pub(crate) fn rate_hours(
         for got in rx {
             let (hour, chunks) = got?;
             bar.inc(1);
-            let res = engine.process_hour(hour, &chunks, verdicts)?;
+            let res = engine.process_hour_with(hour, &chunks, verdicts, opts)?;
             each(engine, res, &chunks)?;
         }
         Ok::<(), JobError>(())
@@ -249,5 +250,5 @@ pub fn rate_files(
     for (i, f) in files.iter().enumerate() {
         hours.entry(f.partition_hour).or_default().push(i as u32);
     }
-    rate_hours(&mut usage, &hours, engine, &verdicts, each)
+    rate_hours(&mut usage, &hours, engine, &verdicts, &Default::default(), each)
 }
