@@ -186,37 +186,7 @@ macro_rules! par_columns {
 }
 
 pub fn line_items_batch(lines: &[Line], chunks: &[UsageChunk], n: &Names<'_>) -> RecordBatch {
-    let views: Vec<LineView<'_>> = lines
-        .par_iter()
-        .map(|l| {
-            let usage = l.usage.map(|loc| (&chunks[loc.chunk as usize], loc.row as usize));
-            let (mut sku, mut region, mut module) = (None, None, None);
-            if let Some((c, r)) = usage {
-                // The price row's own strings when there is one (the same text): they
-                // live as long as the catalog, which keyed columns need.
-                let row = l.price_row.map(|p| n.catalog.row(p));
-                sku = row.map(|p| p.sku.as_str()).or_else(|| c.sku.get(r));
-                region = row.map(|p| p.region.as_str()).or_else(|| c.region.get(r));
-                module = l.module;
-            }
-            let commitment = l.commitment.map(|c| match c {
-                Commitment::Package(i) => {
-                    let p = &n.packages[i as usize];
-                    sku = sku.or(Some(p.sku.as_str()));
-                    region = region.or(Some(p.region.as_str()));
-                    (p.package_id.as_str(), focus::commitment_type(c))
-                }
-                Commitment::Subscription(i) => {
-                    let s = n.subs.get(i);
-                    sku = sku.or(Some(s.sku.as_str()));
-                    region = region.or(Some(s.region.as_str()));
-                    (s.subscription_id.as_str(), focus::commitment_type(c))
-                }
-            });
-            let billing_mode = focus::billing_mode(l.kind, l.commitment);
-            LineView { account: n.account(l.account), usage, sku, region, module, billing_mode, commitment }
-        })
-        .collect();
+    let views: Vec<LineView<'_>> = lines.par_iter().map(|l| line_view(l, chunks, n)).collect();
     let ps = n.period.start();
     let pe = n.period.end();
     let is_usage = |l: &Line| focus::consumes(l.kind);
@@ -348,6 +318,38 @@ pub fn line_items_batch(lines: &[Line], chunks: &[UsageChunk], n: &Names<'_>) ->
         }),
     ];
     RecordBatch::try_new(line_items_schema(), columns).expect("line item columns match the schema")
+}
+
+/// What a line's columns need of its usage row, commitment and account, found once:
+/// its SKU and region (the price row's own strings when it has one, else the usage
+/// row's, else the commitment's), its module, billing mode and commitment.
+fn line_view<'a>(l: &Line, chunks: &'a [UsageChunk], n: &'a Names<'a>) -> LineView<'a> {
+    let usage = l.usage.map(|loc| (&chunks[loc.chunk as usize], loc.row as usize));
+    let (mut sku, mut region, mut module) = (None, None, None);
+    if let Some((c, r)) = usage {
+        // The price row's own strings when there is one (the same text): they
+        // live as long as the catalog, which keyed columns need.
+        let row = l.price_row.map(|p| n.catalog.row(p));
+        sku = row.map(|p| p.sku.as_str()).or_else(|| c.sku.get(r));
+        region = row.map(|p| p.region.as_str()).or_else(|| c.region.get(r));
+        module = l.module;
+    }
+    let commitment = l.commitment.map(|c| match c {
+        Commitment::Package(i) => {
+            let p = &n.packages[i as usize];
+            sku = sku.or(Some(p.sku.as_str()));
+            region = region.or(Some(p.region.as_str()));
+            (p.package_id.as_str(), focus::commitment_type(c))
+        }
+        Commitment::Subscription(i) => {
+            let s = n.subs.get(i);
+            sku = sku.or(Some(s.sku.as_str()));
+            region = region.or(Some(s.region.as_str()));
+            (s.subscription_id.as_str(), focus::commitment_type(c))
+        }
+    });
+    let billing_mode = focus::billing_mode(l.kind, l.commitment);
+    LineView { account: n.account(l.account), usage, sku, region, module, billing_mode, commitment }
 }
 
 /// A stable id of a catalog price: SKU, region, currency, mode, tier, effective from.
