@@ -5,12 +5,12 @@
 
 use std::path::Path;
 
-/// The core's files: every file under `src/rules/`, the engine, the FOCUS mapping
+/// The core's files: every file under `src/rules/` and `src/engine/`, the FOCUS mapping
 /// and the value types.
 fn core_files() -> Vec<std::path::PathBuf> {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-    let mut files: Vec<_> = std::fs::read_dir(src.join("rules")).unwrap().map(|e| e.unwrap().path()).collect();
-    files.extend(["engine.rs", "focus.rs", "decimal.rs", "model.rs", "time.rs", "text.rs"].map(|f| src.join(f)));
+    let mut files: Vec<_> = ["rules", "engine"].iter().flat_map(|d| std::fs::read_dir(src.join(d)).unwrap().map(|e| e.unwrap().path())).collect();
+    files.extend(["focus.rs", "decimal.rs", "model.rs", "time.rs", "text.rs"].map(|f| src.join(f)));
     files.sort();
     files
 }

@@ -10,7 +10,7 @@
 use crate::decimal::{Dec, Overflow, Qty};
 use crate::model::{Account, Package, Reason, Reference};
 use crate::rules::account::{AccountBook, AccountOpening, Ctx, HourOut};
-use crate::rules::batch::{Columns, Entries, RowKeys, TextColumn, UsageBatch};
+use crate::rules::batch::{Columns, Entries, TextColumn, UsageBatch};
 use crate::rules::checks::{check_row_known, Known, Rejection, RowLoc, Usage};
 use crate::rules::dedup::FileRow;
 pub use crate::rules::invoice::Invoice;
@@ -22,6 +22,12 @@ use crate::rules::{invoice, purchases};
 use crate::time::{Micros, Period};
 use rayon::prelude::*;
 use rustc_hash::FxHashMap;
+
+mod order;
+mod selection;
+
+use order::{rating_order, Keys, Pos, PriceKeys};
+pub use selection::{select_rows, HourOptions, RowFilter, RowSelection, Select};
 
 /// The state a period opens from: the previous period's close, by id.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -96,213 +102,6 @@ pub struct Engine {
     books: Vec<AccountBook>,
     /// Per account: lines so far and Σ BilledCost.
     tally: Vec<(u64, Dec)>,
-}
-
-/// Which rows of an hour the engine rates: all (the close), or those of some accounts,
-/// and of an account with a filter only the rows it wants. Other rows are skipped, as
-/// if absent. Keyed by the engine's account index.
-#[derive(Clone, Debug, Default)]
-pub struct RowSelection {
-    accounts: FxHashMap<u32, Option<RowFilter>>,
-}
-
-impl RowSelection {
-    /// Every row of these accounts (by id) of `engine`.
-    pub fn accounts(engine: &Engine, ids: &[String]) -> RowSelection {
-        RowSelection { accounts: ids.iter().filter_map(|a| Some((engine.account_index(a)?, None))).collect() }
-    }
-
-    /// The rows each filter wants of its account (by id) of `engine`.
-    pub fn rows(engine: &Engine, rows: &[(String, RowFilter)]) -> RowSelection {
-        RowSelection { accounts: rows.iter().filter_map(|(a, f)| Some((engine.account_index(a)?, Some(f.clone())))).collect() }
-    }
-
-    /// The rows of `c` selected, or `None` when `c` holds a selection of its file's
-    /// rows already (read with this very selection: every row of it is wanted).
-    fn wanted<C: Columns>(&self, engine: &Engine, c: &UsageBatch<C>) -> Option<Vec<bool>> {
-        let cols = [&c.account_id, &c.sku, &c.region, &c.resource_id, &c.pool_id].map(Some);
-        c.rows.is_none().then(|| select_rows(c.len, cols, |a| engine.account_index(a).and_then(|i| self.accounts.get(&i)).map(Option::as_ref)))
-    }
-}
-
-/// How an hour is rated. The close rates every row in parallel and keeps the lines
-/// ([`HourOptions::default`]); the what-if re-rating (`jobs/what_if.rs`) asks for less.
-#[derive(Clone, Copy, Debug)]
-pub struct HourOptions<'a> {
-    /// The rows rated (`None`: all).
-    pub selection: Option<&'a RowSelection>,
-    /// Per account, in account order, the part of this hour's pay-per-use sum that
-    /// comes from rows not rated here: added before the hour is settled.
-    pub unrated: &'a [(u32, Dec)],
-    /// Rate on the calling thread rather than spreading the hour over the pool.
-    pub sequential: bool,
-    /// Hand the hour's lines back in its result (else they are counted, then dropped
-    /// where made).
-    pub keep_lines: bool,
-}
-
-impl Default for HourOptions<'_> {
-    fn default() -> Self {
-        HourOptions { selection: None, unrated: &[], sequential: false, keep_lines: true }
-    }
-}
-
-/// The rows of an account that a purchase can change: those of its SKU and region
-/// (they share the tier cumulative and the packages), and those of its resource or of
-/// the jobs on it (a subscription covers them).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RowFilter {
-    pub sku: String,
-    pub region: String,
-    pub resource: Option<String>,
-}
-
-impl RowFilter {
-    pub fn wants(&self, k: &RowKeys<'_>) -> bool {
-        if k.sku == Some(self.sku.as_str()) && k.region == Some(self.region.as_str()) {
-            return true;
-        }
-        self.resource.as_deref().is_some_and(|res| k.resource_id == Some(res) || k.pool_id == Some(res))
-    }
-}
-
-/// A what-if selection: an account's entry (see [`select_rows`]).
-pub type Select<'f> = dyn Fn(&str) -> Option<Option<&'f RowFilter>> + Sync + 'f;
-
-/// Which rows a what-if selection wants, of a batch of `n` rows whose account, SKU,
-/// region, resource and pool columns are `cols`. `select` gives an account's entry:
-/// `None`, none of its rows; `Some(None)`, all of them; `Some(Some(f))`, the rows `f`
-/// wants. With dictionary columns each distinct account is looked up once, and a
-/// filter's SKU and region are compared as dictionary entries, not as text.
-pub fn select_rows<'f, S: TextColumn>(n: usize, cols: [Option<&S>; 5], select: impl Fn(&str) -> Option<Option<&'f RowFilter>>) -> Vec<bool> {
-    let [account, sku, region, resource, pool] = cols;
-    fn at<S: TextColumn>(c: Option<&S>, r: usize) -> Option<&str> {
-        c.and_then(|c| c.get(r))
-    }
-    let keys = |r: usize| RowKeys { account_id: at(account, r), sku: at(sku, r), region: at(region, r), resource_id: at(resource, r), pool_id: at(pool, r) };
-    let by_text = || (0..n).map(|r| at(account, r).and_then(&select).is_some_and(|f| f.is_none_or(|f| f.wants(&keys(r))))).collect();
-    // Each dictionary entry's first key with the same text, and the key of a text.
-    fn entries<S: TextColumn>(c: &S) -> Option<(Vec<u32>, FxHashMap<&str, u32>)> {
-        let d = c.dictionary()?;
-        let mut first: FxHashMap<&str, u32> = FxHashMap::default();
-        let canon = (0..d.len()).map(|k| d.entry(k).map_or(u32::MAX, |v| *first.entry(v).or_insert(k as u32))).collect();
-        Some((canon, first))
-    }
-    let (Some(account), Some(sku), Some(region)) = (account, sku, region) else {
-        return by_text();
-    };
-    let (Some(accounts), Some((sku_of, skus)), Some((region_of, regions))) = (account.dictionary(), entries(sku), entries(region)) else {
-        return by_text();
-    };
-    // A row's entry in a column (`u32::MAX`: null, or no entry).
-    fn entry_of(canon: &[u32], key: Option<usize>) -> u32 {
-        key.and_then(|k| canon.get(k)).copied().unwrap_or(u32::MAX)
-    }
-    // Per account key: not selected, every row, or a filter with its SKU's and region's
-    // entries in this batch (`u32::MAX`: no row has that text).
-    type Entry<'f> = Option<Option<(&'f RowFilter, u32, u32)>>;
-    let by_key: Vec<Entry<'f>> = (0..accounts.len())
-        .map(|k| {
-            let f = select(accounts.entry(k)?)?;
-            Some(f.map(|f| (f, skus.get(f.sku.as_str()).copied().unwrap_or(u32::MAX), regions.get(f.region.as_str()).copied().unwrap_or(u32::MAX))))
-        })
-        .collect();
-    (0..n)
-        .map(|r| match account.key(r).and_then(|k| by_key.get(k)).copied().flatten() {
-            None => false,
-            Some(None) => true,
-            Some(Some((f, s, g))) => {
-                (s != u32::MAX && g != u32::MAX && entry_of(&sku_of, sku.key(r)) == s && entry_of(&region_of, region.key(r)) == g)
-                    || f.resource.as_deref().is_some_and(|res| at(resource, r) == Some(res) || at(pool, r) == Some(res))
-            }
-        })
-        .collect()
-}
-
-/// A checked row's place in the rating order: account, start time, record id, then
-/// its run of rows and its place in the run.
-type Pos<'a> = (u32, Micros, &'a str, u32, u32);
-
-/// `order` (positions in file order) sorted as `Pos` sorts. Accounts are indices: the
-/// positions are first placed by account, by counting (an hour has a few rows an
-/// account), and only each account's own rows are then sorted. Most rows of an account
-/// and hour share their start time, so the order falls to the record ids: they are
-/// compared by their first 16 bytes as one number, and in full only where those are
-/// the same, with the start time as another number before them.
-fn rating_order(order: Vec<Pos<'_>>) -> Vec<Pos<'_>> {
-    let head = |s: &str| {
-        let mut b = [0u8; 16];
-        let n = s.len().min(16);
-        b[..n].copy_from_slice(&s.as_bytes()[..n]);
-        u128::from_be_bytes(b)
-    };
-    // Where each account's positions start, and (last) where they all end.
-    let accounts = order.iter().map(|p| p.0 as usize + 1).max().unwrap_or(0);
-    let mut starts = vec![0u32; accounts + 1];
-    for p in &order {
-        starts[p.0 as usize + 1] += 1;
-    }
-    for a in 1..=accounts {
-        starts[a] += starts[a - 1];
-    }
-    // The start time's sign bit flipped: signed order as unsigned.
-    let mut keys: Vec<(u64, u128, u32)> = vec![(0, 0, 0); order.len()];
-    let mut next = starts.clone();
-    for (n, p) in order.iter().enumerate() {
-        let at = &mut next[p.0 as usize];
-        keys[*at as usize] = (p.1 as u64 ^ (1 << 63), head(p.2), n as u32);
-        *at += 1;
-    }
-    // Positions are numbered in (run, row) order: the number breaks the last ties.
-    for w in starts.windows(2) {
-        keys[w[0] as usize..w[1] as usize]
-            .sort_unstable_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)).then_with(|| order[a.2 as usize].2.cmp(order[b.2 as usize].2)).then(a.2.cmp(&b.2)));
-    }
-    keys.iter().map(|k| order[k.2 as usize]).collect()
-}
-
-/// A usage chunk's dictionary columns resolved once a distinct value rather than once
-/// a row: the index of each account key (`None`: not in accounts) and whether each SKU
-/// key is in the catalog. A row whose column has no dictionary is looked up itself.
-#[derive(Debug, Default)]
-struct Keys {
-    accounts: Option<Vec<Option<u32>>>,
-    skus: Option<Vec<bool>>,
-    /// The pay-per-use price keys of the SKU and region dictionaries' pairs.
-    prices: Option<PriceKeys>,
-    /// With a [`RowSelection`], the rows it rates.
-    wanted: Option<Vec<bool>>,
-}
-
-/// The pay-per-use price key ([`Catalog::ppu_key`]) of each pair of a chunk's SKU and
-/// region dictionary values, found once a chunk: a row is then priced by its keys
-/// into the two dictionaries, without hashing its names.
-#[derive(Debug)]
-struct PriceKeys {
-    regions: usize,
-    /// By `sku × regions + region`; `None` for a pair with a null value.
-    keys: Vec<Option<Option<u32>>>,
-}
-
-impl PriceKeys {
-    /// Dictionaries of a few values each (a pair a price row at most): larger ones
-    /// (`None`) are left to the lookup by name.
-    fn of<E: Entries>(catalog: &Catalog, skus: &E, regions: &E) -> Option<PriceKeys> {
-        if skus.len() * regions.len() > 1 << 16 {
-            return None;
-        }
-        let keys = (0..skus.len())
-            .flat_map(|s| (0..regions.len()).map(move |g| (s, g)))
-            .map(|(s, g)| Some(catalog.ppu_key(skus.entry(s)?, regions.entry(g)?)))
-            .collect();
-        Some(PriceKeys { regions: regions.len(), keys })
-    }
-
-    /// The key of the pair at SKU key `sku` and region key `region` (`None`: not
-    /// known here).
-    fn get(&self, sku: usize, region: usize) -> Option<Option<u32>> {
-        (region < self.regions).then(|| self.keys.get(sku * self.regions + region).copied().flatten()).flatten()
-    }
 }
 
 impl Engine {
@@ -771,65 +570,5 @@ fn each<T: Send, R: Send>(sequential: bool, items: Vec<T>, min_len: usize, f: im
     match sequential {
         true => items.into_iter().map(f).collect(),
         false => items.into_par_iter().with_min_len(min_len).map(f).collect(),
-    }
-}
-
-/// Package quotas are in the pricing unit of their SKU (billing-rules §3).
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use proptest::prelude::*;
-
-    /// A chunk's price keys are the catalog's keys of each pair of its SKU and region
-    /// dictionaries' values, in any order, with nulls and pairs the catalog lacks.
-    #[test]
-    fn price_keys_are_the_catalogs_by_dictionary_entry() {
-        use crate::rules::pricing::test_ppu_row as row;
-        /// A dictionary of owned values.
-        struct Dict(Vec<Option<String>>);
-        impl Entries for Dict {
-            fn len(&self) -> usize {
-                self.0.len()
-            }
-            fn entry(&self, k: usize) -> Option<&str> {
-                self.0.get(k)?.as_deref()
-            }
-        }
-        let dict = |v: &[Option<&str>]| Dict(v.iter().map(|s| s.map(str::to_string)).collect());
-        let catalog = Catalog::new(vec![row("s0", "r0"), row("s1", "r1"), row("s2", "r0"), row("s2", "r2")]).unwrap();
-        let skus = dict(&[Some("s2"), None, Some("s0"), Some("s9"), Some("s1")]);
-        let regions = dict(&[Some("r2"), Some("r0"), None, Some("r1")]);
-        let p = PriceKeys::of(&catalog, &skus, &regions).unwrap();
-        let mut found = 0;
-        for s in 0..skus.len() {
-            for g in 0..regions.len() {
-                let want = skus.entry(s).zip(regions.entry(g)).map(|(s, g)| catalog.ppu_key(s, g));
-                assert_eq!(p.get(s, g), want, "SKU entry {s}, region entry {g}");
-                found += usize::from(matches!(want, Some(Some(_))));
-            }
-        }
-        assert_eq!(found, 4, "every price pair is found once");
-        assert_eq!(p.get(0, regions.len()), None, "a region key past the dictionary is not known here");
-        // Dictionaries too large to pair up are left to the lookup by name.
-        let many = Dict((0..300).map(|i| Some(format!("x{i}"))).collect());
-        assert!(PriceKeys::of(&catalog, &many, &many).is_none());
-    }
-
-    proptest! {
-        /// The rating order by number keys is the order of the positions themselves:
-        /// record ids that share 16 bytes or more, that end inside them, or that hold
-        /// NUL bytes (a shorter id padded reads as the same number), and start times
-        /// either side of the epoch.
-        #[test]
-        fn rating_order_is_the_positions_order(
-            rows in proptest::collection::vec((prop_oneof![0u32..4, 0u32..300], prop_oneof![Just(-1i64), Just(0i64), Just(3_600_000_000i64), any::<i64>()],
-                "(res-0000-000-nb-disk-49|res-0000-000-nb|ab\\x00?|ab|)[a-c\\x00]{0,3}"), 0..200)
-        ) {
-            // Positions as the engine numbers them: runs of rows in order, rows in a run.
-            let order: Vec<Pos<'_>> = rows.iter().enumerate().map(|(n, (a, t, id))| (*a, *t, id.as_str(), n as u32 / 7, n as u32 % 7)).collect();
-            let mut plain = order.clone();
-            plain.sort_unstable();
-            prop_assert_eq!(rating_order(order), plain);
-        }
     }
 }
