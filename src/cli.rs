@@ -20,20 +20,23 @@ pub struct Env {
 }
 
 impl Env {
-    /// `BILLRUN_S3_MAX_RETRIES` (over the config's `s3.max_retries`, default 8),
+    /// `BILLRUN_STORE_MAX_RETRIES` (or its older name `BILLRUN_S3_MAX_RETRIES`; over
+    /// the config's `s3.max_retries`, default 8), for every object store,
     /// `BILLRUN_INJECT_FAULT` (`drop-line` or `lose-rejected`) and
     /// `BILLRUN_WHOLE_WHAT_IF`.
     pub fn read(cfg: &Config) -> Result<Env, String> {
-        let retries = match std::env::var("BILLRUN_S3_MAX_RETRIES") {
-            Ok(v) => Some(v.parse::<usize>().map_err(|_| format!("BILLRUN_S3_MAX_RETRIES '{v}' is not a count"))?),
-            Err(_) => cfg.s3.max_retries,
-        };
+        let mut retries = cfg.s3.max_retries;
+        for name in ["BILLRUN_S3_MAX_RETRIES", "BILLRUN_STORE_MAX_RETRIES"] {
+            if let Ok(v) = std::env::var(name) {
+                retries = Some(v.parse::<usize>().map_err(|_| format!("{name} '{v}' is not a count"))?);
+            }
+        }
         let fault = match std::env::var("BILLRUN_INJECT_FAULT") {
             Ok(v) => Some(Fault::parse(&v).ok_or_else(|| format!("BILLRUN_INJECT_FAULT '{v}' is not drop-line or lose-rejected"))?),
             Err(_) => None,
         };
         Ok(Env {
-            store: StoreOptions { s3_max_retries: retries.unwrap_or(StoreOptions::default().s3_max_retries) },
+            store: StoreOptions { max_retries: retries.unwrap_or(StoreOptions::default().max_retries) },
             fault,
             whole_what_if: std::env::var_os("BILLRUN_WHOLE_WHAT_IF").is_some(),
         })
@@ -93,8 +96,8 @@ pub struct Lakes {
     /// Why the period(s) are closed (again): recorded with every restated invoice.
     #[arg(long, default_value = "re-run")]
     pub reason: String,
-    /// Input lake: a local path, file:///abs/path or s3://bucket/prefix (default: the
-    /// config's, else data/lake).
+    /// Input lake: a local path, file:///abs/path, s3://, gs://, az:// or abfss://
+    /// (default: the config's, else data/lake).
     #[arg(long)]
     pub input: Option<String>,
     /// Output lake (default: the config's, else the input lake).

@@ -7,7 +7,8 @@ use serde::Deserialize;
 #[derive(Debug, Default, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
-    /// The input lake: a local path, `file:///abs/path` or `s3://bucket/prefix`.
+    /// The input lake: a local path, `file:///abs/path`, `s3://bucket/prefix`,
+    /// `gs://bucket/prefix`, `az://container/prefix` or `abfss://…`.
     pub input: Option<String>,
     /// The output lake (default: the input lake).
     pub output: Option<String>,

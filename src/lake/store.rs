@@ -1,5 +1,6 @@
-//! A lake: an object-store URL (`s3://bucket/prefix`, `file:///abs`, or a plain local
-//! path) and a small synchronous facade over `object_store` for the bill run's few
+//! A lake: an object-store URL (`s3://bucket/prefix`, `gs://bucket/prefix`,
+//! `az://container/prefix`, `abfss://container@account.dfs.core.windows.net/prefix`,
+//! `file:///abs`, or a plain local path) and a small synchronous facade over `object_store` for the bill run's few
 //! operations. Object stores have no rename and no directories: everything here is a
 //! list, a whole-object get, a whole-object put (atomic on every backend), a
 //! put-if-absent, or a delete.
@@ -7,6 +8,8 @@
 use bytes::Bytes;
 use futures::TryStreamExt;
 use object_store::aws::AmazonS3Builder;
+use object_store::azure::MicrosoftAzureBuilder;
+use object_store::gcp::GoogleCloudStorageBuilder;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, RetryConfig};
@@ -57,14 +60,44 @@ impl std::fmt::Debug for Lake {
 /// once at the door and handed down (the adapter reads no setting of its own).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct StoreOptions {
-    /// Retries of a transient S3 error before the run gives up.
-    pub s3_max_retries: usize,
+    /// Retries of a transient object-store error before the run gives up.
+    pub max_retries: usize,
 }
 
 impl Default for StoreOptions {
     fn default() -> StoreOptions {
-        StoreOptions { s3_max_retries: 8 }
+        StoreOptions { max_retries: 8 }
     }
+}
+
+/// The object store of a cloud lake's bucket or container (`root` is the URL without
+/// the prefix), configured from its backend's standard environment variables: `AWS_*`
+/// for S3, `GOOGLE_*` for Google Cloud Storage, `AZURE_*` (and `AZURITE_*` for the
+/// emulator) for Azure Blob Storage. Every backend retries transient errors alike.
+fn cloud_store(scheme: &str, root: &str, options: StoreOptions) -> std::result::Result<Arc<dyn ObjectStore>, String> {
+    let retry = RetryConfig { max_retries: options.max_retries, retry_timeout: Duration::from_secs(120), ..RetryConfig::default() };
+    // A backend's configuration error names the setting, never its value.
+    let built = match scheme {
+        "s3" => AmazonS3Builder::from_env()
+            .with_bucket_name(root.trim_start_matches("s3://"))
+            .with_retry(retry)
+            .build()
+            .map(|s| Arc::new(s) as Arc<dyn ObjectStore>)
+            .map_err(|e| ("S3 (AWS_* environment)", e)),
+        "gs" => GoogleCloudStorageBuilder::from_env()
+            .with_url(root)
+            .with_retry(retry)
+            .build()
+            .map(|s| Arc::new(s) as Arc<dyn ObjectStore>)
+            .map_err(|e| ("Google Cloud Storage (GOOGLE_* environment)", e)),
+        _ => MicrosoftAzureBuilder::from_env()
+            .with_url(root)
+            .with_retry(retry)
+            .build()
+            .map(|s| Arc::new(s) as Arc<dyn ObjectStore>)
+            .map_err(|e| ("Azure Blob Storage (AZURE_* environment)", e)),
+    };
+    built.map_err(|(what, e)| format!("cannot configure {what}: {e}"))
 }
 
 impl Lake {
@@ -86,30 +119,29 @@ impl Lake {
 
     pub fn open_with_runtime(url: &str, create: bool, options: StoreOptions, rt: Arc<tokio::runtime::Runtime>) -> Result<Lake> {
         let bad = |why: String| LakeError::Url { url: url.to_string(), why };
-        let (store, prefix): (Arc<dyn ObjectStore>, String) = if let Some(rest) = url.strip_prefix("s3://") {
-            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-            if bucket.is_empty() {
-                return Err(bad("no bucket name".into()));
+        let (store, prefix): (Arc<dyn ObjectStore>, String) = match url.split_once("://") {
+            Some((scheme @ ("s3" | "gs" | "az" | "abfss"), rest)) => {
+                let (root, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+                if root.is_empty() {
+                    return Err(bad(format!("no {} name", if scheme == "s3" || scheme == "gs" { "bucket" } else { "container" })));
+                }
+                let store = cloud_store(scheme, &format!("{scheme}://{root}"), options).map_err(bad)?;
+                (store, prefix.trim_matches('/').to_string())
             }
-            let retry = RetryConfig { max_retries: options.s3_max_retries, retry_timeout: Duration::from_secs(120), ..RetryConfig::default() };
-            let s3 = AmazonS3Builder::from_env()
-                .with_bucket_name(bucket)
-                .with_retry(retry)
-                .build()
-                .map_err(|e| bad(format!("cannot configure S3 (AWS_* environment): {e}")))?;
-            (Arc::new(s3), prefix.trim_matches('/').to_string())
-        } else if url.contains("://") && !url.starts_with("file://") {
-            return Err(bad("this build reads s3://, file:// and local paths".into()));
-        } else {
-            let local = url.strip_prefix("file://").unwrap_or(url);
-            let path = std::path::Path::new(local);
-            if create {
-                std::fs::create_dir_all(path).map_err(|e| bad(format!("cannot create folder: {e}")))?;
-            } else if !path.is_dir() {
-                return Err(bad("no such folder".into()));
+            Some((scheme, _)) if scheme != "file" => {
+                return Err(bad(format!("unknown store '{scheme}://': a lake is s3://, gs://, az://, abfss://, file:// or a local path")));
             }
-            let fs = LocalFileSystem::new_with_prefix(path).map_err(|e| bad(e.to_string()))?.with_automatic_cleanup(true);
-            (Arc::new(fs), String::new())
+            _ => {
+                let local = url.strip_prefix("file://").unwrap_or(url);
+                let path = std::path::Path::new(local);
+                if create {
+                    std::fs::create_dir_all(path).map_err(|e| bad(format!("cannot create folder: {e}")))?;
+                } else if !path.is_dir() {
+                    return Err(bad("no such folder".into()));
+                }
+                let fs = LocalFileSystem::new_with_prefix(path).map_err(|e| bad(e.to_string()))?.with_automatic_cleanup(true);
+                (Arc::new(fs), String::new())
+            }
         };
         Ok(Lake { url: url.to_string(), store, prefix, rt })
     }

@@ -1,9 +1,12 @@
 //! The integration tests: one binary.
 
+mod azurite;
 mod badinput;
 mod boundary;
 mod commitments;
 mod cost;
+mod fake_gcs;
+mod fault_proxy;
 mod focus;
 mod harness;
 mod lakes;
@@ -15,3 +18,4 @@ mod report;
 mod s3_server;
 mod scenario_files;
 mod scenarios;
+mod stores;
