@@ -4,9 +4,11 @@
 
 #![deny(clippy::float_arithmetic)]
 
-use crate::model::{Module, PricingUnit, Service, PLATFORM_SERVICE};
+use crate::decimal::Qty;
+use crate::model::{BillingItem, Module, PricingUnit, Service, PLATFORM_SERVICE};
 use crate::rules::pricing::Catalog;
 use crate::rules::records::{Commitment, Line, LineKind};
+use crate::time::Micros;
 
 /// `ChargeCategory`.
 pub fn charge_category(kind: LineKind) -> &'static str {
@@ -66,17 +68,49 @@ pub fn commitment_status(kind: LineKind, commitment: Option<Commitment>) -> Opti
     }
 }
 
-/// Whether the line carries `CommitmentDiscountQuantity` and `…Unit`: the used or
-/// unused part of a commitment.
+/// Whether the line carries `CommitmentDiscountQuantity` and `…Unit`: the purchase of a
+/// commitment (see [`commitment_quantity`]), or its used or unused part (the line's
+/// own quantity and unit).
 pub fn has_commitment_quantity(l: &Line) -> bool {
-    l.commitment.is_some() && matches!(l.kind, LineKind::Committed | LineKind::Unused)
+    l.commitment.is_some() && matches!(l.kind, LineKind::Committed | LineKind::Unused | LineKind::Purchase)
 }
 
-/// `ConsumedQuantity` and `ConsumedUnit` are set on usage lines only: a purchase is
-/// priced by a quantity but consumes none, and an adjustment has none.
-pub fn consumes(kind: LineKind) -> bool {
-    !matches!(kind, LineKind::Purchase | LineKind::Adjustment)
+/// `CommitmentDiscountQuantity` and `CommitmentDiscountUnit` of a commitment's
+/// `Purchase` line, in the unit its usage is counted in, which FOCUS keeps the same
+/// for a commitment: a package's quota (the line's own quantity), a subscription's
+/// node-hours over its whole term (nodes × unit count × the term's hours). `None`
+/// when the term's node-hours overflow.
+pub fn purchased_commitment(l: &Line, subs: impl Fn(u32) -> (i32, i32, Micros)) -> Option<(Qty, PricingUnit)> {
+    match l.commitment? {
+        Commitment::Package(_) => Some((l.quantity, l.unit?)),
+        Commitment::Subscription(i) => {
+            let (nodes, unit_count, term) = subs(i);
+            Some((Qty::node_hours(i64::from(nodes), i64::from(unit_count), term)?, PricingUnit::NodeHour))
+        }
+    }
 }
+
+/// `ConsumedQuantity` and `ConsumedUnit` are set on lines of usage only: a purchase is
+/// priced by a quantity but consumes none, the unused part of a commitment is what was
+/// not consumed, and an adjustment has no quantity.
+pub fn consumes(kind: LineKind) -> bool {
+    !matches!(kind, LineKind::Purchase | LineKind::Unused | LineKind::Adjustment)
+}
+
+/// `ResourceType` of a line: its module's resources' type; a subscription's lines
+/// without usage (its purchase and its unused time) name the subscribed resource,
+/// whose module the subscription does not record.
+pub fn line_resource_type(module: Option<Module>, commitment: Option<Commitment>) -> Option<&'static str> {
+    match (module, commitment) {
+        (Some(m), _) => Some(resource_type(m)),
+        (None, Some(Commitment::Subscription(_))) => Some(SUBSCRIBED_RESOURCE),
+        (None, _) => None,
+    }
+}
+
+/// The `ResourceType` of a subscribed pool, Lite Cluster or Lite Server on the lines
+/// that carry no usage of it.
+pub const SUBSCRIBED_RESOURCE: &str = "Yearly/Monthly Resource";
 
 /// `ResourceType` of a module's resources.
 pub fn resource_type(m: Module) -> &'static str {
@@ -117,6 +151,50 @@ pub fn unit_name(u: PricingUnit) -> &'static str {
         PricingUnit::NodeMonth => "Node-Months",
         PricingUnit::NodeYear => "Node-Years",
     }
+}
+
+/// `SkuPriceId`: a stable id of a catalog price: SKU, region, currency, mode, tier,
+/// effective from.
+pub fn sku_price_id(c: &Catalog, row: u32) -> String {
+    let p = c.row(row);
+    format!("{}:{}:{}:{}:{}:{}", p.sku, p.region, p.currency, p.billing_mode, p.tier_start, crate::time::format_ts(p.effective_from))
+}
+
+/// `SkuPriceDetails`: what a price is for, apart from its amount, currency and dates
+/// (which FOCUS leaves out), as FOCUS's key-value object: the billing item, the
+/// billing mode, the pricing unit and the tier's start (a cumulative quantity, not a
+/// per-unit figure, so a string). Every key is the provider's own (`x_`): the
+/// catalog records none of FOCUS's defined properties (core or GPU counts, disk
+/// type, storage class) of a SKU.
+pub fn sku_price_details(c: &Catalog, row: u32) -> String {
+    let p = c.row(row);
+    let details = serde_json::json!({
+        "x_BillingItem": p.billing_item.as_str(),
+        "x_BillingMode": p.billing_mode.as_str(),
+        "x_PricingUnit": p.pricing_unit.as_str(),
+        "x_TierStart": p.tier_start.to_string(),
+    });
+    details.to_string()
+}
+
+/// `SkuMeter`: what a SKU measures, from the billing item the catalog bills it as
+/// (the same for every line of the SKU); the notification SKUs each meter their
+/// channel. A SKU the catalog does not price has none.
+pub fn sku_meter(c: &Catalog, sku: &str) -> Option<&'static str> {
+    Some(match c.billing_item_of(sku)? {
+        BillingItem::Compute => "Compute Usage",
+        BillingItem::ObjectStorage => "Object Storage Usage",
+        BillingItem::FileStorage => "File Storage Usage",
+        BillingItem::BlockStorage => "Block Volume Usage",
+        BillingItem::Logs => "Log Ingestion",
+        BillingItem::Notification => match sku.rsplit('.').next() {
+            Some("sms") => "SMS Notifications",
+            Some("email") => "Email Notifications",
+            Some("http") => "HTTP Notifications",
+            Some("traffic") => "Notification Data Transfer",
+            _ => "Notifications",
+        },
+    })
 }
 
 /// `x_BillingItem`: the catalog's billing item of the line's price. Lines without a

@@ -2,17 +2,18 @@
 //! effective-dated price rows in force at an instant, and graduated tiers.
 
 use crate::decimal::{line_amount, Dec, Qty};
-use crate::model::{BillingMode, Module, PriceRow, PricingUnit};
+use crate::model::{BillingItem, BillingMode, Module, PriceRow, PricingUnit};
 use crate::text::same_bytes;
 use crate::time::Micros;
-use rustc_hash::{FxHashMap, FxHashSet};
+use rustc_hash::FxHashMap;
 
 /// The price catalog, indexed by SKU and region.
 #[derive(Clone, Debug, Default)]
 pub struct Catalog {
     pub rows: Vec<PriceRow>,
     by_sku_region: FxHashMap<String, FxHashMap<String, Vec<u32>>>,
-    skus: FxHashSet<String>,
+    /// Each SKU's first row: what the catalog says of the SKU itself.
+    skus: FxHashMap<String, u32>,
     ppu_unit: FxHashMap<String, PricingUnit>,
     /// The pay-per-use prices of each (SKU, region): an index into `ppu`.
     ppu_index: FxHashMap<String, FxHashMap<String, u32>>,
@@ -78,7 +79,7 @@ impl Catalog {
         let mut c = Catalog::default();
         for (i, r) in rows.iter().enumerate() {
             c.by_sku_region.entry(r.sku.clone()).or_default().entry(r.region.clone()).or_default().push(i as u32);
-            c.skus.insert(r.sku.clone());
+            c.skus.entry(r.sku.clone()).or_insert(i as u32);
             if r.billing_mode == BillingMode::PayPerUse {
                 match c.ppu_unit.get(&r.sku) {
                     Some(u) if *u != r.pricing_unit => {
@@ -148,7 +149,12 @@ impl Catalog {
     }
 
     pub fn knows_sku(&self, sku: &str) -> bool {
-        self.skus.contains(sku)
+        self.skus.contains_key(sku)
+    }
+
+    /// The billing item a SKU bills as (its first row's).
+    pub fn billing_item_of(&self, sku: &str) -> Option<BillingItem> {
+        self.skus.get(sku).map(|&r| self.rows[r as usize].billing_item)
     }
 
     pub fn row(&self, idx: u32) -> &PriceRow {

@@ -56,7 +56,9 @@ pub fn line_items_schema() -> SchemaRef {
         k("ServiceName"),
         k("ServiceSubcategory"),
         k("SkuId"),
+        k("SkuMeter"),
         k("SkuPriceId"),
+        k("SkuPriceDetails"),
         k("SubAccountId"),
         k("SubAccountName"),
         k("Tags"),
@@ -209,7 +211,7 @@ pub fn line_items_batch(lines: &[Line], chunks: &[UsageChunk], n: &Names<'_>) ->
     // Columns that are the same as others in most batches (no commitment, no
     // purchase) are then shared too; the sink encodes a column by itself from the
     // batch on where it differs.
-    let same_quantity = lines.iter().all(|l| l.kind != LineKind::Purchase);
+    let same_quantity = lines.iter().all(|l| is_usage(l) || l.kind == LineKind::Adjustment);
     let same_unit = lines.iter().all(|l| is_usage(l) || l.unit.is_none());
     let same_cost = lines.iter().all(|l| l.effective == l.billed);
     let unless = |same: bool, build: &dyn Fn() -> ArrayRef| if same { arrow_array::new_null_array(&DataType::Null, 0) } else { build() };
@@ -267,13 +269,16 @@ pub fn line_items_batch(lines: &[Line], chunks: &[UsageChunk], n: &Names<'_>) ->
         class.column(|i| views[i].commitment.map(|c| c.1)),
         class.column(|i| views[i].commitment.map(|_| focus::COMMITMENT_CATEGORY)),
         class.column(|i| focus::commitment_status(lines[i].kind, lines[i].commitment)),
-        col_dec(lines.iter().zip(&qty).map(|(l, q)| focus::has_commitment_quantity(l).then_some(*q))),
+        col_dec(lines.iter().zip(&qty).map(|(l, q)| match l.kind {
+            LineKind::Purchase => commitment_purchased(l, n).map(|(q, _)| q.to_dec()),
+            _ => focus::has_commitment_quantity(l).then_some(*q),
+        })),
         class.column(|i| {
             let l = &lines[i];
-            if focus::has_commitment_quantity(l) {
-                l.unit.map(focus::unit_name)
-            } else {
-                None
+            match l.kind {
+                LineKind::Purchase => commitment_purchased(l, n).map(|(_, u)| focus::unit_name(u)),
+                _ if focus::has_commitment_quantity(l) => l.unit.map(focus::unit_name),
+                _ => None,
             }
         }),
         account.column(|i| Some(n.invoice_id(lines[i].account))),
@@ -289,12 +294,14 @@ pub fn line_items_batch(lines: &[Line], chunks: &[UsageChunk], n: &Names<'_>) ->
             })
         })),
         col_rows(views.iter().map(|v| v.usage_str(|c, r| c.resource_name.get(r)))),
-        class.column(|i| views[i].module.map(focus::resource_type)),
+        class.column(|i| focus::line_resource_type(views[i].module, lines[i].commitment)),
         class.column(|i| Some(focus::service(views[i].module).1)),
         class.column(|i| Some(focus::service(views[i].module).0)),
         class.column(|i| Some(focus::service(views[i].module).2)),
         class.column(|i| views[i].sku),
+        class.column(|i| views[i].sku.and_then(|s| focus::sku_meter(n.catalog, s))),
         class.column(|i| lines[i].price_row.map(|r| n.ids.price[r as usize].as_str())),
+        class.column(|i| lines[i].price_row.map(|r| n.ids.price_details[r as usize].as_str())),
         project.clone(),
         project.clone(),
         col_keyed(views.iter().map(|v| v.usage_str(|c, r| c.tags.get(r)))),
@@ -352,10 +359,12 @@ fn line_view<'a>(l: &Line, chunks: &'a [UsageChunk], n: &'a Names<'a>) -> LineVi
     LineView { account: n.account(l.account), usage, sku, region, module, billing_mode, commitment }
 }
 
-/// A stable id of a catalog price: SKU, region, currency, mode, tier, effective from.
-pub fn sku_price_id(c: &Catalog, row: u32) -> String {
-    let p = c.row(row);
-    format!("{}:{}:{}:{}:{}:{}", p.sku, p.region, p.currency, p.billing_mode, p.tier_start, crate::time::format_ts(p.effective_from))
+/// What a commitment's `Purchase` line bought, in the unit its usage is counted in.
+fn commitment_purchased(l: &Line, n: &Names<'_>) -> Option<(crate::decimal::Qty, PricingUnit)> {
+    focus::purchased_commitment(l, |i| {
+        let s = n.subs.get(i);
+        (s.nodes, s.unit_count, s.end_at - s.start_at)
+    })
 }
 
 /// The exact pricing quantity as a fraction `n/3.6e19` when it does not terminate in

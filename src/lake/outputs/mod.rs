@@ -146,17 +146,19 @@ pub fn col_bool(v: impl Iterator<Item = Option<bool>>) -> ArrayRef {
 
 // ---------------------------------------------------------------- context
 
-/// Strings derived once per run: each catalog row's `SkuPriceId`, each account's
-/// `InvoiceId`.
+/// Strings derived once per run: each catalog row's `SkuPriceId` and
+/// `SkuPriceDetails`, each account's `InvoiceId`.
 pub struct Ids {
     pub price: Vec<String>,
+    pub price_details: Vec<String>,
     pub invoice: Vec<String>,
 }
 
 impl Ids {
     pub fn new(period: Period, accounts: &[Account], catalog: &Catalog) -> Ids {
         Ids {
-            price: (0..catalog.rows.len() as u32).map(|r| sku_price_id(catalog, r)).collect(),
+            price: (0..catalog.rows.len() as u32).map(|r| crate::focus::sku_price_id(catalog, r)).collect(),
+            price_details: (0..catalog.rows.len() as u32).map(|r| crate::focus::sku_price_details(catalog, r)).collect(),
             invoice: accounts.iter().map(|a| format!("INV-{}-{}", a.account_id, period.compact())).collect(),
         }
     }
