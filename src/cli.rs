@@ -3,7 +3,7 @@
 
 use billrun::config::Config;
 use billrun::generate::GenConfig;
-use billrun::jobs::close::{CloseJob, Fault};
+use billrun::jobs::close::{self, CloseJob, Fault};
 use billrun::lake::store::StoreOptions;
 use billrun::time::Period;
 use clap::{Args, Parser, Subcommand};
@@ -183,10 +183,6 @@ fn period(s: &str, flag: &str) -> Result<Period, String> {
     Period::parse(s).ok_or_else(|| format!("--{flag} '{s}' is not a month YYYY-MM"))
 }
 
-/// Default cache budget for decoded usage: 256 MiB of Parquet (about ten times that
-/// decoded). Larger months are decoded twice instead of held in memory.
-const CACHE_BYTES: u64 = 256 << 20;
-
 impl Lakes {
     fn template(&self, p: Period, cfg: &Config, env: &Env) -> CloseJob {
         let input = self.input.clone().or_else(|| cfg.input.clone()).unwrap_or_else(|| DEFAULT_LAKE.into());
@@ -195,8 +191,8 @@ impl Lakes {
             input,
             output,
             period: p,
-            cache_bytes: cfg.run.cache_mib.map(|m| m << 20).unwrap_or(CACHE_BYTES),
-            stale_lock: std::time::Duration::from_secs(cfg.run.stale_lock_minutes.unwrap_or(360) * 60),
+            cache_bytes: cfg.run.cache_mib.map(|m| m << 20).unwrap_or(close::DEFAULT_CACHE_BYTES),
+            stale_lock: cfg.run.stale_lock_minutes.map(|m| std::time::Duration::from_secs(m * 60)).unwrap_or(close::DEFAULT_STALE_LOCK),
             windows: (
                 cfg.accounts.grace_days.unwrap_or(billrun::lake::inputs::DEFAULT_WINDOWS.0),
                 cfg.accounts.retention_days.unwrap_or(billrun::lake::inputs::DEFAULT_WINDOWS.1),

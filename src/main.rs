@@ -106,16 +106,11 @@ fn run(cmd: Command, config: &billrun::config::Config, env: &cli::Env) -> anyhow
                 println!("generated a sample lake: {} usage rows, {} accounts → {}", r.usage_rows, r.accounts, args.lake);
             }
             let job = close::CloseJob {
-                input: args.lake.clone(),
-                output: args.lake.clone(),
-                period: cfg.from,
-                cache_bytes: 256 << 20,
-                stale_lock: std::time::Duration::from_secs(6 * 3600),
-                windows: billrun::lake::inputs::DEFAULT_WINDOWS,
                 reason: "demo".into(),
                 store: env.store,
                 fault: env.fault,
                 whole_what_if: env.whole_what_if,
+                ..close::CloseJob::new(&args.lake, &args.lake, cfg.from)
             };
             let report = close::run(&job)?;
             print_summary(&report, &args.lake);

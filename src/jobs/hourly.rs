@@ -37,6 +37,11 @@ pub fn hourly_path(table: &str, hour: Micros) -> String {
     format!("hourly/{table}/billing_period={p}/hour={}.parquet", &format_ts(hour)[..13])
 }
 
+/// The hour of an hourly run's file (the inverse of [`hourly_path`]).
+pub(crate) fn file_hour(path: &str) -> Option<Micros> {
+    path.rsplit("hour=").next().and_then(|s| s.strip_suffix(".parquet")).and_then(crate::time::parse_hour)
+}
+
 pub fn run(job: &CloseJob, hour: Micros) -> Result<HourReport, JobError> {
     let hour = hour_floor(hour);
     let period = Period::containing(hour).ok_or_else(|| JobError::Plan("hour out of range".into()))?;

@@ -228,18 +228,7 @@ fn streamed_and_filtered_reads_give_the_cached_bytes() {
     s.write();
     let run = |out: &str, cache_bytes: u64| {
         let out = s.dir.path().join(out);
-        let job = CloseJob {
-            input: s.lake().to_str().unwrap().into(),
-            output: out.to_str().unwrap().into(),
-            period: Period::parse("2026-01").unwrap(),
-            cache_bytes,
-            stale_lock: std::time::Duration::from_secs(3600),
-            windows: (15, 15),
-            reason: "test".into(),
-            store: Default::default(),
-            fault: None,
-            whole_what_if: false,
-        };
+        let job = CloseJob { cache_bytes, ..CloseJob::new(s.lake().to_str().unwrap(), out.to_str().unwrap(), Period::parse("2026-01").unwrap()) };
         let report = close::run(&job).unwrap();
         (report.rows_in, report.rejected.clone(), files_under(&out, |p| p.ends_with(".parquet")))
     };

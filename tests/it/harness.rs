@@ -206,18 +206,8 @@ impl Scenario {
     pub fn close(&self, period: &str) -> Result<Outputs, JobError> {
         self.write();
         let lake = self.lake().to_str().unwrap().to_string();
-        let report = close::run(&CloseJob {
-            input: lake.clone(),
-            output: lake,
-            period: Period::parse(period).unwrap(),
-            cache_bytes: 1 << 30,
-            stale_lock: std::time::Duration::from_secs(3600),
-            windows: (15, 15),
-            reason: "test".into(),
-            store: Default::default(),
-            fault: None,
-            whole_what_if: false,
-        })?;
+        let report =
+            close::run(&CloseJob { cache_bytes: 1 << 30, reason: "test".into(), ..CloseJob::new(lake.clone(), lake, Period::parse(period).unwrap()) })?;
         Ok(Outputs::read(&self.lake(), period, report))
     }
 }

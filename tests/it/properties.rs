@@ -104,18 +104,7 @@ fn build(spec: &Spec) -> Scenario {
 
 fn close_into(s: &Scenario, out: &std::path::Path, threads: usize) -> close::CloseReport {
     s.write();
-    let job = CloseJob {
-        input: s.lake().to_str().unwrap().into(),
-        output: out.to_str().unwrap().into(),
-        period: Period::parse("2026-01").unwrap(),
-        cache_bytes: 1 << 30,
-        stale_lock: std::time::Duration::from_secs(3600),
-        windows: (15, 15),
-        reason: "test".into(),
-        store: Default::default(),
-        fault: None,
-        whole_what_if: false,
-    };
+    let job = CloseJob { cache_bytes: 1 << 30, ..CloseJob::new(s.lake().to_str().unwrap(), out.to_str().unwrap(), Period::parse("2026-01").unwrap()) };
     let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
     pool.install(|| close::run(&job)).unwrap()
 }

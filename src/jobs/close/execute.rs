@@ -29,7 +29,6 @@ pub struct Executed {
 /// Rates the period and closes it: every table written and sealed, nothing visible.
 pub fn execute(job: &CloseJob, p: &Prepared) -> Result<Executed, JobError> {
     let (period, input, output, files, hours) = (p.period, &p.input, &p.output, &p.files[..], &p.hours);
-    let mut report = p.report.clone();
     let mut usage = Usage { lake: input, files, cache: FxHashMap::default(), keep: p.keep_decoded, only: None, whole_what_if: job.whole_what_if };
     let t = Instant::now();
     let verdicts = duplicate_verdicts(&mut usage, period)?;
@@ -38,96 +37,16 @@ pub fn execute(job: &CloseJob, p: &Prepared) -> Result<Executed, JobError> {
     let mut engine =
         Engine::new(p.reference.clone(), period, &p.opening).map_err(|why| JobError::Input(inputs::InputError::Table { file: inputs::PRICES.into(), why }))?;
     let ids = out::Ids::new(period, &engine.accounts, &engine.catalog);
-    let mut cost = crate::cost::CostBook::default();
-    let mut sinks: BTreeMap<&'static str, TableSink> = BTreeMap::new();
-    let schemas = [
-        ("bills/line_items", out::line_items_schema()),
-        ("bills/settlements", out::settlements_schema()),
-        ("bills/alerts", out::alerts_schema()),
-        ("bills/package_deductions", out::package_deductions_schema()),
-        ("bills/rejected", out::rejected_schema()),
-    ];
-    for (t, s) in schemas {
-        sinks.insert(t, TableSink::create(output, &table_path(t, period), s)?);
-    }
-
     let t = Instant::now();
-    // What the writers are handed, per account: lines and Σ BilledCost. Checked
-    // against the invoices before publishing, so a line lost between the rules and
-    // the files cannot go unnoticed.
-    let mut written: Vec<(u64, Dec)> = Vec::new();
-    // Of the hours settled hourly this period, the close's settlements, to compare.
-    let mut settled: BTreeMap<(u32, Micros), Dec> = BTreeMap::new();
-    let mut hour_sums = what_if::HourSums::new();
-    let mut fault = job.fault;
-    // The rating of an hour overlaps the writing of the one before: the writers run on
-    // a thread of their own, handed the rated hours through a channel of two, with
-    // their own copy of the reference data for the names.
-    let refs = (engine.accounts.clone(), engine.catalog.clone(), engine.packages.clone(), engine.subs.clone());
-    let mut write_hour = |mut res: crate::engine::HourResult, chunks: &[UsageChunk]| -> Result<(), JobError> {
-        inject_fault(&mut fault, &mut res);
-        tally(&mut written, &res.lines)?;
-        let hour = res.settlements.first().map(|s| s.hour_start);
-        report.rows_in += res.rows_in;
-        report.rows_rated += res.rows_rated;
-        report.lines += res.lines.len() as u64;
-        report.alerts += res.alerts.len() as u64;
-        for r in &res.rejected {
-            *report.rejected.entry(r.why.reason.as_str().to_string()).or_default() += 1;
-        }
-        let names = Names::new(period, &refs.0, &refs.1, &refs.2, &refs.3, files, &ids);
-        let names = &names;
-        // The cost book and the line items read the same lines: one on each side.
-        let line_items = sinks.get_mut("bills/line_items").ok_or_else(|| JobError::Bug("no sink for bills/line_items".into()))?;
-        let (observed, written_lines) =
-            rayon::join(|| cost.observe(&res.lines, chunks, names), || line_items.write(output, &out::line_items_batch(&res.lines, chunks, names)));
-        written_lines?;
-        observed?;
-        cost.observe_settlements(&res.settlements)?;
-        hour_sums.record(&res.settlements);
-        for st in &res.settlements {
-            if p.hourly_hours.contains(&st.hour_start) {
-                settled.insert((st.account, st.hour_start), st.deduction);
-            }
-        }
-        write(output, &mut sinks, "bills/settlements", &out::settlements_batch(&res.settlements, names))?;
-        write(output, &mut sinks, "bills/alerts", &out::alerts_batch(&res.alerts, names))?;
-        write(output, &mut sinks, "bills/package_deductions", &out::package_deductions_batch(&res.deductions, chunks, names))?;
-        write(output, &mut sinks, "bills/rejected", &out::rejected_batch(&res.rejected, chunks, names))?;
-        if (res.rows_rated + res.rejected.len() as u64) != res.rows_in {
-            return Err(JobError::Conservation(format!(
-                "hour {}: {} rows in, {} rated, {} rejected",
-                hour.map(crate::time::format_ts).unwrap_or_else(|| "without settlements".into()),
-                res.rows_in,
-                res.rows_rated,
-                res.rejected.len()
-            )));
-        }
-        Ok(())
-    };
-    std::thread::scope(|scope| {
-        let (tx, rx) = std::sync::mpsc::sync_channel::<(crate::engine::HourResult, Vec<UsageChunk>)>(2);
-        let writer = scope.spawn(move || {
-            for (res, chunks) in rx {
-                write_hour(res, &chunks)?;
-            }
-            Ok::<(), JobError>(())
-        });
-        let rated = rate_hours(&mut usage, hours, &mut engine, &verdicts, &Default::default(), |_, res, chunks| {
-            tx.send((res, chunks.to_vec())).map_err(|_| JobError::Bug("the writers stopped".into()))
-        });
-        drop(tx);
-        let written = writer.join().map_err(|_| JobError::Bug("the writers panicked".into()))?;
-        // The writers' own error first: a rating stopped by their failure reports it.
-        written.and(rated)
-    })?;
-    tracing::info!(rows = report.rows_in, secs = t.elapsed().as_secs_f64(), "rated");
+    let writer = HourWriter::new(job, p, &engine, &ids)?;
+    let hourly = rate_period(writer, &mut usage, hours, &mut engine, &verdicts)?;
+    tracing::info!(rows = hourly.report.rows_in, secs = t.elapsed().as_secs_f64(), "rated");
+    let HourWriter { mut report, sinks, mut cost, mut written, settled, hour_sums, .. } = hourly;
 
     // The close: what only the whole period determines.
     let res = engine.finish()?;
     let names = names(&engine, files, &ids);
-    let accounts = &engine.accounts;
-    report.accounts = accounts.len();
+    report.accounts = engine.accounts.len();
     report.lines += res.lines.len() as u64;
     for r in &res.rejected_orders {
         *report.rejected_orders.entry(r.why.reason.as_str().to_string()).or_default() += 1;
@@ -157,6 +76,145 @@ pub fn execute(job: &CloseJob, p: &Prepared) -> Result<Executed, JobError> {
     drop(hour_sums);
     tracing::info!(recommendations = recommendations.len(), secs = t.elapsed().as_secs_f64(), "recommendations");
     drop(usage);
+    total_due(&mut report, &res, &engine.accounts)?;
+    let t_rec = "cost/recommendations";
+    let batch = crate::cost::tables::recommendations_batch(&recommendations, &names);
+    let mut sink = TableSink::create(output, &table_path(t_rec, period), batch.schema())?;
+    sink.write(output, &batch)?;
+    sealed.insert(t_rec, sink.seal(output)?);
+    Ok(Executed { report, sealed })
+}
+
+/// The tables written hour by hour, as the engine rates the hours.
+const HOURLY_TABLES: [&str; 5] = ["bills/line_items", "bills/settlements", "bills/alerts", "bills/package_deductions", "bills/rejected"];
+
+/// What the hours rated are written into and tallied in: the hourly tables, the
+/// cost book, the report's counts, what the writers were handed (checked against the
+/// invoices before publishing, so a line lost between the rules and the files cannot
+/// go unnoticed), the close's settlements of the hours settled hourly (to compare),
+/// and each hour's sums for the what-if re-rating. It writes with its own copy of the
+/// reference data for the names, on a thread of its own.
+struct HourWriter<'a> {
+    output: &'a Lake,
+    period: Period,
+    files: &'a [UsageFile],
+    ids: &'a out::Ids,
+    hourly_hours: &'a std::collections::BTreeSet<Micros>,
+    refs: (Vec<crate::model::Account>, crate::rules::pricing::Catalog, Vec<crate::model::Package>, crate::rules::subscriptions::Subscriptions),
+    sinks: BTreeMap<&'static str, TableSink>,
+    cost: crate::cost::CostBook,
+    report: CloseReport,
+    written: Vec<(u64, Dec)>,
+    settled: BTreeMap<(u32, Micros), Dec>,
+    hour_sums: what_if::HourSums,
+    fault: Option<Fault>,
+}
+
+impl<'a> HourWriter<'a> {
+    fn new(job: &CloseJob, p: &'a Prepared, engine: &Engine, ids: &'a out::Ids) -> Result<HourWriter<'a>, JobError> {
+        let schemas = [out::line_items_schema(), out::settlements_schema(), out::alerts_schema(), out::package_deductions_schema(), out::rejected_schema()];
+        let mut sinks = BTreeMap::new();
+        for (t, s) in HOURLY_TABLES.into_iter().zip(schemas) {
+            sinks.insert(t, TableSink::create(&p.output, &table_path(t, p.period), s)?);
+        }
+        Ok(HourWriter {
+            output: &p.output,
+            period: p.period,
+            files: &p.files,
+            ids,
+            hourly_hours: &p.hourly_hours,
+            refs: (engine.accounts.clone(), engine.catalog.clone(), engine.packages.clone(), engine.subs.clone()),
+            sinks,
+            cost: crate::cost::CostBook::default(),
+            report: p.report.clone(),
+            written: Vec::new(),
+            settled: BTreeMap::new(),
+            hour_sums: what_if::HourSums::new(),
+            fault: job.fault,
+        })
+    }
+
+    /// Writes and tallies one rated hour.
+    fn write(&mut self, mut res: crate::engine::HourResult, chunks: &[UsageChunk]) -> Result<(), JobError> {
+        inject_fault(&mut self.fault, &mut res);
+        tally(&mut self.written, &res.lines)?;
+        let report = &mut self.report;
+        report.rows_in += res.rows_in;
+        report.rows_rated += res.rows_rated;
+        report.lines += res.lines.len() as u64;
+        report.alerts += res.alerts.len() as u64;
+        for r in &res.rejected {
+            *report.rejected.entry(r.why.reason.as_str().to_string()).or_default() += 1;
+        }
+        let (output, refs) = (self.output, &self.refs);
+        let names = Names::new(self.period, &refs.0, &refs.1, &refs.2, &refs.3, self.files, self.ids);
+        let names = &names;
+        // The cost book and the line items read the same lines: one on each side.
+        let line_items = self.sinks.get_mut("bills/line_items").ok_or_else(|| JobError::Bug("no sink for bills/line_items".into()))?;
+        let cost = &mut self.cost;
+        let (observed, written_lines) =
+            rayon::join(|| cost.observe(&res.lines, chunks, names), || line_items.write(output, &out::line_items_batch(&res.lines, chunks, names)));
+        written_lines?;
+        observed?;
+        self.cost.observe_settlements(&res.settlements)?;
+        self.hour_sums.record(&res.settlements);
+        for st in &res.settlements {
+            if self.hourly_hours.contains(&st.hour_start) {
+                self.settled.insert((st.account, st.hour_start), st.deduction);
+            }
+        }
+        let sinks = &mut self.sinks;
+        write(output, sinks, "bills/settlements", &out::settlements_batch(&res.settlements, names))?;
+        write(output, sinks, "bills/alerts", &out::alerts_batch(&res.alerts, names))?;
+        write(output, sinks, "bills/package_deductions", &out::package_deductions_batch(&res.deductions, chunks, names))?;
+        write(output, sinks, "bills/rejected", &out::rejected_batch(&res.rejected, chunks, names))?;
+        if (res.rows_rated + res.rejected.len() as u64) != res.rows_in {
+            let hour = res.settlements.first().map(|s| s.hour_start);
+            return Err(JobError::Conservation(format!(
+                "hour {}: {} rows in, {} rated, {} rejected",
+                hour.map(crate::time::format_ts).unwrap_or_else(|| "without settlements".into()),
+                res.rows_in,
+                res.rows_rated,
+                res.rejected.len()
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Rates every hour of the period. The rating of an hour overlaps the writing of the
+/// one before: the writer runs on a thread of its own, handed the rated hours through
+/// a channel of two. Returns the writer with every hour written.
+fn rate_period<'a>(
+    mut writer: HourWriter<'a>,
+    usage: &mut Usage<'_>,
+    hours: &BTreeMap<Micros, Vec<u32>>,
+    engine: &mut Engine,
+    verdicts: &FxHashMap<crate::rules::dedup::FileRow, crate::rules::checks::Rejection>,
+) -> Result<HourWriter<'a>, JobError> {
+    std::thread::scope(|scope| {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<(crate::engine::HourResult, Vec<UsageChunk>)>(2);
+        let writing = scope.spawn(move || {
+            for (res, chunks) in rx {
+                writer.write(res, &chunks)?;
+            }
+            Ok::<HourWriter<'a>, JobError>(writer)
+        });
+        let rated = rate_hours(usage, hours, engine, verdicts, &Default::default(), |_, res, chunks| {
+            tx.send((res, chunks.to_vec())).map_err(|_| JobError::Bug("the writers stopped".into()))
+        });
+        drop(tx);
+        let written = writing.join().map_err(|_| JobError::Bug("the writers panicked".into()))?;
+        // The writer's own error first: a rating stopped by its failure reports it.
+        let writer = written?;
+        rated?;
+        Ok(writer)
+    })
+}
+
+/// The report's total due by currency, and the accounts that end the period in
+/// arrears.
+fn total_due(report: &mut CloseReport, res: &crate::engine::PeriodResult, accounts: &[crate::model::Account]) -> Result<(), JobError> {
     let mut due: BTreeMap<String, Dec> = BTreeMap::new();
     for inv in &res.invoices {
         let cur = accounts[inv.account as usize].currency.clone();
@@ -167,12 +225,7 @@ pub fn execute(job: &CloseJob, p: &Prepared) -> Result<Executed, JobError> {
         }
     }
     report.total_due = due.into_iter().map(|(k, v)| (k, v.to_string())).collect();
-    let t_rec = "cost/recommendations";
-    let batch = crate::cost::tables::recommendations_batch(&recommendations, &names);
-    let mut sink = TableSink::create(output, &table_path(t_rec, period), batch.schema())?;
-    sink.write(output, &batch)?;
-    sealed.insert(t_rec, sink.seal(output)?);
-    Ok(Executed { report, sealed })
+    Ok(())
 }
 
 /// The close's tables but the recommendations: the period's own lines and rejected
@@ -297,11 +350,6 @@ fn inject_fault(fault: &mut Option<Fault>, res: &mut crate::engine::HourResult) 
     *fault = None;
 }
 
-/// The hour of an hourly run's file, `…/hour=YYYY-MM-DDTHH.parquet`.
-pub(super) fn hourly_file_hour(path: &str) -> Option<Micros> {
-    path.rsplit("hour=").next().and_then(|s| s.strip_suffix(".parquet")).and_then(crate::time::parse_hour)
-}
-
 /// The settlements of the close against those the hourly runs published: one row per
 /// account and hour settled hourly whose deduction changed (late usage, or a record
 /// id repeated across hours, which only the whole month shows).
@@ -315,7 +363,7 @@ fn settlement_changes(
     let mut hourly: BTreeMap<(String, Micros), Dec> = BTreeMap::new();
     let mut hours = std::collections::BTreeSet::new();
     for l in lake.list(&format!("hourly/settlements/billing_period={period}/"))? {
-        let Some(h) = hourly_file_hour(&l.path) else { continue };
+        let Some(h) = crate::jobs::hourly::file_hour(&l.path) else { continue };
         hours.insert(h);
         for b in inputs::decode_parquet(&l.path, lake.get(&l.path)?)? {
             let (acct, at, ded) = match (StrCol::of(&b, "account_id"), TsCol::of(&b, "hour_start"), DecCol::of(&b, "deduction")) {

@@ -54,6 +54,33 @@ pub struct CloseJob {
     pub whole_what_if: bool,
 }
 
+/// Default cache budget for decoded usage: 256 MiB of Parquet (about ten times that
+/// decoded). Larger months are decoded twice instead of held in memory.
+pub const DEFAULT_CACHE_BYTES: u64 = 256 << 20;
+
+/// Default age after which a period's lock belongs to a dead run: six hours.
+pub const DEFAULT_STALE_LOCK: std::time::Duration = std::time::Duration::from_secs(6 * 3600);
+
+impl CloseJob {
+    /// A close of `period` from `input` to `output` with every default: the cache
+    /// budget, the stale-lock age, the accounts' windows, the stores' retries, no test
+    /// hook. The command line sets the rest from the config and the environment.
+    pub fn new(input: impl Into<String>, output: impl Into<String>, period: Period) -> CloseJob {
+        CloseJob {
+            input: input.into(),
+            output: output.into(),
+            period,
+            cache_bytes: DEFAULT_CACHE_BYTES,
+            stale_lock: DEFAULT_STALE_LOCK,
+            windows: crate::lake::inputs::DEFAULT_WINDOWS,
+            reason: "re-run".into(),
+            store: StoreOptions::default(),
+            fault: None,
+            whole_what_if: false,
+        }
+    }
+}
+
 /// A test hook (`BILLRUN_INJECT_FAULT`): breaks one stage on purpose, once, to prove
 /// that the conservation checks stop the run before anything is published.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -148,7 +148,7 @@ pub fn prepare(job: &CloseJob) -> Result<Prepared, JobError> {
         hours.entry(f.partition_hour).or_default().push(i as u32);
     }
     let hourly_hours =
-        output.list(&format!("hourly/settlements/billing_period={period}/"))?.iter().filter_map(|l| super::execute::hourly_file_hour(&l.path)).collect();
+        output.list(&format!("hourly/settlements/billing_period={period}/"))?.iter().filter_map(|l| crate::jobs::hourly::file_hour(&l.path)).collect();
     let inputs_read = inputs_of(&input, &files)?;
     let run_id = {
         use sha2::Digest;

@@ -189,10 +189,6 @@ macro_rules! par_columns {
 
 pub fn line_items_batch(lines: &[Line], chunks: &[UsageChunk], n: &Names<'_>) -> RecordBatch {
     let views: Vec<LineView<'_>> = lines.par_iter().map(|l| line_view(l, chunks, n)).collect();
-    let ps = n.period.start();
-    let pe = n.period.end();
-    let is_usage = |l: &Line| focus::consumes(l.kind);
-    let constant = |v: Option<&str>| col_keyed(lines.iter().map(|_| v));
     let address = |s: Option<&str>| s.map(|s| (s.as_ptr() as usize, s.len()));
     let class = Groups::of(lines.len(), |i| {
         let (l, v) = (&lines[i], &views[i]);
@@ -207,36 +203,103 @@ pub fn line_items_batch(lines: &[Line], chunks: &[UsageChunk], n: &Names<'_>) ->
         }
     });
     let account = Groups::of(lines.len(), |i| lines[i].account);
-    let qty: Vec<Dec> = lines.iter().map(|l| l.quantity.to_dec()).collect();
-    // Columns that are the same as others in most batches (no commitment, no
-    // purchase) are then shared too; the sink encodes a column by itself from the
-    // batch on where it differs.
-    let same_quantity = lines.iter().all(|l| is_usage(l) || l.kind == LineKind::Adjustment);
-    let same_unit = lines.iter().all(|l| is_usage(l) || l.unit.is_none());
-    let same_cost = lines.iter().all(|l| l.effective == l.billed);
-    let unless = |same: bool, build: &dyn Fn() -> ArrayRef| if same { arrow_array::new_null_array(&DataType::Null, 0) } else { build() };
-    // Columns FOCUS repeats are built once and shared (the sink then encodes them once).
-    let [list_unit_price, list_cost, commitment_id, provider, region, project, pricing_quantity, pricing_unit, billed, consumed_quantity, consumed_unit, effective]: [ArrayRef; 12] = par_columns![
-        col_dec(lines.iter().map(|l| l.price_row.map(|_| l.list_unit_price))),
-        col_dec(lines.iter().map(|l| Some(l.list_cost))),
-        class.column(|i| views[i].commitment.map(|c| c.0)),
-        constant(Some(PROVIDER)),
-        class.column(|i| views[i].region),
-        col_keyed(views.iter().map(|v| v.usage_str(|c, r| c.enterprise_project.get(r)))),
-        col_dec(lines.iter().zip(&qty).map(|(l, q)| (l.kind != LineKind::Adjustment).then_some(*q))),
-        class.column(|i| lines[i].unit.map(focus::unit_name)),
-        col_dec(lines.iter().map(|l| Some(l.billed))),
-        unless(same_quantity, &|| col_dec(lines.iter().zip(&qty).map(|(l, q)| is_usage(l).then_some(*q)))),
-        unless(same_unit, &|| class.column(|i| if focus::consumes(lines[i].kind) { lines[i].unit.map(focus::unit_name) } else { None })),
-        unless(same_cost, &|| col_dec(lines.iter().map(|l| Some(l.effective)))),
-    ]
-    .try_into()
-    .expect("twelve columns");
-    let shared = |same: bool, other: &ArrayRef, own: ArrayRef| if same { other.clone() } else { own };
-    let consumed_quantity = shared(same_quantity, &pricing_quantity, consumed_quantity);
-    let consumed_unit = shared(same_unit, &pricing_unit, consumed_unit);
-    let effective = shared(same_cost, &billed, effective);
-    let columns: Vec<ArrayRef> = par_columns![
+    let shared = Shared::of(lines, &views, &class);
+    let columns = columns(lines, &views, &class, &account, shared, n);
+    RecordBatch::try_new(line_items_schema(), columns).expect("line item columns match the schema")
+}
+
+/// The columns FOCUS repeats (list and contracted figures, the commitment's id and
+/// name, the provider, publisher and issuer, the region's id and name, the project
+/// as sub account), each built once; and those most batches have equal to another
+/// (consumed and pricing quantities and units, effective and billed cost without
+/// commitments or purchases), then shared too. The sink encodes a shared column once.
+struct Shared {
+    qty: Vec<Dec>,
+    list_unit_price: ArrayRef,
+    list_cost: ArrayRef,
+    commitment_id: ArrayRef,
+    provider: ArrayRef,
+    region: ArrayRef,
+    project: ArrayRef,
+    pricing_quantity: ArrayRef,
+    pricing_unit: ArrayRef,
+    billed: ArrayRef,
+    consumed_quantity: ArrayRef,
+    consumed_unit: ArrayRef,
+    effective: ArrayRef,
+}
+
+impl Shared {
+    fn of(lines: &[Line], views: &[LineView<'_>], class: &Groups) -> Shared {
+        let is_usage = |l: &Line| focus::consumes(l.kind);
+        let constant = |v: Option<&str>| col_keyed(lines.iter().map(|_| v));
+        let qty: Vec<Dec> = lines.iter().map(|l| l.quantity.to_dec()).collect();
+        // Columns that are the same as others in most batches (no commitment, no
+        // purchase) are then shared too; the sink encodes a column by itself from the
+        // batch on where it differs.
+        let same_quantity = lines.iter().all(|l| is_usage(l) || l.kind == LineKind::Adjustment);
+        let same_unit = lines.iter().all(|l| is_usage(l) || l.unit.is_none());
+        let same_cost = lines.iter().all(|l| l.effective == l.billed);
+        let unless = |same: bool, build: &dyn Fn() -> ArrayRef| if same { arrow_array::new_null_array(&DataType::Null, 0) } else { build() };
+        // Columns FOCUS repeats are built once and shared (the sink then encodes them once).
+        let [list_unit_price, list_cost, commitment_id, provider, region, project, pricing_quantity, pricing_unit, billed, consumed_quantity, consumed_unit, effective]: [ArrayRef; 12] = par_columns![
+            col_dec(lines.iter().map(|l| l.price_row.map(|_| l.list_unit_price))),
+            col_dec(lines.iter().map(|l| Some(l.list_cost))),
+            class.column(|i| views[i].commitment.map(|c| c.0)),
+            constant(Some(PROVIDER)),
+            class.column(|i| views[i].region),
+            col_keyed(views.iter().map(|v| v.usage_str(|c, r| c.enterprise_project.get(r)))),
+            col_dec(lines.iter().zip(&qty).map(|(l, q)| (l.kind != LineKind::Adjustment).then_some(*q))),
+            class.column(|i| lines[i].unit.map(focus::unit_name)),
+            col_dec(lines.iter().map(|l| Some(l.billed))),
+            unless(same_quantity, &|| col_dec(lines.iter().zip(&qty).map(|(l, q)| is_usage(l).then_some(*q)))),
+            unless(same_unit, &|| class.column(|i| if focus::consumes(lines[i].kind) { lines[i].unit.map(focus::unit_name) } else { None })),
+            unless(same_cost, &|| col_dec(lines.iter().map(|l| Some(l.effective)))),
+        ]
+        .try_into()
+        .expect("twelve columns");
+        let shared = |same: bool, other: &ArrayRef, own: ArrayRef| if same { other.clone() } else { own };
+        let consumed_quantity = shared(same_quantity, &pricing_quantity, consumed_quantity);
+        let consumed_unit = shared(same_unit, &pricing_unit, consumed_unit);
+        let effective = shared(same_cost, &billed, effective);
+        Shared {
+            qty,
+            list_unit_price,
+            list_cost,
+            commitment_id,
+            provider,
+            region,
+            project,
+            pricing_quantity,
+            pricing_unit,
+            billed,
+            consumed_quantity,
+            consumed_unit,
+            effective,
+        }
+    }
+}
+
+/// Every column of the batch, in the schema's order.
+fn columns(lines: &[Line], views: &[LineView<'_>], class: &Groups, account: &Groups, shared: Shared, n: &Names<'_>) -> Vec<ArrayRef> {
+    let Shared {
+        qty,
+        list_unit_price,
+        list_cost,
+        commitment_id,
+        provider,
+        region,
+        project,
+        pricing_quantity,
+        pricing_unit,
+        billed,
+        consumed_quantity,
+        consumed_unit,
+        effective,
+    } = shared;
+    let (ps, pe) = (n.period.start(), n.period.end());
+    let constant = |v: Option<&str>| col_keyed(lines.iter().map(|_| v));
+    par_columns![
         account.column(|i| Some(views[i].account.account_id.as_str())),
         account.column(|i| Some(views[i].account.account_name.as_str())),
         constant(Some("Billing Account")),
@@ -287,7 +350,7 @@ pub fn line_items_batch(lines: &[Line], chunks: &[UsageChunk], n: &Names<'_>) ->
         provider.clone(),
         region.clone(),
         region.clone(),
-        col_rows(lines.iter().zip(&views).map(|(l, v)| {
+        col_rows(lines.iter().zip(views).map(|(l, v)| {
             v.usage_str(|c, r| c.resource_id.get(r)).or_else(|| match l.commitment {
                 Some(Commitment::Subscription(i)) => Some(n.subs.get(i).resource_id.as_str()),
                 _ => None,
@@ -323,8 +386,7 @@ pub fn line_items_batch(lines: &[Line], chunks: &[UsageChunk], n: &Names<'_>) ->
             exact_quantity(b, l.quantity, qty[i]);
             true
         }),
-    ];
-    RecordBatch::try_new(line_items_schema(), columns).expect("line item columns match the schema")
+    ]
 }
 
 /// What a line's columns need of its usage row, commitment and account, found once:
