@@ -162,7 +162,7 @@ impl Syms {
 }
 
 /// The composition dimensions, in the order of [`AccountTally::composition`]'s values.
-const DIMS: [&str; 8] = ["billing_item", "module", "product", "billing_mode", "sku", "region", "charge_category", "module_billing_item"];
+pub const DIMS: [&str; 8] = ["billing_item", "module", "product", "billing_mode", "sku", "region", "charge_category", "module_billing_item"];
 
 /// The hour-by-hour accumulators, keyed by interned names so that a line costs no
 /// allocation once its names have been seen, and kept per account: an hour's lines
@@ -554,7 +554,12 @@ impl CostBook {
                 let s = n.subs.get(i);
                 (Some(names.stable(&s.sku)), Some(names.stable(&s.region)))
             }
-            (None, None) => (None, None),
+            // A settlement adjustment has neither: it is keyed as the module view
+            // keys it, so that every view adds up to the bill.
+            (None, None) => {
+                let own = Some(names.stable(focus::module_key(None, l.kind)));
+                (own, own)
+            }
         };
         let mode = names.stable(focus::billing_mode(l.kind, l.commitment));
         let values: [Option<Sym>; 8] = [

@@ -103,6 +103,9 @@ fn duckdb_reads_back_what_billrun_reports() {
 
     // The analyst queries of sql/ agree with billrun's own figures.
     assert_eq!(got["composition_mismatches"], 0, "{got}");
+    // Every composition view adds up to the bill, the SKU and region views included.
+    assert_eq!(got["composition_totals_mismatches"], 0, "{got}");
+    assert_eq!(got["composition_dimensions"], 8, "{got}");
     assert_eq!(got["daily_trend_mismatches"], 0, "{got}");
     assert!(got["daily_trend_days"].as_u64().unwrap() > 0, "{got}");
     assert_eq!(got["utilization_mismatches"], 0, "{got}");

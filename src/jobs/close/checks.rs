@@ -41,6 +41,30 @@ pub fn check_allocation(cost: &crate::cost::CostBook) -> Result<(), JobError> {
     Ok(())
 }
 
+/// Every composition view of the cost analysis adds up to each account's bill: its
+/// billed cost to the invoice's `total_due`, its effective cost to the account's.
+pub fn check_composition(cost: &crate::cost::CostBook, res: &crate::engine::PeriodResult) -> Result<(), JobError> {
+    let mut totals: rustc_hash::FxHashMap<(u32, &str), (Dec, Dec)> = rustc_hash::FxHashMap::default();
+    for ((account, dim, _), sums) in &cost.composition {
+        let t = totals.entry((*account, dim)).or_default();
+        t.0 = t.0.plus(sums.billed, "composition total")?;
+        t.1 = t.1.plus(sums.effective, "composition total")?;
+    }
+    for inv in &res.invoices {
+        let effective = cost.effective.get(&inv.account).copied().unwrap_or_default();
+        for dim in crate::cost::DIMS {
+            let (billed, eff) = totals.get(&(inv.account, dim)).copied().unwrap_or_default();
+            if billed != inv.total_due || eff != effective {
+                return Err(JobError::Conservation(format!(
+                    "account #{}: the {dim} view of the cost analysis adds up to {billed} billed and {eff} effective; the invoice is {} and the effective cost {effective}",
+                    inv.account, inv.total_due
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The lines handed to the writers add up to each invoice: count and Σ BilledCost.
 pub(super) fn check_written(res: &crate::engine::PeriodResult, written: &[(u64, Dec)]) -> Result<(), JobError> {
     for inv in &res.invoices {
@@ -53,4 +77,50 @@ pub(super) fn check_written(res: &crate::engine::PeriodResult, written: &[(u64, 
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cost::{CostBook, Sums, DIMS};
+    use crate::rules::invoice::Invoice;
+
+    fn invoice(account: u32, total_due: Dec) -> Invoice {
+        let z = Dec::ZERO;
+        Invoice {
+            account,
+            usage_charges: total_due,
+            purchase_charges: z,
+            total_due,
+            truncated: z,
+            committed_list_value: z,
+            opening_balance: z,
+            payments: z,
+            closing_balance: z,
+            arrears_amount: z,
+            status: crate::model::Phase::Active,
+            line_count: 2,
+            billed_sum: total_due,
+        }
+    }
+
+    /// An account billed 10.00 whose hour was cut off by 0.004 (an adjustment of
+    /// -0.004): every view holds both lines, or the check refuses the close.
+    #[test]
+    fn every_composition_view_must_add_up_to_the_bill() {
+        let d = |s: &str| Dec::parse(s).unwrap();
+        let res = crate::engine::PeriodResult { invoices: vec![invoice(0, d("10.00"))], ..Default::default() };
+        let mut cost = CostBook::default();
+        cost.effective.insert(0, d("10.00"));
+        let usage = Sums { billed: d("10.004"), effective: d("10.004"), list: d("10.004") };
+        let adjustment = Sums { billed: d("-0.004"), effective: d("-0.004"), list: d("-0.004") };
+        for dim in DIMS {
+            cost.composition.insert((0, dim, "gpu".into()), usage);
+            cost.composition.insert((0, dim, "settlement".into()), adjustment);
+        }
+        check_composition(&cost, &res).unwrap();
+        cost.composition.remove(&(0, "sku", "settlement".to_string()));
+        let err = check_composition(&cost, &res).unwrap_err().to_string();
+        assert!(err.contains("sku view") && err.contains("10.004"), "{err}");
+    }
 }

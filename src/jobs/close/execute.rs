@@ -3,7 +3,7 @@
 //! checks, the whole-period tables, and the recommendations re-rated beside them.
 //! Every table is written and sealed; none is made visible here.
 
-use super::checks::{check_allocation, check_conservation, check_written};
+use super::checks::{check_allocation, check_composition, check_conservation, check_written};
 use super::plan::Prepared;
 use super::usage::{duplicate_verdicts, rate_hours, Usage};
 use super::{table_path, CloseJob, CloseReport, Fault};
@@ -57,6 +57,7 @@ pub fn execute(job: &CloseJob, p: &Prepared) -> Result<Executed, JobError> {
     check_conservation(&res)?;
     check_written(&res, &written)?;
     check_allocation(&cost)?;
+    check_composition(&cost, &res)?;
     let previous = previous_totals(output, period)?;
     let t = Instant::now();
     // The tables that do not depend on the recommendations are written and sealed
