@@ -223,6 +223,7 @@ pub struct Outputs {
     pub ledger: Vec<RecordBatch>,
     pub status: Vec<RecordBatch>,
     pub deductions: Vec<RecordBatch>,
+    pub allocation: Vec<RecordBatch>,
 }
 
 pub fn read_table(lake: &Path, table: &str, period: &str) -> Vec<RecordBatch> {
@@ -243,6 +244,7 @@ impl Outputs {
             ledger: read_table(lake, "bills/package_ledger", period),
             status: read_table(lake, "bills/account_status", period),
             deductions: read_table(lake, "bills/package_deductions", period),
+            allocation: read_table(lake, "cost/allocation", period),
         }
     }
 

@@ -17,5 +17,4 @@ mod reliability;
 mod report;
 mod s3_server;
 mod scenario_files;
-mod scenarios;
 mod stores;

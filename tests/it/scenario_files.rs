@@ -1,8 +1,15 @@
 //! Scenario files, `tests/scenarios/*.toml`: a billing person's view of a bill run.
 //! Each file lists its input rows, then the settlements, invoices, lines, rejections,
-//! alerts, ledger rows and arrears timeline it expects, with a comment deriving each
-//! figure from the billing rules. This runner closes every file's period and compares
-//! field by field; every difference of every file is reported at once.
+//! alerts, ledger rows, arrears timeline and allocations it expects, with a comment
+//! deriving each figure from the billing rules. This runner closes every file's
+//! periods (`period = "…"`, or `periods = [...]` chained in order; an expectation
+//! names its `period` when it is not the first) and compares field by field; every
+//! difference of every file is reported at once.
+//!
+//! An expectation with `absent = true` says no such row exists; `[[expect.refused]]`
+//! names a period whose close must be refused and words of the message. A usage row
+//! may be placed in another `file` of its partition, or in another hour's
+//! `partition`; `account = "∅"` leaves its account null.
 //!
 //! `BILLRUN_BLESS=1 cargo test --release --test it scenario_files` rewrites the
 //! expected values from the current output, keeping the comments, for review in the
@@ -121,14 +128,11 @@ fn build(doc: &Table) -> Scenario {
     }
     for u in tables(doc, "usage") {
         let what = "usage";
-        let row = s.usage(
-            &req(u, "id", what),
-            &req(u, "account", what),
-            &req(u, "sku", what),
-            &req(u, "start", what),
-            &req(u, "end", what),
-            int(u, "nodes", 1) as i32,
-        );
+        let start = req(u, "start", what);
+        let row = s.usage(&req(u, "id", what), &req(u, "account", what), &req(u, "sku", what), &start, &req(u, "end", what), int(u, "nodes", 1) as i32);
+        if field(u, "account").as_deref() == Some(NULL) {
+            row.account_id = None;
+        }
         if let Some(m) = field(u, "module") {
             row.module = Some(m);
         }
@@ -145,9 +149,20 @@ fn build(doc: &Table) -> Scenario {
         row.unit_count = Some(int(u, "unit_count", 1) as i32);
         row.enterprise_project = field(u, "project");
         row.tags = field(u, "tags");
+        // A row placed in another file, or in the partition of another hour, than
+        // its start's `part-0.parquet`.
+        if field(u, "file").is_some() || field(u, "partition").is_some() {
+            let placed = Scenario::partition_file(t(&start), "part-0.parquet");
+            let row = s.files.get_mut(&placed).and_then(Vec::pop).expect("the row just added");
+            let hour = field(u, "partition").unwrap_or(start);
+            s.row_in(&Scenario::partition_file(t(&hour), &field(u, "file").unwrap_or_else(|| "part-0.parquet".into())), row);
+        }
     }
     s
 }
+
+/// A null input field, written as the outputs show one.
+const NULL: &str = "∅";
 
 /// An expected value against the output's display string: timestamps may be
 /// written short.
@@ -177,7 +192,15 @@ const KINDS: &[Kind] = &[
     Kind { table: "alert", keys: &[("account", "account_id"), ("type", "alert_type")] },
     Kind { table: "ledger", keys: &[("package", "package_id")] },
     Kind { table: "status", keys: &[("account", "account_id")] },
+    Kind { table: "allocation", keys: &[("resource", "AllocatedResourceId"), ("method", "AllocatedMethodId")] },
+    // A rejected row's details (which rows are rejected: `expect.rejected`).
+    Kind { table: "rejection", keys: &[("record", "record_id")] },
 ];
+
+/// Fields of an expectation that choose rather than compare: the period whose
+/// outputs it is about (default: the first closed), the n-th matching row, and
+/// `absent = true` for "no such row".
+const CHOOSERS: &[&str] = &["period", "n", "absent"];
 
 fn rows_of(o: &Outputs, table: &str) -> Vec<Row> {
     Outputs::rows(match table {
@@ -187,6 +210,8 @@ fn rows_of(o: &Outputs, table: &str) -> Vec<Row> {
         "alert" => &o.alerts,
         "ledger" => &o.ledger,
         "status" => &o.status,
+        "allocation" => &o.allocation,
+        "rejection" => &o.rejected,
         other => panic!("no table {other}"),
     })
 }
@@ -198,25 +223,42 @@ type Diff = (String, String);
 fn check(path: &Path, bless: bool) -> (Vec<Diff>, Option<String>) {
     let text = std::fs::read_to_string(path).unwrap();
     let doc: Table = toml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let period = field(&doc, "period").unwrap_or_else(|| "2026-01".into());
+    // The periods closed, in order: `periods = [...]`, or the one `period`.
+    let periods: Vec<String> = match doc.get("periods").and_then(Value::as_array) {
+        Some(list) => list.iter().map(|p| p.as_str().expect("a period").to_string()).collect(),
+        None => vec![field(&doc, "period").unwrap_or_else(|| "2026-01".into())],
+    };
     let s = build(&doc);
-    let o = s.close(&period).unwrap_or_else(|e| panic!("{}: the close failed: {e}", path.display()));
+    let closed: BTreeMap<String, Outputs> =
+        periods.iter().map(|p| (p.clone(), s.close(p).unwrap_or_else(|e| panic!("{}: the close of {p} failed: {e}", path.display())))).collect();
+    let period_of = |e: &Table| field(e, "period").unwrap_or_else(|| periods[0].clone());
     let mut edit: toml_edit::DocumentMut = text.parse().unwrap();
     let mut diffs = Vec::new();
     let expect = doc.get("expect").and_then(Value::as_table).cloned().unwrap_or_default();
     for kind in KINDS {
-        let rows = rows_of(&o, kind.table);
         for (i, e) in tables(&expect, kind.table).into_iter().enumerate() {
+            let period = period_of(e);
+            let Some(o) = closed.get(&period) else {
+                diffs.push((format!("expect.{}[{i}]", kind.table), format!("period {period} is not closed by this file")));
+                continue;
+            };
+            let rows = rows_of(o, kind.table);
             let keys: Vec<(&str, String)> = kind.keys.iter().filter_map(|(k, col)| field(e, k).map(|v| (*col, v))).collect();
             let nth = int(e, "n", 1) as usize;
             let found = rows.iter().filter(|r| keys.iter().all(|(col, v)| same(v, &r[*col]))).nth(nth - 1);
-            let at = format!("expect.{}[{i}] {keys:?} n={nth}", kind.table);
+            let at = format!("expect.{}[{i}] {period} {keys:?} n={nth}", kind.table);
+            if e.get("absent").and_then(Value::as_bool) == Some(true) {
+                if found.is_some() {
+                    diffs.push((at, "a row that should not be there".into()));
+                }
+                continue;
+            }
             let Some(row) = found else {
                 diffs.push((at, "no such row".into()));
                 continue;
             };
             for (name, v) in e {
-                if name == "n" || kind.keys.iter().any(|(k, _)| k == name) {
+                if CHOOSERS.contains(&name.as_str()) || kind.keys.iter().any(|(k, _)| k == name) {
                     continue;
                 }
                 let want = match v {
@@ -242,13 +284,28 @@ fn check(path: &Path, bless: bool) -> (Vec<Diff>, Option<String>) {
             }
         }
     }
-    // Rejections: exactly those listed.
-    let mut want: Vec<(String, String)> =
-        tables(&expect, "rejected").iter().map(|r| (req(r, "record", "expect.rejected"), req(r, "reason", "expect.rejected"))).collect();
-    want.sort();
-    let got = o.rejections();
-    if want != got {
-        diffs.push(("expect.rejected".into(), format!("expected {want:?}, got {got:?}")));
+    // Rejections: exactly those listed, period by period.
+    for (period, o) in &closed {
+        let mut want: Vec<(String, String)> = tables(&expect, "rejected")
+            .into_iter()
+            .filter(|r| period_of(r) == *period)
+            .map(|r| (req(r, "record", "expect.rejected"), req(r, "reason", "expect.rejected")))
+            .collect();
+        want.sort();
+        let got = o.rejections();
+        if want != got {
+            diffs.push((format!("expect.rejected {period}"), format!("expected {want:?}, got {got:?}")));
+        }
+    }
+    // Closes that must be refused, after the periods above: the message says why.
+    for r in tables(&expect, "refused") {
+        let period = req(r, "period", "expect.refused");
+        let why = req(r, "error", "expect.refused");
+        match s.close(&period) {
+            Ok(_) => diffs.push((format!("expect.refused {period}"), "the close was not refused".into())),
+            Err(e) if !e.to_string().contains(&why) => diffs.push((format!("expect.refused {period}"), format!("refused with '{e}', not '{why}'"))),
+            Err(_) => {}
+        }
     }
     (diffs, bless.then(|| edit.to_string()))
 }
