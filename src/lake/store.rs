@@ -20,14 +20,10 @@ use std::time::Duration;
 pub enum LakeError {
     #[error("lake URL '{url}': {why}")]
     Url { url: String, why: String },
-    #[error("{op} '{path}' on lake {lake}: {source}")]
-    Store {
-        op: &'static str,
-        path: String,
-        lake: String,
-        #[source]
-        source: object_store::Error,
-    },
+    /// The store's error, whose message already carries its causes: it is not
+    /// chained again as a source, so an error prints each cause once.
+    #[error("{op} '{path}' on lake {lake}: {error}")]
+    Store { op: &'static str, path: String, lake: String, error: object_store::Error },
     #[error("'{path}' on lake {lake} already exists")]
     AlreadyExists { path: String, lake: String },
 }
@@ -168,7 +164,7 @@ impl Lake {
     }
 
     fn err(&self, op: &'static str, rel: &str, source: object_store::Error) -> LakeError {
-        LakeError::Store { op, path: rel.to_string(), lake: self.url.clone(), source }
+        LakeError::Store { op, path: rel.to_string(), lake: self.url.clone(), error: source }
     }
 
     /// Every object under `rel_prefix` (recursively), sorted by path.
@@ -214,7 +210,7 @@ impl Lake {
     pub fn get_opt(&self, rel: &str) -> Result<Option<Bytes>> {
         match self.get(rel) {
             Ok(b) => Ok(Some(b)),
-            Err(LakeError::Store { source: object_store::Error::NotFound { .. }, .. }) => Ok(None),
+            Err(LakeError::Store { error: object_store::Error::NotFound { .. }, .. }) => Ok(None),
             Err(e) => Err(e),
         }
     }
@@ -355,7 +351,7 @@ impl LakeWriter {
             op: "write",
             path: w.rel.clone(),
             lake: w.lake.url.clone(),
-            source: object_store::Error::Generic { store: "lake", source: Box::new(e) },
+            error: object_store::Error::Generic { store: "lake", source: Box::new(e) },
         };
         // The last part is hashed and uploaded here: nothing is left to overlap with.
         let mut hasher = self.settle_part().map_err(|e| store_err(&self, e))?;
