@@ -225,3 +225,20 @@ fn runs_log_one_line_per_stage() {
     assert!(log.contains("rows=") && log.contains("secs="), "{log}");
     assert!(!log.contains("hours,"), "no progress bar without a terminal");
 }
+
+/// The README's first command: `billrun demo` generates the sample lake where there is
+/// none, closes its month and shows the result; run again, it closes the same lake.
+#[test]
+fn the_demo_generates_a_sample_lake_and_closes_its_month() {
+    let tmp = tempfile::tempdir().unwrap();
+    let lake = tmp.path().join("data/lake");
+    let out = billrun().args(["demo", "--lake"]).arg(&lake).output().unwrap();
+    assert!(matches!(out.status.code(), Some(0 | 1)), "{}", String::from_utf8_lossy(&out.stderr));
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(shown.contains("generated a sample lake"), "{shown}");
+    assert!(shown.contains("total due:") && shown.contains("line items:"), "{shown}");
+    assert!(lake.join("bills/invoices/billing_period=2026-01").is_dir());
+    let again = billrun().args(["demo", "--lake"]).arg(&lake).output().unwrap();
+    let shown = String::from_utf8_lossy(&again.stdout);
+    assert!(!shown.contains("generated a sample lake") && shown.contains("total due:"), "{shown}");
+}
