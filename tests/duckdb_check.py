@@ -28,6 +28,7 @@ out = {
     "truncation_mismatches": len(query("settlement_truncation")),
     "composition_mismatches": len(query("cost_composition")),
     "composition_totals_mismatches": len(query("cost_composition_totals")),
+    "composition_view_mismatches": len(query("cost_composition_views")),
     "composition_dimensions": g("SELECT count(DISTINCT dimension) FROM read_parquet('@LAKE@/cost/analysis/*/*.parquet', hive_partitioning=true) WHERE view = 'composition'")[0],
     "daily_trend_mismatches": len(query("daily_trend")),
     "daily_trend_days": g("SELECT count(*) FROM read_parquet('@LAKE@/cost/analysis/*/*.parquet', hive_partitioning=true) WHERE view = 'daily'")[0],

@@ -105,6 +105,8 @@ fn duckdb_reads_back_what_billrun_reports() {
     assert_eq!(got["composition_mismatches"], 0, "{got}");
     // Every composition view adds up to the bill, the SKU and region views included.
     assert_eq!(got["composition_totals_mismatches"], 0, "{got}");
+    // Every key of every view, recomputed from the line items.
+    assert_eq!(got["composition_view_mismatches"], 0, "{got}");
     assert_eq!(got["composition_dimensions"], 8, "{got}");
     assert_eq!(got["daily_trend_mismatches"], 0, "{got}");
     assert!(got["daily_trend_days"].as_u64().unwrap() > 0, "{got}");

@@ -2,7 +2,8 @@
 //! places, graduated tiers (free ones included), packages, payments and rows: every
 //! row ends in exactly one place, money is conserved, settlements are the truncation
 //! of their hour, quotas never go negative and the package ledger balances exactly,
-//! and one thread gives the same bytes as two.
+//! and one thread gives the same bytes as two. The cost analysis's views and the
+//! allocations equal the figures DuckDB computes from the line items.
 
 use crate::harness::*;
 use billrun::decimal::Dec;
@@ -176,5 +177,34 @@ proptest! {
             prop_assert!(!close.is_negative() && !used.is_negative() && !lapsed.is_negative());
             prop_assert_eq!(op.checked_sub(used).unwrap().checked_sub(lapsed).unwrap(), close, "ledger {:?}", l);
         }
+    }
+}
+
+/// The analyst checks of `sql/` on a closed lake, as `tests/duckdb_check.py` reports
+/// them.
+fn duckdb_checks(lake: &std::path::Path) -> serde_json::Value {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let py = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
+    let out = std::process::Command::new(py).arg(root.join("tests/duckdb_check.py")).arg(lake).arg(root.join("sql")).output().expect("python3 with duckdb");
+    assert!(out.status.success(), "duckdb check failed: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 8, .. ProptestConfig::default() })]
+
+    /// Every key of every composition view, each view's total, and the allocations,
+    /// against the same figures computed by DuckDB from the line items, to the last
+    /// digit.
+    #[test]
+    fn cost_views_equal_what_duckdb_computes_from_the_line_items(spec in spec()) {
+        let s = build(&spec);
+        let out = s.dir.path().join("out");
+        close_into(&s, &out, 2);
+        let got = duckdb_checks(&out);
+        prop_assert_eq!(&got["composition_view_mismatches"], &serde_json::json!(0), "{}", got);
+        prop_assert_eq!(&got["composition_totals_mismatches"], &serde_json::json!(0), "{}", got);
+        prop_assert_eq!(&got["composition_mismatches"], &serde_json::json!(0), "{}", got);
+        prop_assert_eq!(&got["allocated_by_period"], &got["effective_by_period"]);
     }
 }
