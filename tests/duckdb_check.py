@@ -31,6 +31,7 @@ out = {
     "composition_view_mismatches": len(query("cost_composition_views")),
     "composition_dimensions": g("SELECT count(DISTINCT dimension) FROM read_parquet('@LAKE@/cost/analysis/*/*.parquet', hive_partitioning=true) WHERE view = 'composition'")[0],
     "daily_trend_mismatches": len(query("daily_trend")),
+    "monthly_mismatches": len(query("cost_monthly")),
     "daily_trend_days": g("SELECT count(*) FROM read_parquet('@LAKE@/cost/analysis/*/*.parquet', hive_partitioning=true) WHERE view = 'daily'")[0],
 }
 out["invoices"], out["total_due"] = g(

@@ -109,6 +109,7 @@ fn duckdb_reads_back_what_billrun_reports() {
     assert_eq!(got["composition_view_mismatches"], 0, "{got}");
     assert_eq!(got["composition_dimensions"], 8, "{got}");
     assert_eq!(got["daily_trend_mismatches"], 0, "{got}");
+    assert_eq!(got["monthly_mismatches"], 0, "{got}");
     assert!(got["daily_trend_days"].as_u64().unwrap() > 0, "{got}");
     assert_eq!(got["utilization_mismatches"], 0, "{got}");
     assert!(got["packages"].as_u64().unwrap() > 0);
