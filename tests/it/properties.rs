@@ -99,6 +99,9 @@ fn build(spec: &Spec) -> Scenario {
             row.pool_type = Some("dedicated".into());
             row.pool_id = Some("pool-x".into());
         }
+        // Projects and tags, some rows without either, for the allocation roll-ups.
+        row.enterprise_project = [Some("vision"), Some("speech"), None][r.nodes as usize % 3].map(String::from);
+        row.tags = [Some(r#"{"team":"a"}"#), Some(r#"{"team":"b","env":"prod"}"#), None][(r.start_s % 3) as usize].map(String::from);
     }
     s
 }
@@ -208,5 +211,7 @@ proptest! {
         prop_assert_eq!(&got["daily_trend_mismatches"], &serde_json::json!(0), "{}", got);
         prop_assert_eq!(&got["monthly_mismatches"], &serde_json::json!(0), "{}", got);
         prop_assert_eq!(&got["allocated_by_period"], &got["effective_by_period"]);
+        // For every tag key, its values (and the untagged) add up to the account's total.
+        prop_assert_eq!(&got["tag_mismatches"], &serde_json::json!(0), "{}", got);
     }
 }
