@@ -7,8 +7,9 @@
 use crate::decimal::Qty;
 use crate::model::{BillingItem, Module, PricingUnit, Service, PLATFORM_SERVICE};
 use crate::rules::pricing::Catalog;
+use crate::rules::purchases;
 use crate::rules::records::{Commitment, Line, LineKind};
-use crate::time::Micros;
+use crate::rules::subscriptions::Subscriptions;
 
 /// `ChargeCategory`.
 pub fn charge_category(kind: LineKind) -> &'static str {
@@ -68,25 +69,17 @@ pub fn commitment_status(kind: LineKind, commitment: Option<Commitment>) -> Opti
     }
 }
 
-/// Whether the line carries `CommitmentDiscountQuantity` and `…Unit`: the purchase of a
-/// commitment (see [`commitment_quantity`]), or its used or unused part (the line's
-/// own quantity and unit).
-pub fn has_commitment_quantity(l: &Line) -> bool {
-    l.commitment.is_some() && matches!(l.kind, LineKind::Committed | LineKind::Unused | LineKind::Purchase)
-}
-
-/// `CommitmentDiscountQuantity` and `CommitmentDiscountUnit` of a commitment's
-/// `Purchase` line, in the unit its usage is counted in, which FOCUS keeps the same
-/// for a commitment: a package's quota (the line's own quantity), a subscription's
-/// node-hours over its whole term (nodes × unit count × the term's hours). `None`
-/// when the term's node-hours overflow.
-pub fn purchased_commitment(l: &Line, subs: impl Fn(u32) -> (i32, i32, Micros)) -> Option<(Qty, PricingUnit)> {
-    match l.commitment? {
-        Commitment::Package(_) => Some((l.quantity, l.unit?)),
-        Commitment::Subscription(i) => {
-            let (nodes, unit_count, term) = subs(i);
-            Some((Qty::node_hours(i64::from(nodes), i64::from(unit_count), term)?, PricingUnit::NodeHour))
-        }
+/// `CommitmentDiscountQuantity` and `CommitmentDiscountUnit`, on a commitment's lines
+/// only, in the unit its usage is counted in, which FOCUS keeps the same for a
+/// commitment: the used or unused part's own quantity; on the purchase, what it
+/// bought: a package's quota (the line's own quantity), a subscription's node-hours
+/// over its whole term ([`purchases::term_node_hours`], which the purchase rule has
+/// checked fits).
+pub fn commitment_quantity(l: &Line, subs: &Subscriptions) -> Option<(Qty, PricingUnit)> {
+    match (l.kind, l.commitment?) {
+        (LineKind::Purchase, Commitment::Subscription(i)) => Some((purchases::term_node_hours(subs.get(i))?, PricingUnit::NodeHour)),
+        (LineKind::Committed | LineKind::Unused | LineKind::Purchase, _) => Some((l.quantity, l.unit?)),
+        _ => None,
     }
 }
 

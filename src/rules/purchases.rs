@@ -51,7 +51,15 @@ pub fn subscription_purchase(account: u32, idx: u32, s: &Subscription, price: De
     l.commitment = Some(Commitment::Subscription(idx));
     l.quantity = units.and_then(|n| Qty::from_dec(Dec::from_int(n))).ok_or(Overflow { figure: "subscription's purchased quantity" })?;
     l.unit = Some(row.pricing_unit);
+    // What the purchase commits to, in node-hours: its FOCUS line shows it.
+    term_node_hours(s).ok_or(Overflow { figure: "subscription's term in node-hours" })?;
     Ok(l)
+}
+
+/// A subscription's node-hours over its whole term: nodes × unit count × the term's
+/// hours (`None` past the quantity's digits).
+pub fn term_node_hours(s: &Subscription) -> Option<Qty> {
+    Qty::node_hours(i64::from(s.nodes), i64::from(s.unit_count), s.end_at - s.start_at)
 }
 
 /// The `Unused` line of subscription `idx` in `period`: the seconds of its term in the
@@ -74,4 +82,65 @@ pub fn subscription_unused(account: u32, idx: u32, subs: &Subscriptions, covered
     l.effective = subs.amortized_len(idx, unused)?;
     l.commitment = Some(Commitment::Subscription(idx));
     Ok(Some(l))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{BillingItem, BillingMode, PriceRow, TermUnit};
+
+    fn catalog() -> Catalog {
+        Catalog::new(vec![PriceRow {
+            sku: "gpu".into(),
+            region: "r1".into(),
+            billing_mode: BillingMode::YearlyMonthly,
+            pricing_unit: PricingUnit::NodeMonth,
+            currency: "USD".into(),
+            unit_price: Dec::from_int(720),
+            tier_start: Dec::ZERO,
+            effective_from: 0,
+            effective_to: None,
+            billing_item: BillingItem::Compute,
+            description: None,
+            row: 0,
+        }])
+        .unwrap()
+    }
+
+    fn subscription(nodes: i32, unit_count: i32) -> Subscription {
+        let start = crate::time::parse_hour("2026-01-01T00").unwrap();
+        Subscription {
+            subscription_id: "S".into(),
+            account_id: "A".into(),
+            region: "r1".into(),
+            resource_id: "pool".into(),
+            sku: "gpu".into(),
+            nodes,
+            unit_count,
+            term_unit: TermUnit::Month,
+            term_count: 1,
+            ordered_at: start,
+            start_at: start,
+            end_at: start + 744 * HOUR,
+            renewal_of: None,
+        }
+    }
+
+    /// The purchase commits to nodes × unit count × the term's hours: 2 × 744 for a
+    /// 2-node January.
+    #[test]
+    fn a_subscription_commits_to_its_terms_node_hours() {
+        let s = subscription(2, 1);
+        assert_eq!(term_node_hours(&s), Qty::from_dec(Dec::from_int(1488)));
+        assert!(subscription_purchase(0, 0, &s, Dec::from_int(1440), 0, &catalog()).is_ok());
+    }
+
+    /// A term whose node-hours go past the quantity's digits refuses the purchase,
+    /// naming the figure, rather than showing no quantity.
+    #[test]
+    fn a_term_past_the_quantitys_digits_is_refused() {
+        let s = subscription(i32::MAX, i32::MAX);
+        let err = subscription_purchase(0, 0, &s, Dec::from_int(1), 0, &catalog()).unwrap_err();
+        assert_eq!(err.figure, "subscription's term in node-hours");
+    }
 }

@@ -332,18 +332,14 @@ fn columns(lines: &[Line], views: &[LineView<'_>], class: &Groups, account: &Gro
         class.column(|i| views[i].commitment.map(|c| c.1)),
         class.column(|i| views[i].commitment.map(|_| focus::COMMITMENT_CATEGORY)),
         class.column(|i| focus::commitment_status(lines[i].kind, lines[i].commitment)),
-        col_dec(lines.iter().zip(&qty).map(|(l, q)| match l.kind {
-            LineKind::Purchase => commitment_purchased(l, n).map(|(q, _)| q.to_dec()),
-            _ => focus::has_commitment_quantity(l).then_some(*q),
-        })),
-        class.column(|i| {
-            let l = &lines[i];
-            match l.kind {
-                LineKind::Purchase => commitment_purchased(l, n).map(|(_, u)| focus::unit_name(u)),
-                _ if focus::has_commitment_quantity(l) => l.unit.map(focus::unit_name),
-                _ => None,
-            }
-        }),
+        // The line's own quantity, already a decimal, but on a purchase.
+        col_dec(
+            lines
+                .iter()
+                .zip(&qty)
+                .map(|(l, q)| { focus::commitment_quantity(l, n.subs).map(|(c, _)| if l.kind == LineKind::Purchase { c.to_dec() } else { *q }) })
+        ),
+        class.column(|i| focus::commitment_quantity(&lines[i], n.subs).map(|(_, u)| focus::unit_name(u))),
         account.column(|i| Some(n.invoice_id(lines[i].account))),
         provider.clone(),
         provider.clone(),
@@ -419,14 +415,6 @@ fn line_view<'a>(l: &Line, chunks: &'a [UsageChunk], n: &'a Names<'a>) -> LineVi
     });
     let billing_mode = focus::billing_mode(l.kind, l.commitment);
     LineView { account: n.account(l.account), usage, sku, region, module, billing_mode, commitment }
-}
-
-/// What a commitment's `Purchase` line bought, in the unit its usage is counted in.
-fn commitment_purchased(l: &Line, n: &Names<'_>) -> Option<(crate::decimal::Qty, PricingUnit)> {
-    focus::purchased_commitment(l, |i| {
-        let s = n.subs.get(i);
-        (s.nodes, s.unit_count, s.end_at - s.start_at)
-    })
 }
 
 /// The exact pricing quantity as a fraction `n/3.6e19` when it does not terminate in
