@@ -69,6 +69,33 @@ pub enum Command {
     Demo(DemoArgs),
     /// Write a self-contained HTML report of a closed period.
     Report(ReportArgs),
+    /// Publish a period closed in shards (`run --period P --shard K/N`, K = 0..N-1).
+    Commit(CommitArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct CommitArgs {
+    /// The billing period, YYYY-MM.
+    #[arg(long)]
+    pub period: String,
+    /// How many shards the period was run in.
+    #[arg(long)]
+    pub shards: u32,
+    #[command(flatten)]
+    pub lakes: Lakes,
+    /// Print the report as JSON instead of a summary.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl CommitArgs {
+    pub fn job(&self, cfg: &Config, env: &Env) -> Result<(CloseJob, u32), String> {
+        let p = period(&self.period, "period")?;
+        if self.shards == 0 {
+            return Err("--shards must be at least 1".into());
+        }
+        Ok((self.lakes.template(p, cfg, env), self.shards))
+    }
 }
 
 #[derive(Args, Debug)]
@@ -124,6 +151,14 @@ pub struct RunArgs {
     /// Print what would be read and written, and write nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Execute the period for shard K of N only (0-based): results under
+    /// <output>/_shards/, published by `billrun commit`.
+    #[arg(long, value_name = "K/N", conflicts_with_all = ["hour", "cascade", "dry_run"])]
+    pub shard: Option<String>,
+    /// With --shard: read the shard's usage from this staged layout
+    /// (<STAGED>/billing_period=P/n=N/k=K/) instead of scanning the period's usage.
+    #[arg(long, value_name = "STAGED", requires = "shard")]
+    pub usage: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -201,6 +236,8 @@ impl Lakes {
             store: env.store,
             fault: env.fault,
             whole_what_if: env.whole_what_if,
+            shard: None,
+            staged: None,
         }
     }
 }
@@ -221,6 +258,14 @@ impl RunArgs {
         let at = billrun::time::parse_hour(h).ok_or_else(|| format!("--hour '{h}' is not YYYY-MM-DDTHH"))?;
         let p = Period::containing(at).ok_or_else(|| format!("--hour '{h}' is out of range"))?;
         Ok(Some((self.lakes.template(p, cfg, env), at)))
+    }
+
+    /// The shard run asked for, with its job (`--shard K/N`).
+    pub fn shard(&self, cfg: &Config, env: &Env) -> Result<Option<CloseJob>, String> {
+        let Some(s) = &self.shard else { return Ok(None) };
+        let shard = billrun::shard::Shard::parse(s).ok_or_else(|| format!("--shard '{s}' is not K/N with 0 <= K < N"))?;
+        let p = period(self.period.as_deref().unwrap_or_default(), "period")?;
+        Ok(Some(CloseJob { shard: Some(shard), staged: self.usage.clone(), ..self.lakes.template(p, cfg, env) }))
     }
 
     pub fn range(&self, cfg: &Config, env: &Env) -> Result<Range, String> {

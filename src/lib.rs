@@ -15,5 +15,6 @@ pub mod jobs;
 pub mod lake;
 pub mod model;
 pub mod rules;
+pub mod shard;
 pub mod text;
 pub mod time;

@@ -67,7 +67,37 @@ fn run(cmd: Command, config: &billrun::config::Config, env: &cli::Env) -> anyhow
                 }
                 return Ok(if r.alerts > 0 || r.rows_rated < r.rows_in { 1 } else { 0 });
             }
+            if let Some(job) = args.shard(config, env).map_err(anyhow::Error::msg)? {
+                let m = billrun::jobs::shard::run(&job)?;
+                if args.json {
+                    println!("{}", serde_json::to_string_pretty(&m)?);
+                } else {
+                    println!(
+                        "billing period {} shard {}/{}: {} accounts, {} usage rows ({} rated, {} rejected); results under {}/{}",
+                        m.period,
+                        m.k,
+                        m.n,
+                        m.accounts,
+                        m.rows_in,
+                        m.rows_rated,
+                        m.rows_rejected,
+                        job.output,
+                        billrun::jobs::close::sinks::shard_dir(job.period, billrun::shard::Shard { k: m.k, n: m.n })
+                    );
+                }
+                return Ok(0);
+            }
             closes(args.range(config, env).map_err(anyhow::Error::msg)?, args.json, true)
+        }
+        Command::Commit(args) => {
+            let (job, n) = args.job(config, env).map_err(anyhow::Error::msg)?;
+            let report = billrun::jobs::shard::commit(&job, n)?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print_summary(&report, &job.output);
+            }
+            Ok(if report.worth_a_look() { 1 } else { 0 })
         }
         Command::Backfill(args) => closes(args.range(config, env).map_err(anyhow::Error::msg)?, args.json, false),
         Command::Generate(args) => {

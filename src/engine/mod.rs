@@ -49,6 +49,9 @@ pub struct HourResult {
     pub deductions: Vec<Deduction>,
     pub rows_in: u64,
     pub rows_rated: u64,
+    /// How many of `rejected` the row checks rejected (in file order); the rest the
+    /// rating rejected (in account order).
+    pub rejected_by_checks: usize,
 }
 
 /// One package's quota movement in the period.
@@ -108,14 +111,27 @@ impl Engine {
     /// Prepares the period. Accounts are ordered by id; each opens from `opening`
     /// where it has a closing state, else from its `opening_balance`.
     pub fn new(reference: Reference, period: Period, opening: &Opening) -> Result<Engine, String> {
-        let Reference { prices, mut accounts, payments, packages, subscriptions } = reference;
+        Engine::of_accounts(reference, period, opening, |_| true)
+    }
+
+    /// [`Engine::new`] for the accounts whose id `owns` (a shard of the period): their
+    /// packages, subscriptions and payments, and the rows of the others rejected as
+    /// unknown only if no shard owns them — the caller hands each shard its own rows.
+    /// Subscription orders are judged against every subscription and account first
+    /// (a renewal may name an order of another shard), then kept where `owns` says.
+    /// Everything kept stays in the order of the whole engine.
+    pub fn of_accounts(reference: Reference, period: Period, opening: &Opening, owns: impl Fn(&str) -> bool) -> Result<Engine, String> {
+        let Reference { prices, mut accounts, payments, mut packages, subscriptions } = reference;
         accounts.sort_by(|a, b| a.account_id.cmp(&b.account_id));
         let catalog = Catalog::new(prices)?;
-        let account_index: FxHashMap<String, u32> = accounts.iter().enumerate().map(|(i, a)| (a.account_id.clone(), i as u32)).collect();
-        let subs = {
+        let mut subs = {
             let by_id: FxHashMap<&str, &Account> = accounts.iter().map(|a| (a.account_id.as_str(), a)).collect();
             Subscriptions::new(subscriptions, &by_id, &catalog)
         };
+        subs.retain(|s| owns(&s.account_id));
+        accounts.retain(|a| owns(&a.account_id));
+        packages.retain(|p| owns(&p.account_id));
+        let account_index: FxHashMap<String, u32> = accounts.iter().enumerate().map(|(i, a)| (a.account_id.clone(), i as u32)).collect();
         let mut pay_by_acct: Vec<Vec<(Micros, String, Dec)>> = vec![Vec::new(); accounts.len()];
         for p in payments {
             if let Some(&i) = account_index.get(&p.account_id) {
@@ -211,6 +227,7 @@ impl Engine {
     ) -> Result<HourResult, AccountOverflow> {
         let mut result = HourResult { hour, rows_in: chunks.iter().map(|c| c.len as u64).sum(), ..HourResult::default() };
         let (runs, rejected) = self.check_rows(chunks, verdicts, opts);
+        result.rejected_by_checks = rejected.len();
         result.rejected = rejected;
         // The rating order, `(account, start_time, record_id)`, then file order; sorted
         // as positions (run, row in the run): the rows themselves stay where they are.

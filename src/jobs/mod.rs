@@ -7,6 +7,7 @@ pub mod hourly;
 pub mod lock;
 pub mod publish;
 pub mod restate;
+pub mod shard;
 pub mod what_if;
 
 use crate::lake::inputs::InputError;

@@ -102,6 +102,16 @@ pub(crate) struct WhatIf<'a> {
     /// The reference data the period was rated with, and the state it opened from.
     pub reference: &'a inputs::Reference,
     pub opening: &'a Opening,
+    /// The shard the period's engine holds (the re-rating's engines hold the same).
+    pub shard: Option<crate::shard::Shard>,
+}
+
+impl WhatIf<'_> {
+    /// An engine of `reference` for the period's accounts.
+    fn engine(&self, reference: inputs::Reference) -> Result<Engine, JobError> {
+        let shard = self.shard;
+        Engine::of_accounts(reference, self.engine.period, self.opening, |id| shard.is_none_or(|s| s.owns(Some(id)))).map_err(JobError::Plan)
+    }
 }
 
 impl WhatIf<'_> {
@@ -125,7 +135,7 @@ fn recommend(
 ) -> Result<Vec<crate::cost::recommend::Recommendation>, JobError> {
     use crate::cost::recommend::{self as rec, Purchase};
     use crate::engine::RowFilter;
-    let WhatIf { engine, period: res, cost, offers, reference, opening } = *w;
+    let WhatIf { engine, period: res, cost, offers, reference, .. } = *w;
     let period = engine.period;
     let candidates = rec::purchase_candidates(cost, &engine.accounts, &engine.catalog, offers, period)?;
     let mut out = Vec::new();
@@ -153,8 +163,8 @@ fn recommend(
         }
         let mut alternative: FxHashMap<u32, Dec> = FxHashMap::default();
         if !partial.is_empty() {
-            let mut without = Engine::new(reference.clone(), period, opening).map_err(JobError::Plan)?;
-            let mut what_if = Engine::new(with.clone(), period, opening).map_err(JobError::Plan)?;
+            let mut without = w.engine(reference.clone())?;
+            let mut what_if = w.engine(with.clone())?;
             // Only the rows a purchase can change, each rating on its own thread (the
             // two run side by side), keeping no lines: the settlements and the books
             // are all that is read.
@@ -209,7 +219,7 @@ fn recommend(
             }
         }
         if !whole.is_empty() {
-            let mut what_if = Engine::new(with, period, opening).map_err(JobError::Plan)?;
+            let mut what_if = w.engine(with)?;
             let accounts = RowSelection::accounts(&what_if, &whole);
             let opts = HourOptions { selection: Some(&accounts), keep_lines: false, ..HourOptions::default() };
             usage.only = Some(whole.iter().map(|a| (a.clone(), None)).collect());

@@ -188,6 +188,13 @@ impl Lake {
         self.rt.block_on(async move { store.get(&path).await?.bytes().await }).map_err(|e| self.err("read", rel, e))
     }
 
+    /// Reads bytes `range` of an object.
+    pub fn get_range(&self, rel: &str, range: std::ops::Range<u64>) -> Result<Bytes> {
+        let path = self.full(rel);
+        let store = self.store.clone();
+        self.rt.block_on(async move { store.get_range(&path, range).await }).map_err(|e| self.err("read", rel, e))
+    }
+
     /// Reads several whole objects, up to 16 at a time (object stores are latency-
     /// bound); results in the order asked.
     pub fn get_many(&self, rels: &[String]) -> Vec<Result<Bytes>> {

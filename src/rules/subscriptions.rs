@@ -73,6 +73,32 @@ impl Subscriptions {
         Subscriptions { subs, orders, windows, by_resource }
     }
 
+    /// Keeps the subscriptions `keep` says, with their verdicts, in their order: a
+    /// shard's subscriptions, judged first among all of them.
+    pub fn retain(&mut self, keep: impl Fn(&Subscription) -> bool) {
+        let kept: Vec<usize> = (0..self.subs.len()).filter(|&i| keep(&self.subs[i])).collect();
+        if kept.len() == self.subs.len() {
+            return;
+        }
+        let mut new_index = vec![u32::MAX; self.subs.len()];
+        for (n, &i) in kept.iter().enumerate() {
+            new_index[i] = n as u32;
+        }
+        fn keep_at<T>(v: Vec<T>, new_index: &[u32]) -> Vec<T> {
+            v.into_iter().zip(new_index).filter(|(_, &n)| n != u32::MAX).map(|(x, _)| x).collect()
+        }
+        self.subs = keep_at(std::mem::take(&mut self.subs), &new_index);
+        self.orders = keep_at(std::mem::take(&mut self.orders), &new_index);
+        self.windows = keep_at(std::mem::take(&mut self.windows), &new_index);
+        for chain in self.by_resource.values_mut() {
+            chain.retain_mut(|i| {
+                *i = new_index[*i as usize];
+                *i != u32::MAX
+            });
+        }
+        self.by_resource.retain(|_, chain| !chain.is_empty());
+    }
+
     fn judge(s: &Subscription, acct: &Account, grace_and_retention: i64, subs: &[Subscription], by_id: &FxHashMap<&str, usize>, catalog: &Catalog) -> Order {
         if let Some(base) = s.renewal_of.as_deref().and_then(|b| by_id.get(b)).map(|&i| &subs[i]) {
             let deadline = base.end_at.saturating_add(grace_and_retention);

@@ -5,13 +5,14 @@
 
 use super::checks::{check_allocation, check_composition, check_conservation, check_written};
 use super::plan::Prepared;
+use super::sinks::{account_keys, number_key, text_key, texts, Globals, Sinks, PERIOD};
 use super::usage::{duplicate_verdicts, rate_hours, Usage};
 use super::{table_path, CloseJob, CloseReport, Fault};
 use crate::decimal::Dec;
 use crate::engine::Engine;
 use crate::jobs::{restate, what_if, JobError};
 use crate::lake::inputs::{self, UsageChunk, UsageFile};
-use crate::lake::outputs::{self as out, Names, TableSink};
+use crate::lake::outputs::{self as out, Names};
 use crate::lake::state::state_batch;
 use crate::lake::store::{Lake, Sealed};
 use crate::time::{Micros, Period};
@@ -23,20 +24,27 @@ use std::time::Instant;
 /// written and sealed (its upload not completed: invisible).
 pub struct Executed {
     pub report: CloseReport,
+    /// SHA-256 of the ids of the accounts executed, one a line in order (a shard's
+    /// manifest carries it; the commit checks it).
+    pub accounts_sha256: String,
     pub sealed: BTreeMap<&'static str, (out::Written, Sealed)>,
 }
 
 /// Rates the period and closes it: every table written and sealed, nothing visible.
 pub fn execute(job: &CloseJob, p: &Prepared) -> Result<Executed, JobError> {
     let (period, input, output, files, hours) = (p.period, &p.input, &p.output, &p.files[..], &p.hours);
-    let mut usage = Usage { lake: input, files, cache: FxHashMap::default(), keep: p.keep_decoded, only: None, whole_what_if: job.whole_what_if };
+    // A shard decodes its own rows only, so it keeps none of the duplicate pass's.
+    let keep = p.keep_decoded && job.shard.is_none();
+    let mut usage = Usage { lake: input, files, cache: FxHashMap::default(), keep, only: None, whole_what_if: job.whole_what_if, shard: job.shard };
     let t = Instant::now();
     let verdicts = duplicate_verdicts(&mut usage, period)?;
     tracing::info!(duplicates = verdicts.len(), secs = t.elapsed().as_secs_f64(), "duplicate pass");
 
-    let mut engine =
-        Engine::new(p.reference.clone(), period, &p.opening).map_err(|why| JobError::Input(inputs::InputError::Table { file: inputs::PRICES.into(), why }))?;
+    let owns = |id: &str| job.shard.is_none_or(|s| s.owns(Some(id)));
+    let mut engine = Engine::of_accounts(p.reference.clone(), period, &p.opening, owns)
+        .map_err(|why| JobError::Input(inputs::InputError::Table { file: inputs::PRICES.into(), why }))?;
     let ids = out::Ids::new(period, &engine.accounts, &engine.catalog);
+    let globals = Globals::of(&p.reference, owns);
     let t = Instant::now();
     let writer = HourWriter::new(job, p, &engine, &ids)?;
     let hourly = rate_period(writer, &mut usage, hours, &mut engine, &verdicts)?;
@@ -64,8 +72,9 @@ pub fn execute(job: &CloseJob, p: &Prepared) -> Result<Executed, JobError> {
     // while the purchases are re-rated: that work leaves part of a core idle.
     let run_id = report.run_id.clone();
     let (recommendations, closed) = std::thread::scope(|scope| {
-        let closing = scope.spawn(|| close_tables(output, sinks, period, &res, &names, &cost, &previous, &engine.accounts, &settled, &run_id, &job.reason));
-        let what_if = what_if::WhatIf { engine: &engine, period: &res, cost: &cost, offers: &p.offers, reference: &p.reference, opening: &p.opening };
+        let closing = scope.spawn(|| close_tables(sinks, &globals, &res, &names, &cost, &previous, &engine.accounts, &settled, &run_id, &job.reason));
+        let what_if =
+            what_if::WhatIf { engine: &engine, period: &res, cost: &cost, offers: &p.offers, reference: &p.reference, opening: &p.opening, shard: job.shard };
         let recommendations = what_if.recommend(&mut usage, hours, &verdicts, &hour_sums);
         let closed = closing.join().map_err(|_| JobError::Bug("the closing writers panicked".into()));
         (recommendations, closed)
@@ -80,10 +89,12 @@ pub fn execute(job: &CloseJob, p: &Prepared) -> Result<Executed, JobError> {
     total_due(&mut report, &res, &engine.accounts)?;
     let t_rec = "cost/recommendations";
     let batch = crate::cost::tables::recommendations_batch(&recommendations, &names);
-    let mut sink = TableSink::create(output, &table_path(t_rec, period), batch.schema())?;
-    sink.write(output, &batch)?;
-    sealed.insert(t_rec, sink.seal(output)?);
-    Ok(Executed { report, sealed })
+    let mut sinks = Sinks::new(output, period, job.shard);
+    sinks.create(t_rec, batch.schema())?;
+    sinks.write(t_rec, PERIOD, &batch, || account_keys(&batch, "account_id"))?;
+    sealed.extend(sinks.seal()?);
+    let accounts_sha256 = ids_sha256(engine.accounts.iter().map(|a| a.account_id.as_str()));
+    Ok(Executed { report, accounts_sha256, sealed })
 }
 
 /// The tables written hour by hour, as the engine rates the hours.
@@ -96,13 +107,12 @@ const HOURLY_TABLES: [&str; 5] = ["bills/line_items", "bills/settlements", "bill
 /// and each hour's sums for the what-if re-rating. It writes with its own copy of the
 /// reference data for the names, on a thread of its own.
 struct HourWriter<'a> {
-    output: &'a Lake,
     period: Period,
     files: &'a [UsageFile],
     ids: &'a out::Ids,
     hourly_hours: &'a std::collections::BTreeSet<Micros>,
     refs: (Vec<crate::model::Account>, crate::rules::pricing::Catalog, Vec<crate::model::Package>, crate::rules::subscriptions::Subscriptions),
-    sinks: BTreeMap<&'static str, TableSink>,
+    sinks: Sinks<'a>,
     cost: crate::cost::CostBook,
     report: CloseReport,
     written: Vec<(u64, Dec)>,
@@ -114,12 +124,11 @@ struct HourWriter<'a> {
 impl<'a> HourWriter<'a> {
     fn new(job: &CloseJob, p: &'a Prepared, engine: &Engine, ids: &'a out::Ids) -> Result<HourWriter<'a>, JobError> {
         let schemas = [out::line_items_schema(), out::settlements_schema(), out::alerts_schema(), out::package_deductions_schema(), out::rejected_schema()];
-        let mut sinks = BTreeMap::new();
+        let mut sinks = Sinks::new(&p.output, p.period, job.shard);
         for (t, s) in HOURLY_TABLES.into_iter().zip(schemas) {
-            sinks.insert(t, TableSink::create(&p.output, &table_path(t, p.period), s)?);
+            sinks.create(t, s)?;
         }
         Ok(HourWriter {
-            output: &p.output,
             period: p.period,
             files: &p.files,
             ids,
@@ -147,14 +156,19 @@ impl<'a> HourWriter<'a> {
         for r in &res.rejected {
             *report.rejected.entry(r.why.reason.as_str().to_string()).or_default() += 1;
         }
-        let (output, refs) = (self.output, &self.refs);
+        let refs = &self.refs;
         let names = Names::new(self.period, &refs.0, &refs.1, &refs.2, &refs.3, self.files, self.ids);
         let names = &names;
+        let hour = res.hour;
         // The cost book and the line items read the same lines: one on each side.
-        let line_items = self.sinks.get_mut("bills/line_items").ok_or_else(|| JobError::Bug("no sink for bills/line_items".into()))?;
-        let cost = &mut self.cost;
-        let (observed, written_lines) =
-            rayon::join(|| cost.observe(&res.lines, chunks, names), || line_items.write(output, &out::line_items_batch(&res.lines, chunks, names)));
+        let (sinks, cost) = (&mut self.sinks, &mut self.cost);
+        let (observed, written_lines) = rayon::join(
+            || cost.observe(&res.lines, chunks, names),
+            || {
+                let batch = out::line_items_batch(&res.lines, chunks, names);
+                sinks.write("bills/line_items", hour, &batch, || account_keys(&batch, "BillingAccountId"))
+            },
+        );
         written_lines?;
         observed?;
         self.cost.observe_settlements(&res.settlements)?;
@@ -165,10 +179,15 @@ impl<'a> HourWriter<'a> {
             }
         }
         let sinks = &mut self.sinks;
-        write(output, sinks, "bills/settlements", &out::settlements_batch(&res.settlements, names))?;
-        write(output, sinks, "bills/alerts", &out::alerts_batch(&res.alerts, names))?;
-        write(output, sinks, "bills/package_deductions", &out::package_deductions_batch(&res.deductions, chunks, names))?;
-        write(output, sinks, "bills/rejected", &out::rejected_batch(&res.rejected, chunks, names))?;
+        for (t, batch) in [
+            ("bills/settlements", out::settlements_batch(&res.settlements, names)),
+            ("bills/alerts", out::alerts_batch(&res.alerts, names)),
+            ("bills/package_deductions", out::package_deductions_batch(&res.deductions, chunks, names)),
+        ] {
+            sinks.write(t, hour, &batch, || account_keys(&batch, "account_id"))?;
+        }
+        let batch = out::rejected_batch(&res.rejected, chunks, names);
+        sinks.write("bills/rejected", hour, &batch, || Ok(rejected_keys(&res, chunks)))?;
         if (res.rows_rated + res.rejected.len() as u64) != res.rows_in {
             let hour = res.settlements.first().map(|s| s.hour_start);
             return Err(JobError::Conservation(format!(
@@ -235,9 +254,8 @@ fn total_due(report: &mut CloseReport, res: &crate::engine::PeriodResult, accoun
 /// settlement changes.
 #[allow(clippy::too_many_arguments)]
 fn close_tables(
-    output: &Lake,
-    mut sinks: BTreeMap<&'static str, TableSink>,
-    period: Period,
+    mut sinks: Sinks<'_>,
+    globals: &Globals,
     res: &crate::engine::PeriodResult,
     names: &Names<'_>,
     cost: &crate::cost::CostBook,
@@ -247,8 +265,13 @@ fn close_tables(
     run_id: &str,
     reason: &str,
 ) -> Result<(BTreeMap<&'static str, (out::Written, Sealed)>, usize, usize), JobError> {
-    write(output, &mut sinks, "bills/line_items", &out::line_items_batch(&res.lines, &[], names))?;
-    write(output, &mut sinks, "bills/rejected", &out::rejected_orders_batch(&res.rejected_orders, names))?;
+    let (output, period, shard) = (sinks.lake(), names.period, sinks.shard());
+    let owns = |id: &str| shard.is_none_or(|s| s.owns(Some(id)));
+    let batch = out::line_items_batch(&res.lines, &[], names);
+    sinks.write("bills/line_items", PERIOD, &batch, || Ok(period_line_keys(res, names, globals)))?;
+    let batch = out::rejected_orders_batch(&res.rejected_orders, names, |i| globals.subscription(i));
+    sinks
+        .write("bills/rejected", PERIOD, &batch, || Ok(res.rejected_orders.iter().map(|r| number_key(0, &[globals.subscription(r.subscription)])).collect()))?;
     let whole = [
         ("bills/invoices", out::invoices_batch(&res.invoices, names)),
         ("bills/account_status", out::account_status_batch(&res.status, names)),
@@ -258,19 +281,19 @@ fn close_tables(
         ("state", state_batch(&res.closing)),
     ];
     for (t, batch) in whole {
-        let mut sink = TableSink::create(output, &table_path(t, period), batch.schema())?;
-        sink.write(output, &batch)?;
-        sinks.insert(t, sink);
+        sinks.create(t, batch.schema())?;
+        sinks.write(t, PERIOD, &batch, || whole_keys(t, &batch))?;
     }
     // Restatements: the published invoices against the new ones.
     let mut restated = 0;
     let restatements_rel = table_path("bills/restatements", period);
-    let mut sink = TableSink::create(output, &restatements_rel, restate::schema())?;
+    sinks.create("bills/restatements", restate::schema())?;
     for b in restate::read_existing(output, &restatements_rel)? {
-        sink.write(output, &b)?;
+        sinks.write_unsharded("bills/restatements", &b)?;
     }
     if let Some(bytes) = output.get_opt(&table_path("bills/invoices", period))? {
-        let old = restate::read_invoices(&table_path("bills/invoices", period), bytes)?;
+        let mut old = restate::read_invoices(&table_path("bills/invoices", period), bytes)?;
+        old.retain(|account, _| owns(account));
         let new = restate::figures(&res.invoices, names);
         let old_run = output
             .get_opt(&format!("_manifests/billing_period={period}/manifest.json"))?
@@ -279,27 +302,74 @@ fn close_tables(
             .unwrap_or_else(|| "unknown".into());
         let changed = restate::compare(&old, &new, &old_run, run_id, reason);
         restated = changed.len();
-        sink.write(output, &restate::batch(&changed))?;
+        let batch = restate::batch(&changed);
+        sinks.write("bills/restatements", PERIOD, &batch, || account_keys(&batch, "account_id"))?;
     }
-    sinks.insert("bills/restatements", sink);
-    let changes = settlement_changes(output, period, accounts, settled)?;
-    let mut sink = TableSink::create(output, &table_path("bills/settlement_changes", period), changes.schema())?;
-    sink.write(output, &changes)?;
-    sinks.insert("bills/settlement_changes", sink);
-    let mut sealed = BTreeMap::new();
-    for (t, sink) in sinks {
-        sealed.insert(t, sink.seal(output)?);
+    let changes = settlement_changes(output, period, accounts, settled, &owns)?;
+    sinks.create("bills/settlement_changes", changes.schema())?;
+    sinks.write("bills/settlement_changes", PERIOD, &changes, || account_keys(&changes, "account_id"))?;
+    let n = changes.num_rows();
+    Ok((sinks.seal()?, restated, n))
+}
+
+/// The merge keys of the period's own lines, in the order [`Engine::finish`] makes
+/// them: packages bought (by the inventory's order), quota lapsed (by account), then
+/// each subscription's purchase and unused time (by the inventory's order).
+fn period_line_keys(res: &crate::engine::PeriodResult, names: &Names<'_>, globals: &Globals) -> Vec<Vec<u8>> {
+    use crate::rules::records::{Commitment, LineKind};
+    res.lines
+        .iter()
+        .map(|l| match (l.kind, l.commitment) {
+            (LineKind::Purchase, Some(Commitment::Package(p))) => number_key(0, &[globals.package(p)]),
+            (_, Some(Commitment::Subscription(s))) => number_key(2, &[globals.subscription(s)]),
+            _ => text_key(1, &names.account(l.account).account_id),
+        })
+        .collect()
+}
+
+/// The merge keys of an hour's rejected rows: those the checks rejected by file and
+/// row, then those the rating rejected by account.
+fn rejected_keys(res: &crate::engine::HourResult, chunks: &[UsageChunk]) -> Vec<Vec<u8>> {
+    res.rejected
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let c = &chunks[r.loc.chunk as usize];
+            let row = r.loc.row as usize;
+            match i < res.rejected_by_checks {
+                true => number_key(0, &[c.file as u64, c.file_row(row) as u64]),
+                false => text_key(1, c.account_id.get(row).unwrap_or("")),
+            }
+        })
+        .collect()
+}
+
+/// The merge keys of a whole-period table. The cost analysis is ordered by view, then
+/// account; the state by entity (accounts, then packages), then id; the others by
+/// account.
+fn whole_keys(table: &str, batch: &arrow_array::RecordBatch) -> Result<Vec<Vec<u8>>, JobError> {
+    match table {
+        "cost/analysis" => {
+            let (views, accts) = (texts(batch, "view")?, texts(batch, "account_id")?);
+            let part = |v: &str| match v {
+                "composition" => 0,
+                "daily" => 1,
+                "forecast" => 2,
+                "monthly" | "period_over_period" => 3,
+                _ => 4,
+            };
+            Ok(views.iter().zip(&accts).map(|(v, a)| text_key(part(v.as_deref().unwrap_or("")), a.as_deref().unwrap_or(""))).collect())
+        }
+        "state" => {
+            let (entity, id) = (texts(batch, "entity")?, texts(batch, "id")?);
+            Ok(entity.iter().zip(&id).map(|(e, i)| text_key(u8::from(e.as_deref() != Some("account")), i.as_deref().unwrap_or(""))).collect())
+        }
+        _ => account_keys(batch, "account_id"),
     }
-    Ok((sealed, restated, changes.num_rows()))
 }
 
 fn names<'a>(e: &'a Engine, files: &'a [UsageFile], ids: &'a out::Ids) -> Names<'a> {
     Names::new(e.period, &e.accounts, &e.catalog, &e.packages, &e.subs, files, ids)
-}
-
-fn write(lake: &Lake, sinks: &mut BTreeMap<&str, TableSink>, table: &str, batch: &arrow_array::RecordBatch) -> Result<(), JobError> {
-    let sink = sinks.get_mut(table).ok_or_else(|| JobError::Bug(format!("no sink for {table}")))?;
-    Ok(sink.write(lake, batch)?)
 }
 
 /// Each account's total effective cost in the period before, from its cost analysis.
@@ -359,6 +429,7 @@ fn settlement_changes(
     period: Period,
     accounts: &[crate::model::Account],
     settled: &BTreeMap<(u32, Micros), Dec>,
+    owns: &dyn Fn(&str) -> bool,
 ) -> Result<arrow_array::RecordBatch, JobError> {
     use crate::lake::columns::{DecCol, StrCol, TsCol};
     let mut hourly: BTreeMap<(String, Micros), Dec> = BTreeMap::new();
@@ -373,7 +444,9 @@ fn settlement_changes(
             };
             for i in 0..b.num_rows() {
                 if let (Some(a), Some(Ok(t)), Some(Ok(d))) = (acct.get(i), at.get(i), ded.get(i)) {
-                    hourly.insert((a.to_string(), t), d);
+                    if owns(a) {
+                        hourly.insert((a.to_string(), t), d);
+                    }
                 }
             }
         }
@@ -387,13 +460,7 @@ fn settlement_changes(
     let keys: std::collections::BTreeSet<&(String, Micros)> = hourly.keys().chain(close.keys()).collect();
     let rows: Vec<(&(String, Micros), Option<Dec>, Option<Dec>)> =
         keys.into_iter().map(|k| (k, hourly.get(k).copied(), close.get(k).copied())).filter(|(_, a, b)| a != b).collect();
-    let schema = std::sync::Arc::new(arrow_schema::Schema::new(vec![
-        arrow_schema::Field::new("account_id", arrow_schema::DataType::Utf8, false),
-        arrow_schema::Field::new("hour_start", out::ts_type(), false),
-        arrow_schema::Field::new("hourly_deduction", out::dec2_type(), true),
-        arrow_schema::Field::new("close_deduction", out::dec2_type(), true),
-        arrow_schema::Field::new("difference", out::dec2_type(), false),
-    ]));
+    let schema = settlement_changes_schema();
     let cols: Vec<arrow_array::ArrayRef> = vec![
         out::col_str(rows.iter().map(|(k, _, _)| Some(k.0.as_str()))),
         out::col_ts(rows.iter().map(|(k, _, _)| Some(k.1))),
@@ -402,4 +469,25 @@ fn settlement_changes(
         out::col_dec2(rows.iter().map(|(_, a, b)| b.unwrap_or_default().checked_sub(a.unwrap_or_default()))),
     ];
     Ok(arrow_array::RecordBatch::try_new(schema, cols).expect("settlement change columns match the schema"))
+}
+
+/// SHA-256 of ids, each followed by a newline, in hex.
+pub fn ids_sha256<'a>(ids: impl Iterator<Item = &'a str>) -> String {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    for id in ids {
+        h.update(id.as_bytes());
+        h.update(b"\n");
+    }
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+pub fn settlement_changes_schema() -> arrow_schema::SchemaRef {
+    std::sync::Arc::new(arrow_schema::Schema::new(vec![
+        arrow_schema::Field::new("account_id", arrow_schema::DataType::Utf8, false),
+        arrow_schema::Field::new("hour_start", out::ts_type(), false),
+        arrow_schema::Field::new("hourly_deduction", out::dec2_type(), true),
+        arrow_schema::Field::new("close_deduction", out::dec2_type(), true),
+        arrow_schema::Field::new("difference", out::dec2_type(), false),
+    ]))
 }

@@ -136,7 +136,13 @@ pub fn prepare(job: &CloseJob) -> Result<Prepared, JobError> {
     let input = Lake::open_with(&job.input, false, job.store)?;
     let output = Lake::open_with(&job.output, true, job.store)?;
     let period = job.period;
-    let lock = Lock::acquire(&output, &format!("billing_period={period}"), &format!("pid-{}", std::process::id()), job.stale_lock)?;
+    // A shard run holds its shard's lock, so that the N shards run at once; the
+    // commit, like a close, holds the period's.
+    let scope = match job.shard {
+        Some(s) => format!("billing_period={period}.shard={}-of-{}", s.k, s.n),
+        None => format!("billing_period={period}"),
+    };
+    let lock = Lock::acquire(&output, &scope, &format!("pid-{}", std::process::id()), job.stale_lock)?;
     let reference = inputs::read_reference(&input, job.windows)?;
     let offers = inputs::read_offers(&input)?;
     let opening = opening_state(&output, period)?;

@@ -25,6 +25,9 @@ pub(crate) struct Usage<'a> {
     /// Re-rate every recommended purchase's account whole (a test hook,
     /// `BILLRUN_WHOLE_WHAT_IF`: the partial re-rating must give the same savings).
     pub(crate) whole_what_if: bool,
+    /// A shard run: files are decoded for this shard's rows only (the duplicate pass
+    /// still judges every row of the period).
+    pub(crate) shard: Option<crate::shard::Shard>,
 }
 
 impl Usage<'_> {
@@ -34,7 +37,19 @@ impl Usage<'_> {
         }
         let f = &self.files[file as usize];
         let bytes = self.lake.get(&f.path)?;
-        Ok(read_usage_file(file, f, bytes)?)
+        Ok(match self.shard {
+            Some(shard) => inputs::read_usage_file_in(file, f, bytes, shard)?,
+            None => read_usage_file(file, f, bytes)?,
+        })
+    }
+
+    /// Every row of a file, whatever the shard: the duplicate pass compares them all.
+    fn whole(&self, file: u32) -> Result<Vec<UsageChunk>, JobError> {
+        if let Some(c) = if self.keep { self.cache.get(&file) } else { None } {
+            return Ok(c.clone());
+        }
+        let f = &self.files[file as usize];
+        Ok(read_usage_file(file, f, self.lake.get(&f.path)?)?)
     }
 
     /// The chunks of a few hours, each hour's files in order.
@@ -53,7 +68,7 @@ impl Usage<'_> {
         let all: Vec<u32> = hours.iter().flat_map(|(_, w)| w.iter().copied()).collect();
         let wanted = self.only.as_ref().map(selector);
         let wanted = wanted.as_ref().map(|w| w as &crate::engine::Select<'_>);
-        let mut decoded: FxHashMap<u32, Vec<UsageChunk>> = decode_many(self.lake, self.files, &all, wanted)?.into_iter().collect();
+        let mut decoded: FxHashMap<u32, Vec<UsageChunk>> = decode_many(self.lake, self.files, &all, wanted, self.shard)?.into_iter().collect();
         for (hour, which) in hours {
             let mut chunks = Vec::new();
             for f in which.iter() {
@@ -72,7 +87,13 @@ fn selector<'f>(only: &'f FxHashMap<String, Option<crate::engine::RowFilter>>) -
 
 /// Reads and decodes several files in parallel: every row, or only the rows of the
 /// `wanted` accounts.
-fn decode_many(lake: &Lake, files: &[UsageFile], which: &[u32], wanted: Option<&crate::engine::Select<'_>>) -> Result<Vec<(u32, Vec<UsageChunk>)>, JobError> {
+fn decode_many(
+    lake: &Lake,
+    files: &[UsageFile],
+    which: &[u32],
+    wanted: Option<&crate::engine::Select<'_>>,
+    shard: Option<crate::shard::Shard>,
+) -> Result<Vec<(u32, Vec<UsageChunk>)>, JobError> {
     let rels: Vec<String> = which.iter().map(|&i| files[i as usize].path.clone()).collect();
     let fetched = lake.get_many(&rels);
     which
@@ -82,9 +103,10 @@ fn decode_many(lake: &Lake, files: &[UsageFile], which: &[u32], wanted: Option<&
             let f = &files[i as usize];
             Ok((
                 i,
-                match wanted {
-                    Some(wanted) => inputs::read_usage_file_of(i, f, bytes?, wanted)?,
-                    None => read_usage_file(i, f, bytes?)?,
+                match (wanted, shard) {
+                    (Some(wanted), _) => inputs::read_usage_file_of(i, f, bytes?, wanted)?,
+                    (None, Some(shard)) => inputs::read_usage_file_in(i, f, bytes?, shard)?,
+                    (None, None) => read_usage_file(i, f, bytes?)?,
                 },
             ))
         })
@@ -98,7 +120,7 @@ pub(crate) fn duplicate_verdicts(usage: &mut Usage<'_>, period: Period) -> Resul
     for batch in all.chunks(64) {
         if usage.keep {
             // Small month: decode whole files once, keep them for rating.
-            for (fi, chunks) in decode_many(usage.lake, usage.files, batch, None)? {
+            for (fi, chunks) in decode_many(usage.lake, usage.files, batch, None, None)? {
                 for c in &chunks {
                     for r in 0..c.len {
                         if let Some(id) = c.record_id.get(r) {
@@ -131,7 +153,7 @@ pub(crate) fn duplicate_verdicts(usage: &mut Usage<'_>, period: Period) -> Resul
     }
     let mut rows = Vec::new();
     for (f, want) in by_file {
-        let chunks = usage.chunks(f)?;
+        let chunks = usage.whole(f)?;
         for c in &chunks {
             for &r in &want {
                 if r < c.first_row || r >= c.first_row + c.len as u32 {
@@ -244,7 +266,7 @@ pub fn rate_files(
     each: impl FnMut(&Engine, crate::engine::HourResult, &[UsageChunk]) -> Result<(), JobError>,
 ) -> Result<(), JobError> {
     let total: u64 = files.iter().map(|f| f.size).sum();
-    let mut usage = Usage { lake, files, cache: FxHashMap::default(), keep: total <= cache_bytes, only: None, whole_what_if: false };
+    let mut usage = Usage { lake, files, cache: FxHashMap::default(), keep: total <= cache_bytes, only: None, whole_what_if: false, shard: None };
     let verdicts = duplicate_verdicts(&mut usage, period)?;
     let mut hours: BTreeMap<Micros, Vec<u32>> = BTreeMap::new();
     for (i, f) in files.iter().enumerate() {

@@ -95,6 +95,32 @@ pub fn read_usage_file_of(file_idx: u32, f: &UsageFile, bytes: Bytes, wanted: &c
     usage_chunks(file_idx, f, &batches, Some(&rows))
 }
 
+/// The rows of a usage file whose account is in `shard` (a null account is in the
+/// shard of the null hash), each keeping its row number in the file.
+pub fn read_usage_file_in(file_idx: u32, f: &UsageFile, bytes: Bytes, shard: crate::shard::Shard) -> Result<Vec<UsageChunk>> {
+    let batches = decode_parquet_keyed(&f.path, bytes, &USAGE_KEYED, true, |b| b)?;
+    let mut rows: Vec<u32> = Vec::new();
+    let mut kept = Vec::with_capacity(batches.len());
+    let mut first = 0u32;
+    for b in batches {
+        let ids = StrCol::of(&b, "account_id").map_err(|p| col_err(&f.path, "account_id", p))?;
+        let keep: Vec<bool> = (0..b.num_rows()).map(|r| shard.owns(ids.get(r))).collect();
+        let before = rows.len();
+        rows.extend(keep.iter().enumerate().filter(|(_, &k)| k).map(|(r, _)| first + r as u32));
+        first = first.saturating_add(b.num_rows() as u32);
+        if rows.len() == before {
+            continue;
+        }
+        let filtered = arrow_select::filter::filter_record_batch(&b, &arrow_array::BooleanArray::from(keep))
+            .map_err(|e| InputError::Corrupt { file: f.path.clone(), why: e.to_string() })?;
+        kept.push(filtered);
+    }
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    usage_chunks(file_idx, f, &kept, Some(&rows))
+}
+
 /// The usage columns a selection (what-if ratings) is read without: carried to the
 /// outputs only, never checked nor rated, so they are read as nulls. About a quarter
 /// of a usage file is resource names.
@@ -159,3 +185,21 @@ fn usage_chunks(file_idx: u32, f: &UsageFile, batches: &[RecordBatch], rows: Opt
 
 /// Shared handle to an hour's decoded usage.
 pub type Chunks = Arc<Vec<UsageChunk>>;
+
+/// The number of rows of a usage file, from its Parquet footer (two ranged reads).
+pub fn count_rows(lake: &Lake, f: &UsageFile) -> Result<u64> {
+    use parquet::file::metadata::ParquetMetaDataReader;
+    let corrupt = |why: String| InputError::Corrupt { file: f.path.clone(), why };
+    if f.size < 12 {
+        return Err(corrupt("too short to be Parquet".into()));
+    }
+    let tail = lake.get_range(&f.path, f.size - 8..f.size)?;
+    let tail: [u8; 8] = tail.as_ref().try_into().map_err(|_| corrupt("short read of the footer".into()))?;
+    let len = parquet::file::metadata::FooterTail::try_new(&tail).map_err(|e| corrupt(e.to_string()))?.metadata_length() as u64;
+    if len + 8 > f.size {
+        return Err(corrupt(format!("footer of {len} bytes in a file of {}", f.size)));
+    }
+    let meta = lake.get_range(&f.path, f.size - 8 - len..f.size - 8)?;
+    let meta = ParquetMetaDataReader::decode_metadata(&meta).map_err(|e| corrupt(e.to_string()))?;
+    u64::try_from(meta.file_metadata().num_rows()).map_err(|_| corrupt("a negative row count".into()))
+}

@@ -90,8 +90,9 @@ pub fn rejected_batch(rej: &[Rejected], chunks: &[UsageChunk], n: &Names<'_>) ->
 }
 
 /// Rejected subscription orders, as rows of the rejected table: `record_id` is the
-/// `subscription_id`.
-pub fn rejected_orders_batch(rej: &[RejectedOrder], n: &Names<'_>) -> RecordBatch {
+/// `subscription_id`, `source_row` its row in the inventory (`inventory_row`, from the
+/// engine's index of the subscription: a shard's engine holds a part of the inventory).
+pub fn rejected_orders_batch(rej: &[RejectedOrder], n: &Names<'_>, inventory_row: impl Fn(u32) -> u64) -> RecordBatch {
     let sub = |r: &RejectedOrder| n.subs.get(r.subscription);
     let cols: Vec<ArrayRef> = vec![
         col_str(rej.iter().map(|r| Some(sub(r).subscription_id.as_str()))),
@@ -113,7 +114,7 @@ pub fn rejected_orders_batch(rej: &[RejectedOrder], n: &Names<'_>) -> RecordBatc
         col_str(rej.iter().map(|r| Some(r.why.reason.as_str()))),
         col_str(rej.iter().map(|r| Some(r.why.detail.as_str()))),
         col_str(rej.iter().map(|_| Some(SUBSCRIPTIONS))),
-        col_i64(rej.iter().map(|r| Some(r.subscription as i64))),
+        col_i64(rej.iter().map(|r| Some(inventory_row(r.subscription) as i64))),
     ];
     RecordBatch::try_new(rejected_schema(), cols).expect("rejected columns match the schema")
 }
