@@ -32,14 +32,24 @@ pub struct Executed {
 
 /// Rates the period and closes it: every table written and sealed, nothing visible.
 pub fn execute(job: &CloseJob, p: &Prepared) -> Result<Executed, JobError> {
-    let (period, input, output, files, hours) = (p.period, &p.input, &p.output, &p.files[..], &p.hours);
+    let (period, input, files) = (p.period, &p.input, &p.files[..]);
     // A shard decodes its own rows only, so it keeps none of the duplicate pass's.
     let keep = p.keep_decoded && job.shard.is_none();
     let mut usage = Usage { lake: input, files, cache: FxHashMap::default(), keep, only: None, whole_what_if: job.whole_what_if, shard: job.shard };
     let t = Instant::now();
     let verdicts = duplicate_verdicts(&mut usage, period)?;
     tracing::info!(duplicates = verdicts.len(), secs = t.elapsed().as_secs_f64(), "duplicate pass");
+    execute_with(job, p, usage, verdicts)
+}
 
+/// [`execute`] from the period's usage as `usage` serves it and its duplicate verdicts.
+pub(crate) fn execute_with(
+    job: &CloseJob,
+    p: &Prepared,
+    mut usage: Usage<'_>,
+    verdicts: FxHashMap<crate::rules::dedup::FileRow, crate::rules::checks::Rejection>,
+) -> Result<Executed, JobError> {
+    let (period, output, files, hours) = (p.period, &p.output, &p.files[..], &p.hours);
     let owns = |id: &str| job.shard.is_none_or(|s| s.owns(Some(id)));
     let mut engine = Engine::of_accounts(p.reference.clone(), period, &p.opening, owns)
         .map_err(|why| JobError::Input(inputs::InputError::Table { file: inputs::PRICES.into(), why }))?;

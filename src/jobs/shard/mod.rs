@@ -15,6 +15,7 @@
 
 mod commit;
 mod merge;
+pub mod staged;
 
 pub use commit::commit;
 
@@ -68,7 +69,10 @@ pub fn run(job: &CloseJob) -> Result<ShardManifest, JobError> {
     // The results of an earlier run of this shard stop counting before any is replaced.
     output.delete(&manifest_path(period, shard))?;
     let fingerprint = output_fingerprint(output, period)?;
-    let executed = execute::execute(job, &prepared)?;
+    let executed = match &job.staged {
+        Some(staged) => staged::execute(job, &prepared, staged)?,
+        None => execute::execute(job, &prepared)?,
+    };
     let mut outputs = Vec::with_capacity(executed.sealed.len());
     for (_, (w, sealed)) in executed.sealed {
         sealed.complete()?;

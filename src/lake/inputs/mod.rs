@@ -228,8 +228,10 @@ fn read_table(lake: &Lake, rel: &str, required: bool) -> Result<Option<Vec<Recor
 }
 
 mod reference;
+mod staged;
 mod usage;
 pub use reference::*;
+pub use staged::*;
 pub use usage::*;
 
 /// Grace and retention days of the rules, for accounts that leave them null.

@@ -143,7 +143,7 @@ fn with_null_columns(file: &str, batch: RecordBatch, names: &[&str]) -> Result<R
 
 /// Chunks over decoded batches; `rows` holds each row's number in the file when the
 /// batches are a selection of the file's rows.
-fn usage_chunks(file_idx: u32, f: &UsageFile, batches: &[RecordBatch], rows: Option<&[u32]>) -> Result<Vec<UsageChunk>> {
+pub(super) fn usage_chunks(file_idx: u32, f: &UsageFile, batches: &[RecordBatch], rows: Option<&[u32]>) -> Result<Vec<UsageChunk>> {
     let file = f.path.as_str();
     let mut out = Vec::with_capacity(batches.len());
     let mut first_row = 0u32;
