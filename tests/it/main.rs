@@ -17,4 +17,5 @@ mod reliability;
 mod report;
 mod s3_server;
 mod scenario_files;
+mod shards;
 mod stores;
