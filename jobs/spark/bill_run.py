@@ -136,6 +136,7 @@ def main(argv):
     spark = (
         SparkSession.builder.appName(f"billrun {args.period} in {args.shards} shards")
         .config("spark.speculation", "false")
+        .config("spark.task.maxFailures", "4")
         .config("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")
         .config("spark.sql.session.timeZone", "UTC")
         .getOrCreate()

@@ -18,4 +18,5 @@ mod report;
 mod s3_server;
 mod scenario_files;
 mod shards;
+mod spark;
 mod stores;

@@ -185,7 +185,7 @@ fn stage(input: &Path, staged: &Path, period: Period, n: u32) {
     put_parquet(&out, &format!("{base}/repeats/part-0.parquet"), arrow_select::filter::filter_record_batch(&whole, &keep).unwrap()).unwrap();
 }
 
-fn same_tables(single: &Path, sharded: &Path, what: &str) {
+pub fn same_tables(single: &Path, sharded: &Path, what: &str) {
     let (a, b) = (parquet_files(single), parquet_files(sharded));
     assert_eq!(a.iter().map(|x| &x.0).collect::<Vec<_>>(), b.iter().map(|x| &x.0).collect::<Vec<_>>(), "{what}: the same tables");
     for ((rel, x), (_, y)) in a.iter().zip(&b) {
