@@ -17,6 +17,8 @@ pub struct Env {
     pub store: StoreOptions,
     pub fault: Option<Fault>,
     pub whole_what_if: bool,
+    /// The system's temporary directory (`TMPDIR`), where large months spill.
+    pub temp_dir: std::path::PathBuf,
 }
 
 impl Env {
@@ -39,6 +41,7 @@ impl Env {
             store: StoreOptions { max_retries: retries.unwrap_or(StoreOptions::default().max_retries) },
             fault,
             whole_what_if: std::env::var_os("BILLRUN_WHOLE_WHAT_IF").is_some(),
+            temp_dir: std::env::temp_dir(),
         })
     }
 }
@@ -238,6 +241,7 @@ impl Lakes {
             whole_what_if: env.whole_what_if,
             shard: None,
             staged: None,
+            spill_dir: Some(cfg.run.spill_dir.clone().unwrap_or_else(|| env.temp_dir.clone())),
         }
     }
 }

@@ -30,6 +30,9 @@ pub struct RunConfig {
     pub cache_mib: Option<u64>,
     /// A period lock older than this many minutes belongs to a dead run (default 360).
     pub stale_lock_minutes: Option<u64>,
+    /// Where a large month's duplicate pass spills its record-id hashes (16 bytes a
+    /// usage row; default: the system's temporary directory).
+    pub spill_dir: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize, PartialEq, Eq)]

@@ -8,7 +8,7 @@
 //! run jobs, one scales hour by hour; packages with different expiries and resets;
 //! subscriptions that renew, expire into grace and retention, or refuse scaling.
 
-mod rng;
+pub(crate) mod rng;
 pub mod usage;
 
 pub use rng::Rng;

@@ -38,7 +38,8 @@ pub struct Seen {
 }
 
 const BUCKET_BITS: u32 = 10;
-const BUCKETS: usize = 1 << BUCKET_BITS;
+/// Buckets of the hashes, by their top bits.
+pub const BUCKETS: usize = 1 << BUCKET_BITS;
 
 fn bucket(hash: u64) -> usize {
     (hash >> (64 - BUCKET_BITS)) as usize
@@ -95,7 +96,8 @@ impl Part {
         Part { items, starts }
     }
 
-    fn bucket(&self, b: usize) -> &[(u64, FileRow)] {
+    /// Bucket `b`'s hashes.
+    pub fn bucket(&self, b: usize) -> &[(u64, FileRow)] {
         &self.items[self.starts[b]..self.starts[b + 1]]
     }
 }
@@ -125,14 +127,19 @@ impl Seen {
                 for p in parts {
                     b_items.extend_from_slice(p.bucket(b));
                 }
-                b_items.sort_unstable_by_key(|x| x.0);
-                b_items.chunk_by(|x, y| x.0 == y.0).filter(|g| g.len() > 1).flatten().map(|(_, fr)| *fr).collect::<Vec<FileRow>>()
+                repeated(b_items)
             })
             .flatten_iter()
             .collect();
         out.sort_unstable();
         out
     }
+}
+
+/// The rows of `items` whose hash appears more than once there (`items` is sorted).
+pub fn repeated(items: &mut [(u64, FileRow)]) -> Vec<FileRow> {
+    items.sort_unstable_by_key(|x| x.0);
+    items.chunk_by(|x, y| x.0 == y.0).filter(|g| g.len() > 1).flatten().map(|(_, fr)| *fr).collect()
 }
 
 /// Decides the verdicts for the suspect rows, given each one's `record_id` and its

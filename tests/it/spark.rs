@@ -13,7 +13,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn venv() -> PathBuf {
-    let v = std::env::var("BILLRUN_SPARK_VENV").map(PathBuf::from).unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/billrun-spark-venv"));
+    let v = std::env::var("BILLRUN_SPARK_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/billrun-spark-venv"));
     assert!(v.join("bin/spark-submit").exists(), "no PySpark at {} (scripts/test.sh installs it and sets BILLRUN_SPARK_VENV)", v.display());
     v
 }
@@ -31,7 +33,16 @@ fn spark_submit(master: &str) -> Command {
         .env("PYSPARK_PYTHON", v.join("bin/python"))
         .env("PATH", format!("{}:{}", v.join("bin").display(), std::env::var("PATH").unwrap_or_default()))
         .env("SPARK_LOCAL_IP", "127.0.0.1")
-        .args(["--master", master, "--conf", "spark.driver.host=127.0.0.1", "--conf", "spark.driver.bindAddress=127.0.0.1", "--conf", "spark.ui.enabled=false"]);
+        .args([
+            "--master",
+            master,
+            "--conf",
+            "spark.driver.host=127.0.0.1",
+            "--conf",
+            "spark.driver.bindAddress=127.0.0.1",
+            "--conf",
+            "spark.ui.enabled=false",
+        ]);
     cmd
 }
 

@@ -37,7 +37,7 @@ pub fn execute(job: &CloseJob, p: &Prepared) -> Result<Executed, JobError> {
     let keep = p.keep_decoded && job.shard.is_none();
     let mut usage = Usage { lake: input, files, cache: FxHashMap::default(), keep, only: None, whole_what_if: job.whole_what_if, shard: job.shard };
     let t = Instant::now();
-    let verdicts = duplicate_verdicts(&mut usage, period)?;
+    let verdicts = duplicate_verdicts(&mut usage, period, job.spill_dir.as_deref())?;
     tracing::info!(duplicates = verdicts.len(), secs = t.elapsed().as_secs_f64(), "duplicate pass");
     execute_with(job, p, usage, verdicts)
 }

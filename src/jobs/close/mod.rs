@@ -17,6 +17,7 @@ mod checks;
 pub(crate) mod execute;
 pub(crate) mod plan;
 pub mod sinks;
+mod spill;
 mod usage;
 
 pub use checks::{check_allocation, check_conservation};
@@ -59,6 +60,10 @@ pub struct CloseJob {
     /// A shard's usage from a staged layout (`<staged>/billing_period=P/n=N/k=K/`)
     /// rather than a scan of the period's usage.
     pub staged: Option<String>,
+    /// Where the duplicate pass spills its hashes when the month is not kept in memory
+    /// (the command line: `[run] spill_dir`, else the system's temporary directory;
+    /// `None`: they are held in memory).
+    pub spill_dir: Option<std::path::PathBuf>,
 }
 
 /// Default cache budget for decoded usage: 256 MiB of Parquet (about ten times that
@@ -86,6 +91,7 @@ impl CloseJob {
             whole_what_if: false,
             shard: None,
             staged: None,
+            spill_dir: None,
         }
     }
 }

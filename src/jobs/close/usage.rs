@@ -114,9 +114,21 @@ fn decode_many(
 }
 
 /// The duplicate verdicts of the period.
-pub(crate) fn duplicate_verdicts(usage: &mut Usage<'_>, period: Period) -> Result<FxHashMap<FileRow, crate::rules::checks::Rejection>, JobError> {
+///
+/// With `spill`, a month not kept in memory has its hashes spilled to files under that
+/// folder rather than held (`spill.rs`): the pass's memory is then a batch of files',
+/// not the month's.
+pub(crate) fn duplicate_verdicts(
+    usage: &mut Usage<'_>,
+    period: Period,
+    spill: Option<&std::path::Path>,
+) -> Result<FxHashMap<FileRow, crate::rules::checks::Rejection>, JobError> {
     let all: Vec<u32> = (0..usage.files.len() as u32).collect();
     let mut seen = dedup::Seen::default();
+    let mut spilled = match spill {
+        Some(dir) if !usage.keep => Some(super::spill::Spill::new(dir)?),
+        _ => None,
+    };
     for batch in all.chunks(64) {
         if usage.keep {
             // Small month: decode whole files once, keep them for rating.
@@ -140,10 +152,16 @@ pub(crate) fn duplicate_verdicts(usage: &mut Usage<'_>, period: Period) -> Resul
                 .zip(fetched.into_par_iter())
                 .map(|(&fi, bytes)| Ok(dedup::Part::new(record_id_hashes(fi, bytes?))))
                 .collect::<Result<_, JobError>>()?;
-            seen.add(dedup::Part::merge(parts));
+            match &mut spilled {
+                Some(spill) => parts.iter().try_for_each(|p| spill.add(p))?,
+                None => seen.add(dedup::Part::merge(parts)),
+            }
         }
     }
-    let suspects = seen.suspects();
+    let suspects = match spilled {
+        Some(spill) => spill.suspects()?,
+        None => seen.suspects(),
+    };
     if suspects.is_empty() {
         return Ok(FxHashMap::default());
     }
@@ -267,7 +285,7 @@ pub fn rate_files(
 ) -> Result<(), JobError> {
     let total: u64 = files.iter().map(|f| f.size).sum();
     let mut usage = Usage { lake, files, cache: FxHashMap::default(), keep: total <= cache_bytes, only: None, whole_what_if: false, shard: None };
-    let verdicts = duplicate_verdicts(&mut usage, period)?;
+    let verdicts = duplicate_verdicts(&mut usage, period, None)?;
     let mut hours: BTreeMap<Micros, Vec<u32>> = BTreeMap::new();
     for (i, f) in files.iter().enumerate() {
         hours.entry(f.partition_hour).or_default().push(i as u32);
