@@ -36,7 +36,7 @@ pub fn analysis_schema() -> SchemaRef {
 struct Row {
     account: u32,
     view: &'static str,
-    dimension: String,
+    dimension: &'static str,
     key: String,
     date: Option<i64>,
     rank: Option<i32>,
@@ -61,14 +61,16 @@ pub fn change_pct(cur: Dec, prev: Dec) -> Option<Dec> {
 /// of the period before, where it was closed.
 pub fn analysis_batch(book: &CostBook, n: &Names<'_>, previous: &FxHashMap<String, Dec>) -> Result<RecordBatch, crate::decimal::Overflow> {
     let period: Period = n.period;
-    let mut rows: Vec<Row> = Vec::new();
     let mut comp: Vec<_> = book.composition.iter().collect();
     comp.sort_by(|a, b| a.0.cmp(b.0));
+    // Sized once: a large region's analysis is millions of rows, and a vector grown by
+    // doubling holds the old and the new buffers at once while it copies.
+    let mut rows: Vec<Row> = Vec::with_capacity(comp.len() + 2 * book.daily.len() + 2 * n.accounts.len() + book.resources.len().min(TOP * n.accounts.len()));
     for ((acct, dim, key), s) in comp {
         rows.push(Row {
             account: *acct,
             view: "composition",
-            dimension: dim.to_string(),
+            dimension: dim,
             key: key.clone(),
             sums: Some(*s),
             effective: s.effective,
@@ -80,12 +82,12 @@ pub fn analysis_batch(book: &CostBook, n: &Names<'_>, previous: &FxHashMap<Strin
     let mut monthly: FxHashMap<u32, Sums> = FxHashMap::default();
     let mut mtd: FxHashMap<u32, Dec> = FxHashMap::default();
     let days_in_period = (period.end() - period.start()) / DAY;
-    let mut forecasts = Vec::new();
+    let mut forecasts = Vec::with_capacity(book.daily.len());
     for ((acct, day), s) in daily {
         rows.push(Row {
             account: *acct,
             view: "daily",
-            dimension: "day".into(),
+            dimension: "day",
             key: crate::time::format_ts(day * DAY)[..10].to_string(),
             date: Some(day * DAY),
             sums: Some(*s),
@@ -107,7 +109,7 @@ pub fn analysis_batch(book: &CostBook, n: &Names<'_>, previous: &FxHashMap<Strin
             forecasts.push(Row {
                 account: *acct,
                 view: "forecast",
-                dimension: "month_to_date".into(),
+                dimension: "month_to_date",
                 key: crate::time::format_ts(day * DAY)[..10].to_string(),
                 date: Some(day * DAY),
                 effective: *to_date,
@@ -123,7 +125,7 @@ pub fn analysis_batch(book: &CostBook, n: &Names<'_>, previous: &FxHashMap<Strin
         rows.push(Row {
             account: acct,
             view: "monthly",
-            dimension: "period".into(),
+            dimension: "period",
             key: period.to_string(),
             date: Some(period.start()),
             sums: Some(m),
@@ -134,7 +136,7 @@ pub fn analysis_batch(book: &CostBook, n: &Names<'_>, previous: &FxHashMap<Strin
         rows.push(Row {
             account: acct,
             view: "period_over_period",
-            dimension: "period".into(),
+            dimension: "period",
             key: period.to_string(),
             effective: m.effective,
             previous: prev,
@@ -154,7 +156,7 @@ pub fn analysis_batch(book: &CostBook, n: &Names<'_>, previous: &FxHashMap<Strin
             rows.push(Row {
                 account: acct,
                 view: "top_resources",
-                dimension: "resource".into(),
+                dimension: "resource",
                 key: r.clone(),
                 rank: Some(k as i32 + 1),
                 sums: Some(*s),
@@ -167,7 +169,7 @@ pub fn analysis_batch(book: &CostBook, n: &Names<'_>, previous: &FxHashMap<Strin
         col_str(rows.iter().map(|r| Some(n.account(r.account).account_id.as_str()))),
         col_str(rows.iter().map(|r| Some(n.account(r.account).currency.as_str()))),
         col_str(rows.iter().map(|r| Some(r.view))),
-        col_str(rows.iter().map(|r| Some(r.dimension.as_str()))),
+        col_str(rows.iter().map(|r| Some(r.dimension))),
         col_str(rows.iter().map(|r| Some(r.key.as_str()))),
         col_ts(rows.iter().map(|r| r.date)),
         col_i32(rows.iter().map(|r| r.rank)),
