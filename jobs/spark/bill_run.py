@@ -28,6 +28,7 @@ import os
 import stat
 import subprocess
 import sys
+import time
 
 from pyspark import SparkFiles
 from pyspark.sql import SparkSession
@@ -71,22 +72,34 @@ def billrun_lake(lake):
 def stage(spark, args, staged):
     """Shuffles the period's usage into the staged layout; returns the rows staged."""
     root = spark_path(args.input).rstrip("/")
+    files = f"{root}/usage/date={args.period}-*/hour=*/*.parquet"
+    # The schema of one file (the contract's columns): Spark then reads no other
+    # file's footer to infer it.
+    jvm = spark.sparkContext._jvm
+    pattern = jvm.org.apache.hadoop.fs.Path(files)
+    listed = pattern.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()).globStatus(pattern)
+    if not listed:
+        raise SystemExit(f"no usage files for {args.period} under {root}/usage/")
+    schema = spark.read.parquet(listed[0].getPath().toString()).schema
     usage = (
-        spark.read.option("recursiveFileLookup", "false")
-        .parquet(f"{root}/usage/date={args.period}-*/hour=*/*.parquet")
+        spark.read.schema(schema)
+        .parquet(files)
         .select("*", F.col("_metadata.file_path").alias("_path"), F.col("_metadata.row_index").alias("source_row"))
     )
     usage = usage.drop("date", "hour")
     # The object's path relative to the lake: from "usage/" on.
     usage = usage.withColumn("source_file", F.regexp_extract("_path", r"(usage/date=[^/]+/hour=[^/]+/[^/]+)$", 1)).drop("_path")
     usage = usage.withColumn("k", F.expr(f"pmod(xxhash64(account_id), {args.shards})"))
-    usage = usage.persist()
+    # Not cached: the shuffle reads the month once; the repeats read its record ids again (one column).
     out = f"{spark_path(staged).rstrip('/')}/billing_period={args.period}/n={args.shards}"
     usage.repartition(args.shards, "k").write.mode("overwrite").partitionBy("k").parquet(out)
+    # The record ids repeated in the period: few, so the rows are picked out without
+    # shuffling the month again.
     repeated = usage.where(F.col("record_id").isNotNull()).groupBy("record_id").count().where("count > 1").select("record_id")
-    usage.join(repeated, "record_id").drop("k").coalesce(1).write.mode("overwrite").parquet(f"{out}/repeats")
+    copies = usage.join(F.broadcast(repeated), "record_id", "left_semi").drop("k")
+    copies.select(*[c for c in usage.columns if c != "k"]).coalesce(1).write.mode("overwrite").parquet(f"{out}/repeats")
     rows = usage.count()
-    usage.unpersist()
+
     return rows
 
 
@@ -142,12 +155,16 @@ def main(argv):
         .getOrCreate()
     )
     staged = billrun_lake(args.output).rstrip("/") + "/_staged"
+    t0 = time.monotonic()
     rows = stage(spark, args, staged)
-    print(f"staged {rows} usage rows of {args.period} in {args.shards} shards under {staged}", flush=True)
+    t1 = time.monotonic()
+    print(f"staged {rows} usage rows of {args.period} in {args.shards} shards under {staged} ({t1 - t0:.1f} s)", flush=True)
     sc = spark.sparkContext
     results = sc.parallelize(range(args.shards), args.shards).map(shard_task(args, staged)).collect()
+    t2 = time.monotonic()
     for k, line in sorted(results):
         print(line, flush=True)
+    print(f"{args.shards} shards run ({t2 - t1:.1f} s)", flush=True)
     commit = subprocess.run(
         [binary(args.billrun), "commit", "--period", args.period, "--shards", str(args.shards),
          "--input", billrun_lake(args.input), "--output", billrun_lake(args.output)],
@@ -155,6 +172,7 @@ def main(argv):
     )
     sys.stdout.write(commit.stdout)
     sys.stderr.write(commit.stderr)
+    print(f"commit ({time.monotonic() - t2:.1f} s)", flush=True)
     if commit.returncode in (0, 1):
         remove(spark, f"{spark_path(staged).rstrip('/')}/billing_period={args.period}/n={args.shards}")
     spark.stop()
