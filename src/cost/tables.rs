@@ -67,15 +67,7 @@ pub fn analysis_batch(book: &CostBook, n: &Names<'_>, previous: &FxHashMap<Strin
     // doubling holds the old and the new buffers at once while it copies.
     let mut rows: Vec<Row> = Vec::with_capacity(comp.len() + 2 * book.daily.len() + 2 * n.accounts.len() + book.resources.len().min(TOP * n.accounts.len()));
     for ((acct, dim, key), s) in comp {
-        rows.push(Row {
-            account: *acct,
-            view: "composition",
-            dimension: dim,
-            key: key.clone(),
-            sums: Some(*s),
-            effective: s.effective,
-            ..Row::default()
-        });
+        rows.push(Row { account: *acct, view: "composition", dimension: dim, key: key.clone(), sums: Some(*s), effective: s.effective, ..Row::default() });
     }
     let mut daily: Vec<_> = book.daily.iter().collect();
     daily.sort_by(|a, b| a.0.cmp(b.0));

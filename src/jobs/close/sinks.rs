@@ -31,6 +31,10 @@ pub const SEG: &str = "_seg";
 /// The merge key column of a shard's results.
 pub const KEY: &str = "_key";
 
+/// Rows per row group of a shard's results: the commit holds a row group of each
+/// shard's file at a time.
+const SHARD_GROUP_ROWS: usize = 128 * 1024;
+
 /// The folder of shard `k` of `n`'s results for `period`.
 pub fn shard_dir(period: Period, shard: Shard) -> String {
     format!("{}/k={}", shards_dir(period, shard.n), shard.k)
@@ -110,7 +114,7 @@ impl<'a> Sinks<'a> {
     pub fn create(&mut self, table: &'static str, schema: SchemaRef) -> Result<(), JobError> {
         let sink = match self.shard {
             None => TableSink::create(self.lake, &table_path(table, self.period), schema)?,
-            Some(s) => TableSink::create(self.lake, &shard_table_path(self.period, s, table), with_merge_columns(&schema))?,
+            Some(s) => TableSink::create_with(self.lake, &shard_table_path(self.period, s, table), with_merge_columns(&schema), SHARD_GROUP_ROWS)?,
         };
         self.open.insert(table, sink);
         Ok(())

@@ -114,8 +114,7 @@ mod tests {
     fn spilled_suspects_are_those_in_memory() {
         let mut rng = crate::generate::rng::Rng::new(7);
         // Hashes drawn from 150,000 values, spread over every bucket: many repeat.
-        let rows: Vec<(u64, FileRow)> =
-            (0..200_000u32).map(|i| ((rng.below(150_000) as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15), (i / 1000, i % 1000))).collect();
+        let rows: Vec<(u64, FileRow)> = (0..200_000u32).map(|i| (rng.below(150_000).wrapping_mul(0x9E37_79B9_7F4A_7C15), (i / 1000, i % 1000))).collect();
         let mut seen = dedup::Seen::default();
         let dir = std::env::temp_dir();
         let mut spill = Spill::new(&dir).unwrap();

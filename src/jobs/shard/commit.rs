@@ -57,8 +57,15 @@ pub fn commit(job: &CloseJob, n: u32) -> Result<CloseReport, JobError> {
                 sinks.write(table, 0, &b, || Ok(Vec::new()))?;
             }
         }
-        let paths: Vec<String> = (0..n).map(|k| shard_table_path(period, Shard { k, n }, table)).collect();
-        merge_table(output, &paths, table, &schema, &mut sinks)?;
+        let files: Vec<(String, u64)> = manifests
+            .iter()
+            .map(|m| {
+                let path = shard_table_path(period, Shard { k: m.k, n }, table);
+                let size = m.outputs.iter().find(|w| w.path == path).map_or(0, |w| w.bytes);
+                (path, size)
+            })
+            .collect();
+        merge_table(output, &files, table, &schema, &mut sinks)?;
     }
     let sealed = sinks.seal()?;
     tracing::info!(period = %period, shards = n, secs = t.elapsed().as_secs_f64(), "merged");

@@ -4,6 +4,7 @@
 //! The shards' files are read a batch at a time, so the merge holds a segment of
 //! each, not the month.
 
+use crate::jobs::close::sinks::with_merge_columns;
 use crate::jobs::close::sinks::{Sinks, KEY, SEG};
 use crate::jobs::JobError;
 use crate::lake::store::Lake;
@@ -11,27 +12,69 @@ use arrow_array::cast::AsArray;
 use arrow_array::types::UInt32Type;
 use arrow_array::{Array, ArrayRef, DictionaryArray, RecordBatch};
 use arrow_schema::{DataType, SchemaRef};
-use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
+use bytes::Bytes;
+use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
+use parquet::file::reader::{ChunkReader, Length};
 use std::sync::Arc;
 
 /// Rows read from a shard's file at a time.
 const READ_ROWS: usize = 64 * 1024;
 
-/// One shard's rows of a table, read in order.
+/// One shard's rows of a table, read in order, a row group at a time (one ranged read
+/// each): the merge holds a row group of each shard, never a shard's whole file.
 struct Cursor {
     path: String,
-    reader: ParquetRecordBatchReader,
+    lake: Lake,
+    meta: ArrowReaderMetadata,
+    size: u64,
+    group: usize,
+    reader: Option<ParquetRecordBatchReader>,
     batch: Option<RecordBatch>,
     at: usize,
 }
 
 impl Cursor {
-    fn open(lake: &Lake, path: &str) -> Result<Cursor, JobError> {
-        let bytes = lake.get(path)?;
-        let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
-            .and_then(|b| b.with_batch_size(READ_ROWS).build())
-            .map_err(|e| JobError::Plan(format!("{path}: not a shard's results: {e}")))?;
-        Ok(Cursor { path: path.to_string(), reader, batch: None, at: 0 })
+    /// Opens a shard's file of a table of `schema` (with the merge columns): its
+    /// footer read, keyed strings read back keyed.
+    fn open(lake: &Lake, path: &str, size: u64, schema: &SchemaRef) -> Result<Cursor, JobError> {
+        let bad = |why: String| JobError::Plan(format!("{path}: not a shard's results: {why}"));
+        if size < 12 {
+            return Err(bad("too short".into()));
+        }
+        let tail = lake.get_range(path, size - 8..size)?;
+        let tail: [u8; 8] = tail.as_ref().try_into().map_err(|_| bad("short footer".into()))?;
+        let len = parquet::file::metadata::FooterTail::try_new(&tail).map_err(|e| bad(e.to_string()))?.metadata_length() as u64;
+        let footer = lake.get_range(path, size.saturating_sub(8 + len)..size - 8)?;
+        let meta = parquet::file::metadata::ParquetMetaDataReader::decode_metadata(&footer).map_err(|e| bad(e.to_string()))?;
+        let options = ArrowReaderOptions::new().with_schema(with_merge_columns(schema));
+        let meta = ArrowReaderMetadata::try_new(Arc::new(meta), options).map_err(|e| bad(e.to_string()))?;
+        Ok(Cursor { path: path.to_string(), lake: lake.clone(), meta, size, group: 0, reader: None, batch: None, at: 0 })
+    }
+
+    /// The next batch: from the open row group, or the next row group read.
+    fn next_batch(&mut self) -> Result<Option<RecordBatch>, JobError> {
+        loop {
+            if let Some(r) = &mut self.reader {
+                if let Some(b) = r.next() {
+                    return b.map(Some).map_err(|e| JobError::Plan(format!("{}: unreadable: {e}", self.path)));
+                }
+                self.reader = None;
+            }
+            let groups = self.meta.metadata().row_groups();
+            let Some(rg) = groups.get(self.group) else { return Ok(None) };
+            let spans = rg.columns().iter().map(|c| c.byte_range());
+            let start = spans.clone().map(|(s, _)| s).min().unwrap_or(0);
+            let end = spans.map(|(s, l)| s + l).max().unwrap_or(0).min(self.size);
+            let bytes = self.lake.get_range(&self.path, start..end)?;
+            let window = Window { base: start, bytes, size: self.size };
+            let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(window, self.meta.clone())
+                .with_row_groups(vec![self.group])
+                .with_batch_size(READ_ROWS)
+                .build()
+                .map_err(|e| JobError::Plan(format!("{}: unreadable: {e}", self.path)))?;
+            self.reader = Some(reader);
+            self.group += 1;
+        }
     }
 
     /// The segment of the next row, reading the next batch when this one is done.
@@ -42,9 +85,9 @@ impl Cursor {
                     return Ok(Some(segs(b, &self.path)?.value(self.at)));
                 }
             }
-            match self.reader.next() {
+            match self.next_batch()? {
                 Some(b) => {
-                    self.batch = Some(b.map_err(|e| JobError::Plan(format!("{}: unreadable: {e}", self.path)))?);
+                    self.batch = Some(b);
                     self.at = 0;
                 }
                 None => {
@@ -75,10 +118,11 @@ fn segs<'b>(b: &'b RecordBatch, path: &str) -> Result<&'b arrow_array::Int64Arra
         .ok_or_else(|| JobError::Plan(format!("{path}: no {SEG} column: not a shard's results")))
 }
 
-/// Merges `table` from the shards' files `paths` (shard 0 first) into `sinks`, whose
-/// `table` is open with `schema`. Returns the rows written.
-pub fn merge_table(lake: &Lake, paths: &[String], table: &'static str, schema: &SchemaRef, sinks: &mut Sinks<'_>) -> Result<u64, JobError> {
-    let mut cursors = paths.iter().map(|p| Cursor::open(lake, p)).collect::<Result<Vec<_>, _>>()?;
+/// Merges `table` from the shards' files `files` (path and size, shard 0 first) into
+/// `sinks`, whose `table` is open with `schema`. Returns the rows written.
+pub fn merge_table(lake: &Lake, files: &[(String, u64)], table: &'static str, schema: &SchemaRef, sinks: &mut Sinks<'_>) -> Result<u64, JobError> {
+    let mut cursors = files.iter().map(|(p, size)| Cursor::open(lake, p, *size, schema)).collect::<Result<Vec<_>, _>>()?;
+    let paths: Vec<&str> = files.iter().map(|(p, _)| p.as_str()).collect();
     let mut rows = 0u64;
     loop {
         let mut seg: Option<i64> = None;
@@ -107,8 +151,20 @@ fn merged(parts: &[RecordBatch], schema: &SchemaRef, from: &str) -> Result<Recor
         .iter()
         .map(|p| p.column_by_name(KEY).and_then(|c| c.as_binary_opt::<i32>()).ok_or_else(|| JobError::Plan(format!("{from}: no {KEY} column"))))
         .collect::<Result<_, _>>()?;
-    let mut order: Vec<(usize, usize)> = parts.iter().enumerate().flat_map(|(p, b)| (0..b.num_rows()).map(move |r| (p, r))).collect();
-    order.sort_by(|a, b| keys[a.0].value(a.1).cmp(keys[b.0].value(b.1)));
+    // Each part's rows stand in key order, most in runs of one key (an account's):
+    // the runs are ordered, stably, rather than the rows.
+    let mut runs: Vec<(&[u8], usize, usize, usize)> = Vec::new();
+    for (p, k) in keys.iter().enumerate() {
+        let mut r = 0;
+        while r < k.len() {
+            let key = k.value(r);
+            let end = (r + 1..k.len()).find(|&i| k.value(i) != key).unwrap_or(k.len());
+            runs.push((key, p, r, end));
+            r = end;
+        }
+    }
+    runs.sort_by(|a, b| a.0.cmp(b.0));
+    let order: Vec<(usize, usize)> = runs.iter().flat_map(|&(_, p, from, to)| (from..to).map(move |r| (p, r))).collect();
     let mut columns: Vec<ArrayRef> = Vec::with_capacity(schema.fields().len());
     for field in schema.fields() {
         let arrays: Vec<&dyn Array> = parts
@@ -116,7 +172,7 @@ fn merged(parts: &[RecordBatch], schema: &SchemaRef, from: &str) -> Result<Recor
             .map(|p| p.column_by_name(field.name()).map(|c| c.as_ref()).ok_or_else(|| JobError::Plan(format!("{from}: no column {}", field.name()))))
             .collect::<Result<_, _>>()?;
         let column = match arrays.is_empty() {
-            true => arrow_array::new_empty_array(&read_type(field.data_type())),
+            true => arrow_array::new_empty_array(field.data_type()),
             false => arrow_select::interleave::interleave(&arrays, &order).map_err(|e| JobError::Bug(format!("merging {}: {e}", field.name())))?,
         };
         columns.push(as_type(column, field.data_type(), field.name())?);
@@ -124,18 +180,9 @@ fn merged(parts: &[RecordBatch], schema: &SchemaRef, from: &str) -> Result<Recor
     RecordBatch::try_new(schema.clone(), columns).map_err(|e| JobError::Bug(format!("merged rows of {from}: {e}")))
 }
 
-/// The type a column of `target` type reads back as: a keyed string is a string in
-/// the file.
-fn read_type(target: &DataType) -> DataType {
-    match target {
-        DataType::Dictionary(_, v) => v.as_ref().clone(),
-        t => t.clone(),
-    }
-}
-
-/// A column read back, in its table's type: strings the close carries as keys into
-/// their distinct values are keyed again (the encoder writes the same bytes for any
-/// keys of the same values).
+/// A column read back, in its table's type. Keyed strings are read back keyed; should
+/// a reader give them plain, they are keyed again (the encoder writes the same bytes
+/// for any keys of the same values).
 fn as_type(column: ArrayRef, target: &DataType, name: &str) -> Result<ArrayRef, JobError> {
     if column.data_type() == target {
         return Ok(column);
@@ -146,5 +193,41 @@ fn as_type(column: ArrayRef, target: &DataType, name: &str) -> Result<ArrayRef, 
             Ok(Arc::new(keyed))
         }
         (found, _) => Err(JobError::Plan(format!("column {name} reads back as {found}, not {target}"))),
+    }
+}
+
+/// A byte range of a file, fetched whole, served as the file to the Parquet reader
+/// (which reads only that row group's column chunks from it).
+struct Window {
+    base: u64,
+    bytes: Bytes,
+    size: u64,
+}
+
+impl Window {
+    fn slice(&self, start: u64, len: usize) -> parquet::errors::Result<Bytes> {
+        let from = start.checked_sub(self.base).map(|s| s as usize).filter(|&s| s + len <= self.bytes.len());
+        from.map(|s| self.bytes.slice(s..s + len))
+            .ok_or_else(|| parquet::errors::ParquetError::General(format!("bytes {start}+{len} outside the row group read")))
+    }
+}
+
+impl Length for Window {
+    fn len(&self) -> u64 {
+        self.size
+    }
+}
+
+impl ChunkReader for Window {
+    type T = bytes::buf::Reader<Bytes>;
+
+    fn get_read(&self, start: u64) -> parquet::errors::Result<Self::T> {
+        use bytes::Buf;
+        let rest = (self.base + self.bytes.len() as u64).saturating_sub(start) as usize;
+        Ok(self.slice(start, rest)?.reader())
+    }
+
+    fn get_bytes(&self, start: u64, length: usize) -> parquet::errors::Result<Bytes> {
+        self.slice(start, length)
     }
 }

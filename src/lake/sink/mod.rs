@@ -80,15 +80,24 @@ pub struct TableSink {
     /// (`None`: the schema has nested columns, and nothing is repeated).
     may_copy: Option<Vec<Vec<usize>>>,
     group_rows: usize,
+    /// Rows per row group.
+    group_max: usize,
     groups: usize,
     rows: u64,
 }
 
 impl TableSink {
     pub fn create(lake: &Lake, rel: &str, schema: SchemaRef) -> LakeResult<TableSink> {
+        TableSink::create_with(lake, rel, schema, ROW_GROUP_ROWS)
+    }
+
+    /// [`TableSink::create`] with row groups of `group_max` rows (a shard's results,
+    /// read back a row group at a time by the commit).
+    pub fn create_with(lake: &Lake, rel: &str, schema: SchemaRef, group_max: usize) -> LakeResult<TableSink> {
+        let group_max = group_max.max(1);
         let mut props = WriterProperties::builder()
             .set_compression(Compression::SNAPPY)
-            .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+            .set_max_row_group_row_count(Some(group_max))
             .set_created_by(format!("billrun {}", env!("CARGO_PKG_VERSION")));
         for field in schema.fields() {
             if NEARLY_UNIQUE.contains(&field.name().as_str()) {
@@ -119,7 +128,19 @@ impl TableSink {
         let (file, factory) = writer.into_serialized_writer().map_err(|e| io_err(lake, rel, e))?;
         let may_copy = same_settings(&schema, &file);
         let own = own_encoders(&schema, &file);
-        Ok(TableSink { rel: rel.to_string(), file, factory, group: Vec::new(), own, copy_of: Vec::new(), may_copy, group_rows: 0, groups: 0, rows: 0 })
+        Ok(TableSink {
+            rel: rel.to_string(),
+            file,
+            factory,
+            group: Vec::new(),
+            own,
+            copy_of: Vec::new(),
+            may_copy,
+            group_rows: 0,
+            group_max,
+            groups: 0,
+            rows: 0,
+        })
     }
 
     pub fn write(&mut self, lake: &Lake, batch: &RecordBatch) -> LakeResult<()> {
@@ -134,7 +155,7 @@ impl TableSink {
             if self.group.is_empty() {
                 self.group = self.factory.create_column_writers(self.groups)?;
             }
-            let take = (ROW_GROUP_ROWS - self.group_rows).min(batch.num_rows() - at);
+            let take = (self.group_max - self.group_rows).min(batch.num_rows() - at);
             let part = batch.slice(at, take);
             if self.group_rows == 0 {
                 self.copy_of = copy_of.clone();
@@ -164,7 +185,7 @@ impl TableSink {
             self.group_rows += take;
             self.rows += take as u64;
             at += take;
-            if self.group_rows == ROW_GROUP_ROWS {
+            if self.group_rows == self.group_max {
                 self.close_group()?;
             }
         }
