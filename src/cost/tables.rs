@@ -57,39 +57,51 @@ pub fn change_pct(cur: Dec, prev: Dec) -> Option<Dec> {
     crate::decimal::mul_div_round(diff.0, 100 * 10_000_000_000, prev.0).and_then(Dec::within).map(|v| v.round_dp(2))
 }
 
-/// The analysis rows of a period. `previous` holds each account's total effective cost
-/// of the period before, where it was closed.
-pub fn analysis_batch(book: &CostBook, n: &Names<'_>, previous: &FxHashMap<String, Dec>) -> Result<RecordBatch, crate::decimal::Overflow> {
+/// Rows of a batch of the analysis table: the close writes it in batches of this many
+/// rows as it computes them, so that a large region's analysis (millions of rows) is
+/// never held whole; the commit of a period in shards writes the same batches.
+pub const ANALYSIS_BATCH_ROWS: usize = 64 * 1024;
+
+/// The analysis rows of a period, handed to `each` in batches of
+/// [`ANALYSIS_BATCH_ROWS`] (the last one shorter; one empty batch for no rows).
+/// `previous` holds each account's total effective cost of the period before, where
+/// it was closed.
+pub fn analysis_batches<E: From<crate::decimal::Overflow>>(
+    book: &CostBook,
+    n: &Names<'_>,
+    previous: &FxHashMap<String, Dec>,
+    each: impl FnMut(RecordBatch) -> Result<(), E>,
+) -> Result<(), E> {
     let period: Period = n.period;
+    let mut out = Batches { rows: Vec::with_capacity(ANALYSIS_BATCH_ROWS), names: n, each, written: false };
     let mut comp: Vec<_> = book.composition.iter().collect();
     comp.sort_by(|a, b| a.0.cmp(b.0));
-    // Sized once: a large region's analysis is millions of rows, and a vector grown by
-    // doubling holds the old and the new buffers at once while it copies.
-    let mut rows: Vec<Row> = Vec::with_capacity(comp.len() + 2 * book.daily.len() + 2 * n.accounts.len() + book.resources.len().min(TOP * n.accounts.len()));
     for ((acct, dim, key), s) in comp {
-        rows.push(Row { account: *acct, view: "composition", dimension: dim, key: key.clone(), sums: Some(*s), effective: s.effective, ..Row::default() });
+        out.push(Row { account: *acct, view: "composition", dimension: dim, key: key.clone(), sums: Some(*s), effective: s.effective, ..Row::default() })?;
     }
     let mut daily: Vec<_> = book.daily.iter().collect();
     daily.sort_by(|a, b| a.0.cmp(b.0));
     let mut monthly: FxHashMap<u32, Sums> = FxHashMap::default();
-    let mut mtd: FxHashMap<u32, Dec> = FxHashMap::default();
-    let days_in_period = (period.end() - period.start()) / DAY;
-    let mut forecasts = Vec::with_capacity(book.daily.len());
-    for ((acct, day), s) in daily {
-        rows.push(Row {
+    for ((acct, day), s) in &daily {
+        out.push(Row {
             account: *acct,
             view: "daily",
             dimension: "day",
-            key: crate::time::format_ts(day * DAY)[..10].to_string(),
-            date: Some(day * DAY),
-            sums: Some(*s),
+            key: crate::time::format_ts(*day * DAY)[..10].to_string(),
+            date: Some(*day * DAY),
+            sums: Some(**s),
             effective: s.effective,
             ..Row::default()
-        });
+        })?;
         let m = monthly.entry(*acct).or_default();
         m.billed = m.billed.plus(s.billed, "cost total")?;
         m.effective = m.effective.plus(s.effective, "cost total")?;
         m.list = m.list.plus(s.list, "cost total")?;
+    }
+    // The forecasts, after every daily row: a second walk of the days.
+    let days_in_period = (period.end() - period.start()) / DAY;
+    let mut mtd: FxHashMap<u32, Dec> = FxHashMap::default();
+    for ((acct, day), s) in &daily {
         let to_date = mtd.entry(*acct).or_default();
         *to_date = to_date.plus(s.effective, "cost total")?;
         let elapsed = (day * DAY - period.start()) / DAY + 1;
@@ -98,23 +110,24 @@ pub fn analysis_batch(book: &CostBook, n: &Names<'_>, previous: &FxHashMap<Strin
                 .and_then(Dec::within)
                 .ok_or(crate::decimal::Overflow { figure: "forecast" })?
                 .round_dp(2);
-            forecasts.push(Row {
+            let to_date = *to_date;
+            out.push(Row {
                 account: *acct,
                 view: "forecast",
                 dimension: "month_to_date",
                 key: crate::time::format_ts(day * DAY)[..10].to_string(),
                 date: Some(day * DAY),
-                effective: *to_date,
+                effective: to_date,
                 forecast: Some(f),
                 ..Row::default()
-            });
+            })?;
         }
     }
-    rows.extend(forecasts);
+    drop(daily);
     for (i, a) in n.accounts.iter().enumerate() {
         let acct = i as u32;
         let m = monthly.get(&acct).copied().unwrap_or_default();
-        rows.push(Row {
+        out.push(Row {
             account: acct,
             view: "monthly",
             dimension: "period",
@@ -123,9 +136,9 @@ pub fn analysis_batch(book: &CostBook, n: &Names<'_>, previous: &FxHashMap<Strin
             sums: Some(m),
             effective: m.effective,
             ..Row::default()
-        });
+        })?;
         let prev = previous.get(&a.account_id).copied();
-        rows.push(Row {
+        out.push(Row {
             account: acct,
             view: "period_over_period",
             dimension: "period",
@@ -134,7 +147,7 @@ pub fn analysis_batch(book: &CostBook, n: &Names<'_>, previous: &FxHashMap<Strin
             previous: prev,
             change_pct: prev.and_then(|p| change_pct(m.effective, p)),
             ..Row::default()
-        });
+        })?;
     }
     let mut by_acct: FxHashMap<u32, Vec<(&String, &Sums)>> = FxHashMap::default();
     for ((acct, r), (s, _)) in &book.resources {
@@ -145,7 +158,7 @@ pub fn analysis_batch(book: &CostBook, n: &Names<'_>, previous: &FxHashMap<Strin
     for (acct, mut rs) in accts {
         rs.sort_by(|a, b| b.1.effective.cmp(&a.1.effective).then(a.0.cmp(b.0)));
         for (k, (r, s)) in rs.into_iter().take(TOP).enumerate() {
-            rows.push(Row {
+            out.push(Row {
                 account: acct,
                 view: "top_resources",
                 dimension: "resource",
@@ -154,9 +167,45 @@ pub fn analysis_batch(book: &CostBook, n: &Names<'_>, previous: &FxHashMap<Strin
                 sums: Some(*s),
                 effective: s.effective,
                 ..Row::default()
-            });
+            })?;
         }
     }
+    out.finish()
+}
+
+/// Rows gathered into batches of [`ANALYSIS_BATCH_ROWS`], each handed on when full.
+struct Batches<'n, 'a, F> {
+    rows: Vec<Row>,
+    names: &'n Names<'a>,
+    each: F,
+    written: bool,
+}
+
+impl<E, F: FnMut(RecordBatch) -> Result<(), E>> Batches<'_, '_, F> {
+    fn push(&mut self, row: Row) -> Result<(), E> {
+        self.rows.push(row);
+        if self.rows.len() == ANALYSIS_BATCH_ROWS {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), E> {
+        let batch = analysis_columns(&self.rows, self.names);
+        self.rows.clear();
+        self.written = true;
+        (self.each)(batch)
+    }
+
+    fn finish(mut self) -> Result<(), E> {
+        if !self.rows.is_empty() || !self.written {
+            self.flush()?;
+        }
+        Ok(())
+    }
+}
+
+fn analysis_columns(rows: &[Row], n: &Names<'_>) -> RecordBatch {
     let cols: Vec<ArrayRef> = vec![
         col_str(rows.iter().map(|r| Some(n.account(r.account).account_id.as_str()))),
         col_str(rows.iter().map(|r| Some(n.account(r.account).currency.as_str()))),
@@ -172,7 +221,7 @@ pub fn analysis_batch(book: &CostBook, n: &Names<'_>, previous: &FxHashMap<Strin
         col_dec(rows.iter().map(|r| r.change_pct)),
         col_dec(rows.iter().map(|r| r.forecast)),
     ];
-    Ok(RecordBatch::try_new(analysis_schema(), cols).expect("analysis columns match the schema"))
+    RecordBatch::try_new(analysis_schema(), cols).expect("analysis columns match the schema")
 }
 
 pub fn allocation_schema() -> SchemaRef {

@@ -286,7 +286,6 @@ fn close_tables(
         ("bills/invoices", out::invoices_batch(&res.invoices, names)),
         ("bills/account_status", out::account_status_batch(&res.status, names)),
         ("bills/package_ledger", out::package_ledger_batch(&res.ledger, names)),
-        ("cost/analysis", crate::cost::tables::analysis_batch(cost, names, previous)?),
         ("cost/allocation", crate::cost::tables::allocation_batch(cost, names)),
         ("state", state_batch(&res.closing)),
     ];
@@ -294,6 +293,9 @@ fn close_tables(
         sinks.create(t, batch.schema())?;
         sinks.write(t, PERIOD, &batch, || whole_keys(t, &batch))?;
     }
+    let t = "cost/analysis";
+    sinks.create(t, crate::cost::tables::analysis_schema())?;
+    crate::cost::tables::analysis_batches(cost, names, previous, |b| sinks.write(t, PERIOD, &b, || whole_keys(t, &b)))?;
     // Restatements: the published invoices against the new ones.
     let mut restated = 0;
     let restatements_rel = table_path("bills/restatements", period);

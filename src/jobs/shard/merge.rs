@@ -139,7 +139,18 @@ pub fn merge_table(lake: &Lake, files: &[(String, u64)], table: &'static str, sc
         }
         let batch = merged(&parts, schema, &paths.join(", "))?;
         rows += batch.num_rows() as u64;
-        sinks.write(table, seg, &batch, || Ok(Vec::new()))?;
+        // In the batches the close writes: one a segment, but the cost analysis in
+        // batches of a fixed number of rows.
+        let size = match table {
+            "cost/analysis" => crate::cost::tables::ANALYSIS_BATCH_ROWS,
+            _ => batch.num_rows().max(1),
+        };
+        let mut at = 0;
+        while at < batch.num_rows() {
+            let len = size.min(batch.num_rows() - at);
+            sinks.write(table, seg, &batch.slice(at, len), || Ok(Vec::new()))?;
+            at += len;
+        }
     }
     Ok(rows)
 }
