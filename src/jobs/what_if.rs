@@ -17,41 +17,113 @@ use std::time::Instant;
 
 /// Each account's pay-per-use sum of every hour it was settled, as the period's
 /// rating found them: what a partial what-if run adds for the rows it does not rate.
-/// Kept hour by hour, each hour's in account order, as the what-if run reads them.
+/// Kept hour by hour, each hour's in account order, as the what-if run reads them:
+/// in memory, or — for a close given a spill directory — in a file of its own, 20
+/// bytes an account-hour, read back an hour at a time (a large region's month is
+/// hundreds of MB of them).
 pub(crate) struct HourSums {
     /// Per hour: the accounts settled, ascending, and their sums.
     hours: BTreeMap<Micros, (Vec<u32>, Vec<Dec>)>,
+    /// The file the hours go to, and per hour where its records lie in it.
+    spilled: Option<Spilled>,
 }
 
+struct Spilled {
+    path: std::path::PathBuf,
+    file: std::io::BufWriter<std::fs::File>,
+    at: u64,
+    index: BTreeMap<Micros, Vec<(u64, usize)>>,
+}
+
+impl Drop for Spilled {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Bytes of a spilled account-hour: the account, then the sum.
+const RECORD: usize = 20;
+
 impl HourSums {
-    pub(crate) fn new() -> HourSums {
-        HourSums { hours: BTreeMap::new() }
+    /// Hour sums held in memory, or spilled to a file under `spill`.
+    pub(crate) fn new(spill: Option<&std::path::Path>) -> Result<HourSums, JobError> {
+        let spilled = match spill {
+            None => None,
+            Some(dir) => {
+                use std::sync::atomic::{AtomicU64, Ordering};
+                static NEXT: AtomicU64 = AtomicU64::new(0);
+                let path = dir.join(format!("billrun-hour-sums-{}-{}.bin", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed)));
+                let file = std::fs::File::options().create_new(true).read(true).write(true).open(&path).map_err(|e| spill_err(&path, e))?;
+                Some(Spilled { path, file: std::io::BufWriter::with_capacity(1 << 20, file), at: 0, index: BTreeMap::new() })
+            }
+        };
+        Ok(HourSums { hours: BTreeMap::new(), spilled })
     }
 
-    pub(crate) fn record(&mut self, settlements: &[crate::rules::records::Settlement]) {
-        let mut touched: Vec<Micros> = Vec::new();
+    pub(crate) fn record(&mut self, settlements: &[crate::rules::records::Settlement]) -> Result<(), JobError> {
+        let mut by_hour: BTreeMap<Micros, Vec<(u32, Dec)>> = BTreeMap::new();
         for s in settlements {
-            let (accounts, sums) = self.hours.entry(s.hour_start).or_default();
-            accounts.push(s.account);
-            sums.push(s.line_amount);
-            if touched.last() != Some(&s.hour_start) {
-                touched.push(s.hour_start);
-            }
+            by_hour.entry(s.hour_start).or_default().push((s.account, s.line_amount));
         }
-        // An hour's settlements come in account order; kept so if they did not.
-        for hour in touched {
-            if let Some((accounts, sums)) = self.hours.get_mut(&hour).filter(|(a, _)| !a.is_sorted()) {
-                let mut both: Vec<(u32, Dec)> = accounts.iter().copied().zip(sums.iter().copied()).collect();
+        for (hour, mut both) in by_hour {
+            // An hour's settlements come in account order; kept so if they did not.
+            if !both.is_sorted_by_key(|x| x.0) {
                 both.sort_by_key(|x| x.0);
-                (*accounts, *sums) = both.into_iter().unzip();
+            }
+            match &mut self.spilled {
+                Some(sp) => {
+                    use std::io::Write;
+                    for (a, d) in &both {
+                        let mut rec = [0u8; RECORD];
+                        rec[..4].copy_from_slice(&a.to_le_bytes());
+                        rec[4..].copy_from_slice(&d.0.to_le_bytes());
+                        sp.file.write_all(&rec).map_err(|e| spill_err(&sp.path, e))?;
+                    }
+                    sp.index.entry(hour).or_default().push((sp.at, both.len()));
+                    sp.at += (both.len() * RECORD) as u64;
+                }
+                None => {
+                    let (accounts, sums) = self.hours.entry(hour).or_default();
+                    accounts.extend(both.iter().map(|x| x.0));
+                    sums.extend(both.iter().map(|x| x.1));
+                    if !accounts.is_sorted() {
+                        let mut again: Vec<(u32, Dec)> = accounts.iter().copied().zip(sums.iter().copied()).collect();
+                        again.sort_by_key(|x| x.0);
+                        (*accounts, *sums) = again.into_iter().unzip();
+                    }
+                }
             }
         }
+        Ok(())
     }
 
     /// The hour's accounts and sums, in account order.
-    fn of(&self, hour: Micros) -> (&[u32], &[Dec]) {
-        self.hours.get(&hour).map_or((&[], &[]), |(a, s)| (a.as_slice(), s.as_slice()))
+    fn of(&mut self, hour: Micros) -> Result<(Vec<u32>, Vec<Dec>), JobError> {
+        let Some(sp) = &mut self.spilled else {
+            return Ok(self.hours.get(&hour).map_or_else(Default::default, |(a, s)| (a.clone(), s.clone())));
+        };
+        use std::io::Write;
+        use std::os::unix::fs::FileExt;
+        sp.file.flush().map_err(|e| spill_err(&sp.path, e))?;
+        let mut both: Vec<(u32, Dec)> = Vec::new();
+        for &(at, n) in sp.index.get(&hour).map(Vec::as_slice).unwrap_or(&[]) {
+            let mut bytes = vec![0u8; n * RECORD];
+            sp.file.get_ref().read_exact_at(&mut bytes, at).map_err(|e| spill_err(&sp.path, e))?;
+            both.extend(bytes.chunks_exact(RECORD).map(|r| {
+                let a = u32::from_le_bytes(r[..4].try_into().expect("4 bytes"));
+                let d = i128::from_le_bytes(r[4..].try_into().expect("16 bytes"));
+                (a, Dec(d))
+            }));
+        }
+        if !both.is_sorted_by_key(|x| x.0) {
+            both.sort_by_key(|x| x.0);
+        }
+        Ok(both.into_iter().unzip())
     }
+}
+
+fn spill_err(path: &std::path::Path, e: std::io::Error) -> JobError {
+    JobError::Plan(format!("the hour sums' spill file {}: {e} (set [run] spill_dir to a folder with room)", path.display()))
 }
 
 /// Per account of `wanted` (ascending), the part of the hour's sum `all` that `part`
@@ -120,7 +192,7 @@ impl WhatIf<'_> {
         usage: &mut Usage<'_>,
         hours: &BTreeMap<Micros, Vec<u32>>,
         verdicts: &FxHashMap<FileRow, crate::rules::checks::Rejection>,
-        hour_sums: &HourSums,
+        hour_sums: &mut HourSums,
     ) -> Result<Vec<crate::cost::recommend::Recommendation>, JobError> {
         recommend(self, usage, hours, verdicts, hour_sums)
     }
@@ -131,7 +203,7 @@ fn recommend(
     usage: &mut Usage<'_>,
     hours: &BTreeMap<Micros, Vec<u32>>,
     verdicts: &FxHashMap<FileRow, crate::rules::checks::Rejection>,
-    hour_sums: &HourSums,
+    hour_sums: &mut HourSums,
 ) -> Result<Vec<crate::cost::recommend::Recommendation>, JobError> {
     use crate::cost::recommend::{self as rec, Purchase};
     use crate::engine::RowFilter;
@@ -195,7 +267,8 @@ fn recommend(
                     if !part.is_sorted_by_key(|x| x.0) {
                         part.sort_by_key(|x| x.0);
                     }
-                    let unrated = unrated_sums(&idx, hour_sums.of(res.hour), &part, &mut astray)?;
+                    let (accounts, sums) = hour_sums.of(res.hour)?;
+                    let unrated = unrated_sums(&idx, (&accounts, &sums), &part, &mut astray)?;
                     rerated += chunks.iter().map(|c| c.len as u64).sum::<u64>();
                     tx.send((res.hour, unrated, chunks.to_vec())).map_err(|_| JobError::Bug("the what-if rating stopped".into()))
                 });
@@ -254,8 +327,48 @@ fn recommend(
 
 #[cfg(test)]
 mod tests {
-    use super::unrated_sums;
+    use super::{unrated_sums, HourSums};
     use crate::decimal::Dec;
+
+    /// Hour sums spilled to a file give back what hour sums in memory give, hour by
+    /// hour in account order, and the file is removed with them.
+    #[test]
+    fn spilled_hour_sums_are_those_in_memory() {
+        use crate::rules::records::Settlement;
+        let dir = tempdir();
+        let (mut memory, mut spilled) = (HourSums::new(None).unwrap(), HourSums::new(Some(&dir)).unwrap());
+        let at = |h: i64, a: u32, cents: i128| Settlement {
+            account: a,
+            hour_start: h * 3_600_000_000,
+            line_amount: Dec(cents * 100_000_000 + a as i128),
+            deduction: Dec::ZERO,
+            truncated: Dec::ZERO,
+            balance_after: Dec::ZERO,
+            state: crate::model::Phase::Active,
+        };
+        let hours = [vec![at(0, 1, 5), at(0, 4, -7), at(0, 9, 1)], vec![at(1, 3, 2), at(1, 2, 8)], vec![], vec![at(3, 0, i128::from(i64::MAX))]];
+        for h in &hours {
+            memory.record(h).unwrap();
+            spilled.record(h).unwrap();
+        }
+        for h in 0..5 {
+            let hour = h * 3_600_000_000;
+            let (m, s) = (memory.of(hour).unwrap(), spilled.of(hour).unwrap());
+            assert_eq!(m, s, "hour {h}");
+            assert!(m.0.is_sorted());
+        }
+        assert_eq!(memory.of(3_600_000_000).unwrap().0, vec![2, 3]);
+        let file = spilled.spilled.as_ref().unwrap().path.clone();
+        assert!(file.exists());
+        drop(spilled);
+        assert!(!file.exists(), "the spill file is removed");
+    }
+
+    fn tempdir() -> std::path::PathBuf {
+        let d = std::env::temp_dir().join(format!("billrun-what-if-test-{}", std::process::id()));
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
 
     /// Each wanted account gets its hour's sum less the part rated again (the whole
     /// sum when none was); an account the hour did not settle gets nothing, or goes

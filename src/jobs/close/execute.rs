@@ -59,7 +59,7 @@ pub(crate) fn execute_with(
     let writer = HourWriter::new(job, p, &engine, &ids)?;
     let hourly = rate_period(writer, &mut usage, hours, &mut engine, &verdicts)?;
     tracing::info!(rows = hourly.report.rows_in, secs = t.elapsed().as_secs_f64(), "rated");
-    let HourWriter { mut report, sinks, mut cost, mut written, settled, hour_sums, .. } = hourly;
+    let HourWriter { mut report, sinks, mut cost, mut written, settled, mut hour_sums, .. } = hourly;
 
     // The close: what only the whole period determines.
     let res = engine.finish()?;
@@ -85,7 +85,7 @@ pub(crate) fn execute_with(
         let closing = scope.spawn(|| close_tables(sinks, &globals, &res, &names, &cost, &previous, &engine.accounts, &settled, &run_id, &job.reason));
         let what_if =
             what_if::WhatIf { engine: &engine, period: &res, cost: &cost, offers: &p.offers, reference: &p.reference, opening: &p.opening, shard: job.shard };
-        let recommendations = what_if.recommend(&mut usage, hours, &verdicts, &hour_sums);
+        let recommendations = what_if.recommend(&mut usage, hours, &verdicts, &mut hour_sums);
         let closed = closing.join().map_err(|_| JobError::Bug("the closing writers panicked".into()));
         (recommendations, closed)
     });
@@ -149,7 +149,7 @@ impl<'a> HourWriter<'a> {
             report: p.report.clone(),
             written: Vec::new(),
             settled: BTreeMap::new(),
-            hour_sums: what_if::HourSums::new(),
+            hour_sums: what_if::HourSums::new(job.spill_dir.as_deref())?,
             fault: job.fault,
         })
     }
@@ -182,7 +182,7 @@ impl<'a> HourWriter<'a> {
         written_lines?;
         observed?;
         self.cost.observe_settlements(&res.settlements)?;
-        self.hour_sums.record(&res.settlements);
+        self.hour_sums.record(&res.settlements)?;
         for st in &res.settlements {
             if self.hourly_hours.contains(&st.hour_start) {
                 self.settled.insert((st.account, st.hour_start), st.deduction);
