@@ -191,6 +191,42 @@ fn a_month_closes_on_s3_with_transient_faults_and_matches_local() {
     }
 }
 
+/// A period in three shards and its commit with both lakes on S3, through transient
+/// faults on the shards' reads (the commit's reads are ranged) and uploads: the
+/// single close's bytes, and no shard results left on the store.
+#[test]
+fn a_period_in_shards_on_s3_matches_the_local_close() {
+    let s3 = S3Server::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let local = tmp.path().join("lake");
+    generate(&local, &["--days", "4"]);
+    let mut c = billrun();
+    s3.apply_env(&mut c).args(["generate", "--out", &s3.url("in"), "--accounts", "12", "--resources", "3", "--days", "4"]);
+    run_ok(&mut c);
+    for k in 0..3 {
+        s3.faults.fail_next_op("GetObject", 2, FaultKind::SlowDown);
+        let mut c = billrun();
+        s3.apply_env(&mut c).args(["run", "--period", "2026-01", "--shard", &format!("{k}/3"), "--input", &s3.url("in"), "--output", &s3.url("out")]);
+        run_ok(&mut c);
+    }
+    s3.faults.fail_next_op("GetObject", 2, FaultKind::SlowDown);
+    s3.faults.fail_next_op("UploadPart", 1, FaultKind::ServiceUnavailable);
+    let mut c = billrun();
+    s3.apply_env(&mut c).args(["commit", "--period", "2026-01", "--shards", "3", "--input", &s3.url("in"), "--output", &s3.url("out")]);
+    run_ok(&mut c);
+    assert!(s3.faults.injected().len() >= 8, "faults were injected: {:?}", s3.faults.injected());
+    run_ok(billrun().args(["run", "--period", "2026-01", "--input"]).arg(&local));
+    let remote = outputs(&s3.bucket_dir().join("out"));
+    let here = outputs(&local);
+    assert_eq!(remote.iter().map(|f| &f.0).collect::<Vec<_>>(), here.iter().map(|f| &f.0).collect::<Vec<_>>());
+    for (a, b) in remote.iter().zip(&here) {
+        assert!(a.1 == b.1, "{} differs between the shards on S3 and the local close", a.0);
+    }
+    let left: Vec<String> =
+        files(&s3.bucket_dir().join("out")).into_iter().map(|f| f.0).filter(|p| p.starts_with("_shards") || p.starts_with("_locks")).collect();
+    assert!(left.is_empty(), "left on the store: {left:?}");
+}
+
 #[test]
 fn a_permanent_s3_error_fails_the_run_and_publishes_nothing() {
     let s3 = S3Server::start();
