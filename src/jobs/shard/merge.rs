@@ -15,6 +15,7 @@ use arrow_schema::{DataType, SchemaRef};
 use bytes::Bytes;
 use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
 use parquet::file::reader::{ChunkReader, Length};
+use rayon::prelude::*;
 use std::sync::Arc;
 
 /// Rows read from a shard's file at a time.
@@ -125,18 +126,12 @@ pub fn merge_table(lake: &Lake, files: &[(String, u64)], table: &'static str, sc
     let paths: Vec<&str> = files.iter().map(|(p, _)| p.as_str()).collect();
     let mut rows = 0u64;
     loop {
-        let mut seg: Option<i64> = None;
-        for c in &mut cursors {
-            if let Some(s) = c.next_seg()? {
-                seg = Some(seg.map_or(s, |m: i64| m.min(s)));
-            }
-        }
-        let Some(seg) = seg else { break };
+        // The shards' files are read and decoded side by side (a row group each).
+        let next: Vec<Option<i64>> = cursors.par_iter_mut().map(Cursor::next_seg).collect::<Result<_, _>>()?;
+        let Some(seg) = next.into_iter().flatten().min() else { break };
         // The segment's rows of every shard, shard by shard, each in its own order.
-        let mut parts: Vec<RecordBatch> = Vec::new();
-        for c in &mut cursors {
-            parts.extend(c.take(seg)?);
-        }
+        let taken: Vec<Vec<RecordBatch>> = cursors.par_iter_mut().map(|c| c.take(seg)).collect::<Result<_, _>>()?;
+        let parts: Vec<RecordBatch> = taken.into_iter().flatten().collect();
         let batch = merged(&parts, schema, &paths.join(", "))?;
         rows += batch.num_rows() as u64;
         // In the batches the close writes: one a segment, but the cost analysis in
