@@ -69,25 +69,12 @@ pub fn read_usage_file_of(file_idx: u32, f: &UsageFile, bytes: Bytes, wanted: &c
         let mask = ProjectionMask::columns(schema, read);
         b.with_projection(mask)
     })?;
-    let mut rows: Vec<u32> = Vec::new();
-    let mut kept = Vec::with_capacity(batches.len());
-    let mut first = 0u32;
-    for b in batches {
-        let ids = StrCol::of(&b, "account_id").map_err(|p| col_err(&f.path, "account_id", p))?;
+    let (kept, rows) = keep_rows(f, batches, |b, ids| {
         // A key column that is missing or of another type selects as null here; the
         // rows selected are checked afterwards.
-        let [sku, region, resource, pool] = [KEYS[1], KEYS[2], KEYS[3], KEYS[4]].map(|k| StrCol::of(&b, k).ok());
-        let keep = crate::engine::select_rows(b.num_rows(), [Some(&ids), sku.as_ref(), region.as_ref(), resource.as_ref(), pool.as_ref()], wanted);
-        let before = rows.len();
-        rows.extend(keep.iter().enumerate().filter(|(_, &k)| k).map(|(r, _)| first + r as u32));
-        first = first.saturating_add(b.num_rows() as u32);
-        if rows.len() == before {
-            continue;
-        }
-        let filtered = arrow_select::filter::filter_record_batch(&b, &arrow_array::BooleanArray::from(keep))
-            .map_err(|e| InputError::Corrupt { file: f.path.clone(), why: e.to_string() })?;
-        kept.push(filtered);
-    }
+        let [sku, region, resource, pool] = [KEYS[1], KEYS[2], KEYS[3], KEYS[4]].map(|k| StrCol::of(b, k).ok());
+        crate::engine::select_rows(b.num_rows(), [Some(ids), sku.as_ref(), region.as_ref(), resource.as_ref(), pool.as_ref()], wanted)
+    })?;
     if rows.is_empty() {
         return Ok(Vec::new());
     }
@@ -99,12 +86,23 @@ pub fn read_usage_file_of(file_idx: u32, f: &UsageFile, bytes: Bytes, wanted: &c
 /// shard of the null hash), each keeping its row number in the file.
 pub fn read_usage_file_in(file_idx: u32, f: &UsageFile, bytes: Bytes, shard: crate::shard::Shard) -> Result<Vec<UsageChunk>> {
     let batches = decode_parquet_keyed(&f.path, bytes, &USAGE_KEYED, true, |b| b)?;
+    let (kept, rows) = keep_rows(f, batches, |b, ids| (0..b.num_rows()).map(|r| shard.owns(ids.get(r))).collect())?;
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    usage_chunks(file_idx, f, &kept, Some(&rows))
+}
+
+/// The rows of `batches` that `keep` picks (given each batch and its `account_id`
+/// column), and their row numbers in the file. Batches without a row kept are left
+/// out.
+fn keep_rows(f: &UsageFile, batches: Vec<RecordBatch>, keep: impl Fn(&RecordBatch, &StrCol) -> Vec<bool>) -> Result<(Vec<RecordBatch>, Vec<u32>)> {
     let mut rows: Vec<u32> = Vec::new();
     let mut kept = Vec::with_capacity(batches.len());
     let mut first = 0u32;
     for b in batches {
         let ids = StrCol::of(&b, "account_id").map_err(|p| col_err(&f.path, "account_id", p))?;
-        let keep: Vec<bool> = (0..b.num_rows()).map(|r| shard.owns(ids.get(r))).collect();
+        let keep = keep(&b, &ids);
         let before = rows.len();
         rows.extend(keep.iter().enumerate().filter(|(_, &k)| k).map(|(r, _)| first + r as u32));
         first = first.saturating_add(b.num_rows() as u32);
@@ -115,10 +113,7 @@ pub fn read_usage_file_in(file_idx: u32, f: &UsageFile, bytes: Bytes, shard: cra
             .map_err(|e| InputError::Corrupt { file: f.path.clone(), why: e.to_string() })?;
         kept.push(filtered);
     }
-    if rows.is_empty() {
-        return Ok(Vec::new());
-    }
-    usage_chunks(file_idx, f, &kept, Some(&rows))
+    Ok((kept, rows))
 }
 
 /// The usage columns a selection (what-if ratings) is read without: carried to the
