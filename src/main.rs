@@ -77,10 +77,10 @@ fn run(cmd: Command, config: &billrun::config::Config, env: &cli::Env) -> anyhow
                         m.period,
                         m.k,
                         m.n,
-                        m.accounts,
-                        m.rows_in,
-                        m.rows_rated,
-                        m.rows_rejected,
+                        m.report.accounts,
+                        m.report.rows_in,
+                        m.report.rows_rated,
+                        m.rows_rejected(),
                         job.output,
                         billrun::jobs::close::sinks::shard_dir(job.period, billrun::shard::Shard { k: m.k, n: m.n })
                     );

@@ -136,10 +136,10 @@ fn check(p: &plan::Prepared, n: u32, manifests: Vec<Option<(ShardManifest, Strin
             )));
         }
         let mine = &ids[k];
-        if m.accounts != mine.len() || m.accounts_sha256 != ids_sha256(mine.iter().copied()) {
+        if m.report.accounts != mine.len() || m.accounts_sha256 != ids_sha256(mine.iter().copied()) {
             return Err(JobError::Plan(format!(
                 "{name} holds {} accounts, but the shard function gives it {} (or other ones); nothing was published",
-                m.accounts,
+                m.report.accounts,
                 mine.len()
             )));
         }
@@ -155,13 +155,14 @@ fn check(p: &plan::Prepared, n: u32, manifests: Vec<Option<(ShardManifest, Strin
                 }
             }
         }
-        if m.rows_rated + m.rows_rejected != m.rows_in {
-            return Err(JobError::Conservation(format!("{name}: {} rows in, {} rated, {} rejected", m.rows_in, m.rows_rated, m.rows_rejected)));
+        let (rows_in, rated, rejected) = (m.report.rows_in, m.report.rows_rated, m.rows_rejected());
+        if rated + rejected != rows_in {
+            return Err(JobError::Conservation(format!("{name}: {rows_in} rows in, {rated} rated, {rejected} rejected")));
         }
         out.push(m);
     }
     let period_rows: u64 = p.files.iter().map(|f| count_rows(&p.input, f)).sum::<Result<u64, _>>()?;
-    let rows_in: u64 = out.iter().map(|m| m.rows_in).sum();
+    let rows_in: u64 = out.iter().map(|m| m.report.rows_in).sum();
     if rows_in != period_rows {
         return Err(JobError::Conservation(format!("the {n} shards of {period} hold {rows_in} usage rows; the period's usage files hold {period_rows}")));
     }

@@ -4,13 +4,11 @@
 //! The shards' files are read a batch at a time, so the merge holds a segment of
 //! each, not the month.
 
-use crate::jobs::close::sinks::with_merge_columns;
-use crate::jobs::close::sinks::{Sinks, KEY, SEG};
+use crate::jobs::close::sinks::{with_merge_columns, Sinks, KEY, SEG};
 use crate::jobs::JobError;
 use crate::lake::store::Lake;
 use arrow_array::cast::AsArray;
-use arrow_array::types::UInt32Type;
-use arrow_array::{Array, ArrayRef, DictionaryArray, RecordBatch};
+use arrow_array::{Array, ArrayRef, RecordBatch};
 use arrow_schema::{DataType, SchemaRef};
 use bytes::Bytes;
 use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
@@ -186,19 +184,12 @@ fn merged(parts: &[RecordBatch], schema: &SchemaRef, from: &str) -> Result<Recor
     RecordBatch::try_new(schema.clone(), columns).map_err(|e| JobError::Bug(format!("merged rows of {from}: {e}")))
 }
 
-/// A column read back, in its table's type. Keyed strings are read back keyed; should
-/// a reader give them plain, they are keyed again (the encoder writes the same bytes
-/// for any keys of the same values).
+/// A column read back, checked to be of its table's type (keyed strings are read back
+/// keyed: the reader is given the table's schema).
 fn as_type(column: ArrayRef, target: &DataType, name: &str) -> Result<ArrayRef, JobError> {
-    if column.data_type() == target {
-        return Ok(column);
-    }
-    match (column.data_type(), target) {
-        (DataType::Utf8, DataType::Dictionary(k, v)) if **k == DataType::UInt32 && **v == DataType::Utf8 => {
-            let keyed: DictionaryArray<UInt32Type> = column.as_string::<i32>().iter().collect();
-            Ok(Arc::new(keyed))
-        }
-        (found, _) => Err(JobError::Plan(format!("column {name} reads back as {found}, not {target}"))),
+    match column.data_type() == target {
+        true => Ok(column),
+        false => Err(JobError::Plan(format!("column {name} reads back as {}, not {target}", column.data_type()))),
     }
 }
 

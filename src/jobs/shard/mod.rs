@@ -41,17 +41,20 @@ pub struct ShardManifest {
     /// What the shard read from the output lake (previous state, published tables of
     /// the period, hourly settlements): equal in every shard, and at the commit.
     pub output_fingerprint: String,
-    pub accounts: usize,
     /// SHA-256 of the shard's account ids, one a line, in order.
     pub accounts_sha256: String,
-    /// Usage rows of the shard: in, rated, rejected (by reason).
-    pub rows_in: u64,
-    pub rows_rated: u64,
-    pub rows_rejected: u64,
-    /// The shard's figures, summed by the commit into the period's report.
+    /// The shard's figures (accounts, rows in, rated and rejected by reason, …),
+    /// summed by the commit into the period's report.
     pub report: CloseReport,
     /// Every table the shard wrote.
     pub outputs: Vec<Written>,
+}
+
+impl ShardManifest {
+    /// The shard's usage rows rejected, for every reason.
+    pub fn rows_rejected(&self) -> u64 {
+        self.report.rejected.values().sum()
+    }
 }
 
 /// Where shard `shard`'s manifest lies.
@@ -80,24 +83,19 @@ pub fn run(job: &CloseJob) -> Result<ShardManifest, JobError> {
     }
     let mut report = executed.report;
     report.seconds = started.elapsed().as_secs_f64();
-    let rows_rejected = report.rejected.values().sum();
     let manifest = ShardManifest {
         period: period.to_string(),
         k: shard.k,
         n: shard.n,
         run_id: report.run_id.clone(),
         output_fingerprint: fingerprint,
-        accounts: report.accounts,
         accounts_sha256: executed.accounts_sha256,
-        rows_in: report.rows_in,
-        rows_rated: report.rows_rated,
-        rows_rejected,
         report,
         outputs,
     };
     let body = serde_json::to_vec_pretty(&manifest).map_err(|e| JobError::Bug(format!("shard manifest: {e}")))?;
     output.put(&manifest_path(period, shard), body.into())?;
-    tracing::info!(period = %period, shard = %shard, rows = manifest.rows_in, secs = started.elapsed().as_secs_f64(), "shard written");
+    tracing::info!(period = %period, shard = %shard, rows = manifest.report.rows_in, secs = started.elapsed().as_secs_f64(), "shard written");
     Ok(manifest)
 }
 
