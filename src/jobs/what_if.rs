@@ -37,7 +37,9 @@ struct Spilled {
 
 impl Drop for Spilled {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
+        if let Some(folder) = self.path.parent() {
+            let _ = std::fs::remove_dir_all(folder);
+        }
     }
 }
 
@@ -50,9 +52,8 @@ impl HourSums {
         let spilled = match spill {
             None => None,
             Some(dir) => {
-                use std::sync::atomic::{AtomicU64, Ordering};
-                static NEXT: AtomicU64 = AtomicU64::new(0);
-                let path = dir.join(format!("billrun-hour-sums-{}-{}.bin", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed)));
+                let folder = super::close::fresh_dir(dir, "billrun-hour-sums").map_err(|e| spill_err(dir, e))?;
+                let path = folder.join("hour-sums.bin");
                 let file = std::fs::File::options().create_new(true).read(true).write(true).open(&path).map_err(|e| spill_err(&path, e))?;
                 Some(Spilled { path, file: std::io::BufWriter::with_capacity(1 << 20, file), at: 0, index: BTreeMap::new() })
             }
@@ -361,7 +362,7 @@ mod tests {
         let file = spilled.spilled.as_ref().unwrap().path.clone();
         assert!(file.exists());
         drop(spilled);
-        assert!(!file.exists(), "the spill file is removed");
+        assert!(!file.exists() && !file.parent().unwrap().exists(), "the spill file and its folder are removed");
     }
 
     fn tempdir() -> std::path::PathBuf {

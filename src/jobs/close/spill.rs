@@ -29,10 +29,7 @@ pub(crate) struct Spill {
 impl Spill {
     /// A spill in a new folder under `base`.
     pub fn new(base: &Path) -> Result<Spill, JobError> {
-        use std::sync::atomic::{AtomicU64, Ordering};
-        static NEXT: AtomicU64 = AtomicU64::new(0);
-        let dir = base.join(format!("billrun-duplicates-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed)));
-        std::fs::create_dir_all(&dir).map_err(|e| io_err(&dir, e))?;
+        let dir = fresh_dir(base, "billrun-duplicates").map_err(|e| io_err(base, e))?;
         let mut spill = Spill { dir, files: Vec::with_capacity(GROUPS) };
         for g in 0..GROUPS {
             let path = spill.path(g);
@@ -101,6 +98,21 @@ impl Drop for Spill {
     }
 }
 
+/// A new, empty folder under `base` for one spill. A folder left by a run that was
+/// killed (whose process id may be this one's) is never reused.
+pub(crate) fn fresh_dir(base: &Path, stem: &str) -> std::io::Result<PathBuf> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    loop {
+        let dir = base.join(format!("{stem}-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed)));
+        match std::fs::create_dir(&dir) {
+            Ok(()) => return Ok(dir),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 fn io_err(path: &Path, e: std::io::Error) -> JobError {
     JobError::Plan(format!("the duplicate pass's spill file {}: {e} (set [run] spill_dir to a folder with room)", path.display()))
 }
@@ -127,5 +139,18 @@ mod tests {
         assert!(want.len() > 100, "{}", want.len());
         assert_eq!(spill.suspects().unwrap(), want);
         assert!(!spilled_dir.exists(), "the spill's folder is removed");
+    }
+
+    /// A folder left by an earlier run under the same name is not reused.
+    #[test]
+    fn a_spill_never_reuses_a_folder_left_behind() {
+        let base = std::env::temp_dir();
+        let first = fresh_dir(&base, "billrun-spill-test").unwrap();
+        std::fs::write(first.join("left"), b"x").unwrap();
+        let second = fresh_dir(&base, "billrun-spill-test").unwrap();
+        assert_ne!(first, second);
+        assert_eq!(std::fs::read_dir(&second).unwrap().count(), 0);
+        std::fs::remove_dir_all(first).unwrap();
+        std::fs::remove_dir_all(second).unwrap();
     }
 }
