@@ -113,6 +113,9 @@ pub struct ReportArgs {
     /// the output lake).
     #[arg(long)]
     pub html: Option<std::path::PathBuf>,
+    /// Print the report's figures as JSON instead of writing the page.
+    #[arg(long)]
+    pub json: bool,
 }
 
 impl ReportArgs {

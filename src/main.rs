@@ -114,7 +114,12 @@ fn run(cmd: Command, config: &billrun::config::Config, env: &cli::Env) -> anyhow
             let period = args.period().map_err(anyhow::Error::msg)?;
             let output = args.output.clone().or_else(|| config.output.clone()).or_else(|| config.input.clone()).unwrap_or_else(|| cli::DEFAULT_LAKE.into());
             let lake = Lake::open_with(&output, false, env.store)?;
-            let page = billrun::cost::report::render(&lake, period)?;
+            let figures = billrun::cost::report::figures::figures(&lake, period)?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&figures)?);
+                return Ok(0);
+            }
+            let page = billrun::cost::report::page(&figures);
             match &args.html {
                 Some(path) => {
                     std::fs::write(path, page.as_bytes()).map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))?;

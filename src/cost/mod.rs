@@ -3,6 +3,7 @@
 //! memory grows with resources, not rows), plus recommendations.
 
 pub mod allocation;
+pub mod frame;
 pub mod recommend;
 pub mod report;
 pub mod tables;

@@ -49,7 +49,7 @@ pub enum InputError {
 
 pub type Result<T> = std::result::Result<T, InputError>;
 
-fn col_err(file: &str, column: &str, p: ColumnProblem) -> InputError {
+pub(crate) fn col_err(file: &str, column: &str, p: ColumnProblem) -> InputError {
     match p {
         ColumnProblem::Missing => InputError::MissingColumn { file: file.into(), column: column.into() },
         ColumnProblem::WrongType { found, expected } => InputError::WrongType { file: file.into(), column: column.into(), found, expected },
