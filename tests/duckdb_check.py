@@ -71,5 +71,9 @@ totals = {(r[0], r[1]): r[2] for r in con.execute(
     f"SELECT billing_period, account_id, sum(EffectiveCost) FROM read_parquet('{lake}/cost/allocation/*/*.parquet', hive_partitioning=true) GROUP BY 1, 2"
 ).fetchall()}
 out["tag_keys"] = len(per_key)
+out["allocation_view_mismatches"] = len(query("allocation_rollup_views"))
+out["allocation_view_rows"] = g(
+    "SELECT count(*) FROM read_parquet('@LAKE@/cost/analysis/*/*.parquet', hive_partitioning=true) WHERE view = 'allocation' AND dimension LIKE 'tag:%'"
+)[0]
 out["tag_mismatches"] = sum(1 for (p, a, _), v in per_key.items() if v != totals[(p, a)])
 print(json.dumps(out))

@@ -6,6 +6,7 @@ pub mod allocation;
 pub mod frame;
 pub mod recommend;
 pub mod report;
+pub mod rollups;
 pub mod tables;
 
 use crate::decimal::{Dec, Overflow, Qty};

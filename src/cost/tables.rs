@@ -9,6 +9,7 @@ use crate::time::{Period, DAY};
 use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use rustc_hash::FxHashMap;
+use std::borrow::Cow;
 use std::sync::Arc;
 
 /// How many resources the `top_resources` view keeps per account.
@@ -36,7 +37,7 @@ pub fn analysis_schema() -> SchemaRef {
 struct Row {
     account: u32,
     view: &'static str,
-    dimension: &'static str,
+    dimension: Cow<'static, str>,
     key: String,
     date: Option<i64>,
     rank: Option<i32>,
@@ -66,18 +67,27 @@ pub const ANALYSIS_BATCH_ROWS: usize = 64 * 1024;
 /// [`ANALYSIS_BATCH_ROWS`] (the last one shorter; one empty batch for no rows).
 /// `previous` holds each account's total effective cost of the period before, where
 /// it was closed.
-pub fn analysis_batches<E: From<crate::decimal::Overflow>>(
+pub fn analysis_batches<E: From<crate::decimal::Overflow> + From<crate::lake::inputs::InputError>>(
     book: &CostBook,
     n: &Names<'_>,
     previous: &FxHashMap<String, Dec>,
     each: impl FnMut(RecordBatch) -> Result<(), E>,
 ) -> Result<(), E> {
     let period: Period = n.period;
+    let rollups = super::rollups::rollups(book)?;
     let mut out = Batches { rows: Vec::with_capacity(ANALYSIS_BATCH_ROWS), names: n, each, written: false };
     let mut comp: Vec<_> = book.composition.iter().collect();
     comp.sort_by(|a, b| a.0.cmp(b.0));
     for ((acct, dim, key), s) in comp {
-        out.push(Row { account: *acct, view: "composition", dimension: dim, key: key.clone(), sums: Some(*s), effective: s.effective, ..Row::default() })?;
+        out.push(Row {
+            account: *acct,
+            view: "composition",
+            dimension: (*dim).into(),
+            key: key.clone(),
+            sums: Some(*s),
+            effective: s.effective,
+            ..Row::default()
+        })?;
     }
     let mut daily: Vec<_> = book.daily.iter().collect();
     daily.sort_by(|a, b| a.0.cmp(b.0));
@@ -86,7 +96,7 @@ pub fn analysis_batches<E: From<crate::decimal::Overflow>>(
         out.push(Row {
             account: *acct,
             view: "daily",
-            dimension: "day",
+            dimension: "day".into(),
             key: crate::time::format_ts(*day * DAY)[..10].to_string(),
             date: Some(*day * DAY),
             sums: Some(**s),
@@ -114,7 +124,7 @@ pub fn analysis_batches<E: From<crate::decimal::Overflow>>(
             out.push(Row {
                 account: *acct,
                 view: "forecast",
-                dimension: "month_to_date",
+                dimension: "month_to_date".into(),
                 key: crate::time::format_ts(day * DAY)[..10].to_string(),
                 date: Some(day * DAY),
                 effective: to_date,
@@ -130,7 +140,7 @@ pub fn analysis_batches<E: From<crate::decimal::Overflow>>(
         out.push(Row {
             account: acct,
             view: "monthly",
-            dimension: "period",
+            dimension: "period".into(),
             key: period.to_string(),
             date: Some(period.start()),
             sums: Some(m),
@@ -141,7 +151,7 @@ pub fn analysis_batches<E: From<crate::decimal::Overflow>>(
         out.push(Row {
             account: acct,
             view: "period_over_period",
-            dimension: "period",
+            dimension: "period".into(),
             key: period.to_string(),
             effective: m.effective,
             previous: prev,
@@ -161,7 +171,7 @@ pub fn analysis_batches<E: From<crate::decimal::Overflow>>(
             out.push(Row {
                 account: acct,
                 view: "top_resources",
-                dimension: "resource",
+                dimension: "resource".into(),
                 key: r.clone(),
                 rank: Some(k as i32 + 1),
                 sums: Some(*s),
@@ -169,6 +179,10 @@ pub fn analysis_batches<E: From<crate::decimal::Overflow>>(
                 ..Row::default()
             })?;
         }
+    }
+    // The allocation roll-ups (by enterprise project, by tag key and value).
+    for r in rollups {
+        out.push(Row { account: r.account, view: "allocation", dimension: r.dimension.into(), key: r.key, effective: r.effective, ..Row::default() })?;
     }
     out.finish()
 }
@@ -210,7 +224,7 @@ fn analysis_columns(rows: &[Row], n: &Names<'_>) -> RecordBatch {
         col_str(rows.iter().map(|r| Some(n.account(r.account).account_id.as_str()))),
         col_str(rows.iter().map(|r| Some(n.account(r.account).currency.as_str()))),
         col_str(rows.iter().map(|r| Some(r.view))),
-        col_str(rows.iter().map(|r| Some(r.dimension))),
+        col_str(rows.iter().map(|r| Some(r.dimension.as_ref()))),
         col_str(rows.iter().map(|r| Some(r.key.as_str()))),
         col_ts(rows.iter().map(|r| r.date)),
         col_i32(rows.iter().map(|r| r.rank)),

@@ -116,6 +116,9 @@ fn duckdb_reads_back_what_billrun_reports() {
     assert_eq!(got["allocated_by_period"], got["effective_by_period"]);
     assert!(got["tag_keys"].as_u64().unwrap() > 0);
     assert_eq!(got["tag_mismatches"], 0, "{got}");
+    // The allocation roll-ups of cost/analysis, by project and by tag key and value.
+    assert_eq!(got["allocation_view_mismatches"], 0, "{got}");
+    assert!(got["allocation_view_rows"].as_u64().unwrap() > 0, "{got}");
     let mut top = Vec::new();
     let mut arrears = Vec::new();
     for p in ["2026-01", "2026-02"] {

@@ -213,5 +213,8 @@ proptest! {
         prop_assert_eq!(&got["allocated_by_period"], &got["effective_by_period"]);
         // For every tag key, its values (and the untagged) add up to the account's total.
         prop_assert_eq!(&got["tag_mismatches"], &serde_json::json!(0), "{}", got);
+        // The allocation roll-ups billrun publishes: by project, and by tag key and
+        // value, each as the allocation adds them up.
+        prop_assert_eq!(&got["allocation_view_mismatches"], &serde_json::json!(0), "{}", got);
     }
 }

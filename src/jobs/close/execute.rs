@@ -368,7 +368,8 @@ fn whole_keys(table: &str, batch: &arrow_array::RecordBatch) -> Result<Vec<Vec<u
                 "daily" => 1,
                 "forecast" => 2,
                 "monthly" | "period_over_period" => 3,
-                _ => 4,
+                "top_resources" => 4,
+                _ => 5,
             };
             Ok(views.iter().zip(&accts).map(|(v, a)| text_key(part(v.as_deref().unwrap_or("")), a.as_deref().unwrap_or(""))).collect())
         }

@@ -1,0 +1,144 @@
+//! The allocation roll-ups (billing-rules §8, cost allocation): each account's
+//! allocated effective cost by enterprise project, and by tag key and value, as Polars
+//! queries over the period's allocation. For each tag key, the amount allocated to
+//! lines without it is `(untagged)`; for the project, `(none)`. Every dimension of an
+//! account adds up to the account's effective cost, or the run is refused.
+
+use super::frame::{dec_sums, exact_sum, polars_err, strs};
+use super::CostBook;
+use crate::decimal::Dec;
+use crate::lake::inputs::{InputError, Result};
+use polars::prelude::*;
+use rustc_hash::FxHashMap;
+
+/// The roll-ups' name in errors.
+const WHAT: &str = "cost/analysis (allocation roll-ups)";
+
+/// One figure of a roll-up.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rollup {
+    pub account: u32,
+    /// `enterprise_project`, or `tag:<key>`.
+    pub dimension: String,
+    /// The project or the tag's value.
+    pub key: String,
+    pub effective: Dec,
+}
+
+pub const NO_PROJECT: &str = "(none)";
+pub const UNTAGGED: &str = "(untagged)";
+
+fn dec(name: &str, values: Vec<i128>) -> Result<Column> {
+    let c = Int128Chunked::from_vec(name.into(), values).into_decimal(38, crate::decimal::SCALE as usize).map_err(polars_err(WHAT))?;
+    Ok(c.into_column())
+}
+
+/// The roll-ups of the period's allocation, by account, then dimension, then largest
+/// amount first (and key).
+pub fn rollups(book: &CostBook) -> Result<Vec<Rollup>> {
+    let err = polars_err(WHAT);
+    // The allocation, one row per allocated amount; its tags, one row per key.
+    let (mut acct, mut project, mut amount) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut t_acct, mut t_key, mut t_value, mut t_amount) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut parsed: FxHashMap<&str, Vec<(String, String)>> = FxHashMap::default();
+    for (k, v) in &book.allocation {
+        acct.push(k.account);
+        project.push(k.project.clone().unwrap_or_else(|| NO_PROJECT.to_string()));
+        amount.push(v.0);
+        let Some(tags) = k.tags.as_deref() else { continue };
+        let pairs = parsed.entry(tags).or_insert_with(|| tag_pairs(tags));
+        for (key, value) in pairs.iter() {
+            t_acct.push(k.account);
+            t_key.push(key.clone());
+            t_value.push(value.clone());
+            t_amount.push(v.0);
+        }
+    }
+    let n = acct.len();
+    let alloc = DataFrame::new(n, vec![Column::new("acct".into(), acct), Column::new("key".into(), project), dec("amount", amount)?]).map_err(&err)?;
+    let m = t_acct.len();
+    let tags = DataFrame::new(
+        m,
+        vec![Column::new("acct".into(), t_acct), Column::new("tag".into(), t_key), Column::new("key".into(), t_value), dec("amount", t_amount)?],
+    )
+    .map_err(&err)?;
+
+    let sorted = |by: &[&str]| {
+        let names: Vec<PlSmallStr> = by.iter().map(|s| PlSmallStr::from(*s)).collect();
+        (names, SortMultipleOptions::default().with_maintain_order(true))
+    };
+    // Each account's total, and its number of allocated amounts.
+    let (by, opts) = sorted(&["acct"]);
+    let totals = alloc.clone().lazy().group_by([col("acct")]).agg(exact_sum("amount", "amount")).sort(by, opts).collect().map_err(&err)?;
+    let total_of: FxHashMap<u32, (Dec, u64)> = {
+        let sums = dec_sums(WHAT, &totals, "amount")?;
+        let accts = u32s(&totals, "acct")?;
+        let counts = u64s(&totals, "amount__n")?;
+        accts.into_iter().zip(sums).zip(counts).map(|((a, s), c)| (a, (s, c))).collect()
+    };
+    let (by, opts) = sorted(&["acct", "key"]);
+    let projects = alloc.lazy().group_by([col("acct"), col("key")]).agg(exact_sum("amount", "amount")).sort(by, opts).collect().map_err(&err)?;
+    let (by, opts) = sorted(&["acct", "tag", "key"]);
+    let values = tags.lazy().group_by([col("acct"), col("tag"), col("key")]).agg(exact_sum("amount", "amount")).sort(by, opts).collect().map_err(&err)?;
+
+    let mut out = Vec::new();
+    for (a, k, s) in itertools(u32s(&projects, "acct")?, strs(WHAT, &projects, "key")?, dec_sums(WHAT, &projects, "amount")?) {
+        out.push(Rollup { account: a, dimension: "enterprise_project".into(), key: k, effective: s });
+    }
+    // Per account and tag key: its values, and what lines without it add up to.
+    let (va, vt, vk, vs, vn) =
+        (u32s(&values, "acct")?, strs(WHAT, &values, "tag")?, strs(WHAT, &values, "key")?, dec_sums(WHAT, &values, "amount")?, u64s(&values, "amount__n")?);
+    let mut i = 0;
+    while i < va.len() {
+        let (a, tag) = (va[i], &vt[i]);
+        let (mut tagged, mut rows) = (Dec::ZERO, 0u64);
+        let dimension = format!("tag:{tag}");
+        while i < va.len() && va[i] == a && vt[i] == *tag {
+            tagged = tagged.plus(vs[i], "allocated cost")?;
+            rows += vn[i];
+            out.push(Rollup { account: a, dimension: dimension.clone(), key: vk[i].clone(), effective: vs[i] });
+            i += 1;
+        }
+        let (total, count) = total_of.get(&a).copied().unwrap_or_default();
+        if rows < count {
+            out.push(Rollup { account: a, dimension, key: UNTAGGED.into(), effective: total.minus(tagged, "allocated cost")? });
+        }
+    }
+    // Every dimension of an account adds up to its effective cost, as the bill says.
+    let mut by_dimension: FxHashMap<(u32, &str), Dec> = FxHashMap::default();
+    for r in &out {
+        let e = by_dimension.entry((r.account, r.dimension.as_str())).or_default();
+        *e = e.plus(r.effective, "allocated cost")?;
+    }
+    for ((a, dimension), sum) in &by_dimension {
+        let effective = book.effective.get(a).copied().unwrap_or_default();
+        if *sum != effective {
+            return Err(InputError::Table { file: WHAT.into(), why: format!("account #{a}: {dimension} adds up to {sum}, its effective cost is {effective}") });
+        }
+    }
+    out.sort_by(|x, y| (x.account, &x.dimension).cmp(&(y.account, &y.dimension)).then(y.effective.cmp(&x.effective)).then(x.key.cmp(&y.key)));
+    Ok(out)
+}
+
+/// A tags object's keys and values (checked as a JSON object of strings when read).
+fn tag_pairs(tags: &str) -> Vec<(String, String)> {
+    match serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(tags) {
+        Ok(m) => m.into_iter().filter_map(|(k, v)| v.as_str().map(|v| (k, v.to_string()))).collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+fn itertools<A, B, C>(a: Vec<A>, b: Vec<B>, c: Vec<C>) -> impl Iterator<Item = (A, B, C)> {
+    a.into_iter().zip(b).zip(c).map(|((a, b), c)| (a, b, c))
+}
+
+fn u32s(df: &DataFrame, name: &str) -> Result<Vec<u32>> {
+    let err = polars_err(WHAT);
+    Ok(df.column(name).map_err(&err)?.u32().map_err(&err)?.iter().map(Option::unwrap_or_default).collect())
+}
+
+fn u64s(df: &DataFrame, name: &str) -> Result<Vec<u64>> {
+    let err = polars_err(WHAT);
+    let c = df.column(name).map_err(&err)?.cast(&DataType::UInt64).map_err(&err)?;
+    Ok(c.u64().map_err(&err)?.iter().map(Option::unwrap_or_default).collect())
+}
