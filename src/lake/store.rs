@@ -293,8 +293,23 @@ pub struct LakeWriter {
     spare: Option<Vec<u8>>,
 }
 
-/// Upload part size: above S3's 5 MiB minimum, small enough to bound memory.
-const PART: usize = 16 * 1024 * 1024;
+/// Upload part size: above S3's 5 MiB minimum, small enough to bound memory (a
+/// close holds a part, and one in flight, for each of its dozen tables).
+const PART: usize = 8 * 1024 * 1024;
+/// Parts of [`PART`] bytes an object is written in before its parts grow to
+/// [`LARGE_PART`]: S3 takes at most 10,000 parts, so an object can grow to
+/// 4,000 × 8 MiB + 6,000 × 64 MiB = 406 GB.
+const SMALL_PARTS: usize = 4_000;
+const LARGE_PART: usize = 64 * 1024 * 1024;
+
+/// The size of the part after `parts` parts.
+fn part_size(parts: usize) -> usize {
+    if parts < SMALL_PARTS {
+        PART
+    } else {
+        LARGE_PART
+    }
+}
 
 impl Lake {
     pub fn writer(&self, rel: &str) -> Result<LakeWriter> {
@@ -324,7 +339,7 @@ impl LakeWriter {
             return Ok(());
         }
         let mut hasher = self.settle_part()?;
-        let next = self.spare.take().unwrap_or_else(|| Vec::with_capacity(PART));
+        let next = self.spare.take().unwrap_or_else(|| Vec::with_capacity(part_size(self.parts + 1)));
         let data = bytes::Bytes::from(std::mem::replace(&mut self.buf, next));
         let upload = self.upload.as_mut().ok_or_else(|| std::io::Error::other("upload already finished"))?;
         let put = upload.put_part(PutPayload::from(data.clone()));
@@ -436,17 +451,18 @@ impl Drop for Sealed {
 }
 
 impl std::io::Write for LakeWriter {
-    /// Fills the part up to [`PART`] bytes and hands it over, then goes on with the
+    /// Fills the part up to its size ([`part_size`]) and hands it over, then goes on with the
     /// rest: a write that crosses the boundary (a column chunk, often megabytes) does
     /// not grow the part's buffer, which would copy the part and touch twice its
     /// memory.
     fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
         let mut rest = data;
         while !rest.is_empty() {
-            let take = PART.saturating_sub(self.buf.len()).min(rest.len());
+            let size = part_size(self.parts);
+            let take = size.saturating_sub(self.buf.len()).min(rest.len());
             self.buf.extend_from_slice(&rest[..take]);
             rest = &rest[take..];
-            if self.buf.len() >= PART {
+            if self.buf.len() >= size {
                 self.flush_part()?;
             }
         }
@@ -479,6 +495,14 @@ mod tests {
     /// changes the object.
     fn pattern(len: usize) -> Vec<u8> {
         (0..len).map(|i| (i as u64).wrapping_mul(2_654_435_761).rotate_right(13) as u8).collect()
+    }
+
+    #[test]
+    fn parts_grow_so_that_an_object_of_hundreds_of_gigabytes_fits_in_s3s_ten_thousand() {
+        assert!(PART >= 5 * 1024 * 1024, "S3's minimum part");
+        assert_eq!((part_size(0), part_size(SMALL_PARTS - 1), part_size(SMALL_PARTS)), (PART, PART, LARGE_PART));
+        let most: u64 = (0..10_000).map(|i| part_size(i) as u64).sum();
+        assert!(most > 400_000_000_000, "{most}");
     }
 
     #[test]
