@@ -51,6 +51,11 @@ for cur, due in rows(f"SELECT currency, sum(total_due) FROM {t('bills/invoices')
         f"AND view = 'top_resources' ORDER BY effective_cost DESC, key, account_id LIMIT 15",
         [cur],
     ).fetchall()
+    projects = con.execute(
+        f"SELECT key, sum(effective_cost) s FROM {a} WHERE currency = ? AND view = 'allocation' "
+        f"AND dimension = 'enterprise_project' GROUP BY key ORDER BY s DESC, key",
+        [cur],
+    ).fetchall()
     item = lambda r: {"label": r[0], "value": m(r[1])}
     spend.append({
         "currency": cur,
@@ -58,6 +63,7 @@ for cur, due in rows(f"SELECT currency, sum(total_due) FROM {t('bills/invoices')
         "daily": [item(r) for r in daily],
         "modules": [item(r) for r in modules],
         "top_resources": [item(r) for r in top],
+        "projects": [item(r) for r in projects],
     })
 
 util = []

@@ -74,7 +74,6 @@ pub fn analysis_batches<E: From<crate::decimal::Overflow> + From<crate::lake::in
     each: impl FnMut(RecordBatch) -> Result<(), E>,
 ) -> Result<(), E> {
     let period: Period = n.period;
-    let rollups = super::rollups::rollups(book)?;
     let mut out = Batches { rows: Vec::with_capacity(ANALYSIS_BATCH_ROWS), names: n, each, written: false };
     let mut comp: Vec<_> = book.composition.iter().collect();
     comp.sort_by(|a, b| a.0.cmp(b.0));
@@ -181,9 +180,9 @@ pub fn analysis_batches<E: From<crate::decimal::Overflow> + From<crate::lake::in
         }
     }
     // The allocation roll-ups (by enterprise project, by tag key and value).
-    for r in rollups {
-        out.push(Row { account: r.account, view: "allocation", dimension: r.dimension.into(), key: r.key, effective: r.effective, ..Row::default() })?;
-    }
+    super::rollups::rollups(book, |r| {
+        out.push(Row { account: r.account, view: "allocation", dimension: r.dimension.into(), key: r.key, effective: r.effective, ..Row::default() })
+    })?;
     out.finish()
 }
 

@@ -224,6 +224,7 @@ pub struct Outputs {
     pub status: Vec<RecordBatch>,
     pub deductions: Vec<RecordBatch>,
     pub allocation: Vec<RecordBatch>,
+    pub analysis: Vec<RecordBatch>,
 }
 
 pub fn read_table(lake: &Path, table: &str, period: &str) -> Vec<RecordBatch> {
@@ -245,6 +246,7 @@ impl Outputs {
             status: read_table(lake, "bills/account_status", period),
             deductions: read_table(lake, "bills/package_deductions", period),
             allocation: read_table(lake, "cost/allocation", period),
+            analysis: read_table(lake, "cost/analysis", period),
         }
     }
 

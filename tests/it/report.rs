@@ -46,7 +46,7 @@ fn the_report_renders_its_charts_in_a_browser() {
         .expect("chromium runs");
     let dom = String::from_utf8_lossy(&out.stdout);
     assert!(dom.contains("Bill run report"), "chromium rendered the page: {}", String::from_utf8_lossy(&out.stderr));
-    for id in ["daily-trend-usd", "composition-usd", "top-resources-usd", "package-utilization", "arrears"] {
+    for id in ["daily-trend-usd", "composition-usd", "top-resources-usd", "projects-usd", "package-utilization", "arrears"] {
         assert!(dom.contains(&format!("id=\"{id}\"")), "chart {id} is on the page");
     }
     // The daily trend has one column per day of January with cost.
@@ -109,6 +109,7 @@ fn the_report_figures_equal_what_duckdb_computes_from_the_published_tables() {
         assert_eq!(spend["daily"].as_array().unwrap().len(), if period == "2026-01" { 31 } else { 28 });
         assert!(spend["modules"].as_array().unwrap().len() >= 4, "{spend}");
         assert_eq!(spend["top_resources"].as_array().unwrap().len(), 15);
+        assert!(spend["projects"].as_array().unwrap().len() >= 3, "{spend}");
         assert!(!got["package_utilization"].as_array().unwrap().is_empty());
     }
     // February closes with accounts in arrears.

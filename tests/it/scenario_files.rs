@@ -1,6 +1,6 @@
 //! Scenario files, `tests/scenarios/*.toml`: a billing person's view of a bill run.
 //! Each file lists its input rows, then the settlements, invoices, lines, rejections,
-//! alerts, ledger rows, arrears timeline and allocations it expects, with a comment
+//! alerts, ledger rows, arrears timeline, allocations and analysis rows it expects, with a comment
 //! deriving each figure from the billing rules. This runner closes every file's
 //! periods (`period = "…"`, or `periods = [...]` chained in order; an expectation
 //! names its `period` when it is not the first) and compares field by field; every
@@ -193,6 +193,7 @@ const KINDS: &[Kind] = &[
     Kind { table: "ledger", keys: &[("package", "package_id")] },
     Kind { table: "status", keys: &[("account", "account_id")] },
     Kind { table: "allocation", keys: &[("resource", "AllocatedResourceId"), ("method", "AllocatedMethodId")] },
+    Kind { table: "analysis", keys: &[("account", "account_id"), ("view", "view"), ("dimension", "dimension"), ("key", "key")] },
     // A rejected row's details (which rows are rejected: `expect.rejected`).
     Kind { table: "rejection", keys: &[("record", "record_id")] },
 ];
@@ -211,6 +212,7 @@ fn rows_of(o: &Outputs, table: &str) -> Vec<Row> {
         "ledger" => &o.ledger,
         "status" => &o.status,
         "allocation" => &o.allocation,
+        "analysis" => &o.analysis,
         "rejection" => &o.rejected,
         other => panic!("no table {other}"),
     })

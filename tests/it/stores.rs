@@ -1,6 +1,7 @@
 //! Lakes on Azure Blob Storage (Azurite) and Google Cloud Storage (fake-gcs-server):
 //! a period closes there as it does on a local disk, byte for byte; publication is
-//! all or nothing and one run at a time; the account key is never printed.
+//! all or nothing and one run at a time; the account key is never printed; the report
+//! reads its figures there.
 
 use crate::azurite::{Azurite, KEY};
 use crate::fake_gcs::{FakeGcs, BUCKET};
@@ -60,6 +61,11 @@ fn a_backfill_on_azure_with_transient_faults_equals_the_local_close() {
     assert!(everything.iter().all(|(p, _)| p.starts_with("in/") || p.starts_with("out/")), "nothing outside the lakes' prefixes");
     assert!(!everything.iter().any(|(p, _)| p.starts_with("out/_locks/") || p.starts_with("out/_rollback/")), "no lock or rollback copy is left");
     assert_same("azure", &tables(az.files("out")), &local_backfill(tmp.path()));
+    // The report reads a lake where it is: its figures on Azure are the local close's.
+    let figures = |lake: &str| run(az.apply_env(&mut billrun()).args(["report", "--period", "2026-02", "--json", "--output", lake])).stdout;
+    let (remote, local) = (figures(output), figures(tmp.path().join("local").to_str().unwrap()));
+    assert!(String::from_utf8_lossy(&local).contains("\"total_due\""), "figures printed");
+    assert_eq!(String::from_utf8_lossy(&remote), String::from_utf8_lossy(&local));
 }
 
 #[test]

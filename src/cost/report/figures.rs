@@ -29,6 +29,8 @@ pub struct Spend {
     pub modules: Vec<Item>,
     /// The largest resources, `resource (account)`, largest first.
     pub top_resources: Vec<Item>,
+    /// Σ allocated effective cost by enterprise project, largest first.
+    pub projects: Vec<Item>,
 }
 
 /// A row of the report's tables.
@@ -108,6 +110,9 @@ pub fn figures(lake: &Lake, period: Period) -> Result<Figures> {
     let (modules, module_sums) =
         summed(&af, &analysis, col("view").eq(lit("composition")).and(col("dimension").eq(lit("module"))), &["currency", "key"], "effective_cost")?;
     let (module_cur, module_key) = (strs(&af, &modules, "currency")?, strs(&af, &modules, "key")?);
+    let (projects, project_sums) =
+        summed(&af, &analysis, col("view").eq(lit("allocation")).and(col("dimension").eq(lit("enterprise_project"))), &["currency", "key"], "effective_cost")?;
+    let (project_cur, project_key) = (strs(&af, &projects, "currency")?, strs(&af, &projects, "key")?);
     let (by, opts) = sort_by(&["currency", "effective_cost", "key", "account_id"], &[false, true, false, false]);
     let top = run(
         &af,
@@ -127,17 +132,25 @@ pub fn figures(lake: &Lake, period: Period) -> Result<Figures> {
             .filter(|&k| daily_cur[k] == *cur)
             .map(|k| Item { label: daily_day[k].map(|t| format_ts(t)[..10].to_string()).unwrap_or_default(), value: daily_sums[k] })
             .collect();
-        let mut modules: Vec<Item> =
-            (0..module_cur.len()).filter(|&k| module_cur[k] == *cur).map(|k| Item { label: module_key[k].clone(), value: module_sums[k] }).collect();
-        modules.sort_by(|a, b| b.value.cmp(&a.value).then(a.label.cmp(&b.label)));
-        // Every line of the period has its day and its module: the two views add up to
-        // the same total, or the analysis does not say what the bill says.
+        let largest_first = |cur_of: &[String], keys: &[String], sums: &[Dec]| {
+            let mut items: Vec<Item> = (0..cur_of.len()).filter(|&k| cur_of[k] == *cur).map(|k| Item { label: keys[k].clone(), value: sums[k] }).collect();
+            items.sort_by(|a, b| b.value.cmp(&a.value).then(a.label.cmp(&b.label)));
+            items
+        };
+        let modules = largest_first(&module_cur, &module_key, &module_sums);
+        let projects = largest_first(&project_cur, &project_key, &project_sums);
+        // Every line of the period has its day and its module, and its cost is
+        // allocated: the three add up to the same total, or the analysis does not say
+        // what the bill says.
         let sum = |items: &[Item]| items.iter().try_fold(Dec::ZERO, |a, i| a.plus(i.value, "effective cost total"));
         let (by_day, by_module) = (sum(&daily)?, sum(&modules)?);
-        if by_day != by_module {
+        let by_project = sum(&projects)?;
+        if by_day != by_module || by_day != by_project {
             return Err(InputError::Table {
                 file: af.clone(),
-                why: format!("{cur}: the daily trend adds up to {by_day} and the composition by module to {by_module}"),
+                why: format!(
+                    "{cur}: the daily trend adds up to {by_day}, the composition by module to {by_module} and the allocation by project to {by_project}"
+                ),
             });
         }
         let top_resources = (0..top_cur.len())
@@ -145,7 +158,7 @@ pub fn figures(lake: &Lake, period: Period) -> Result<Figures> {
             .take(TOP)
             .map(|k| Item { label: format!("{} ({})", top_key[k], top_acc[k]), value: top_cost[k].unwrap_or_default() })
             .collect();
-        spend.push(Spend { currency: cur.clone(), total_due, daily, modules, top_resources });
+        spend.push(Spend { currency: cur.clone(), total_due, daily, modules, top_resources, projects });
     }
 
     let used = run(&lf, ledger.clone().lazy().filter(col("opening_quota").gt(lit(0))))?;

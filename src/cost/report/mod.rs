@@ -1,6 +1,6 @@
 //! `billrun report`: one self-contained HTML page per period, for people: daily cost
-//! trend, composition by module, top resources, package utilization and the accounts
-//! at risk. Charts are inline SVG drawn from the period's output tables; the page
+//! trend, composition by module, top resources, cost by enterprise project, package
+//! utilization and the accounts at risk. Charts are inline SVG drawn from the period's output tables; the page
 //! loads nothing from the network and runs no script.
 
 pub mod figures;
@@ -123,6 +123,7 @@ pub fn page(f: &Figures) -> String {
         body.push_str(&columns(&format!("daily-trend-{slug}"), &format!("Daily effective cost ({cur})"), &pairs(&s.daily), cur));
         body.push_str(&bars(&format!("composition-{slug}"), &format!("Composition by module ({cur})"), &pairs(&s.modules), cur));
         body.push_str(&bars(&format!("top-resources-{slug}"), &format!("Top resources ({cur})"), &pairs(&s.top_resources), cur));
+        body.push_str(&bars(&format!("projects-{slug}"), &format!("Allocated by enterprise project ({cur})"), &pairs(&s.projects), cur));
         body.push_str("</section>");
     }
 
