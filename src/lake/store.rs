@@ -301,6 +301,8 @@ const PART: usize = 8 * 1024 * 1024;
 /// 4,000 × 8 MiB + 6,000 × 64 MiB = 406 GB.
 const SMALL_PARTS: usize = 4_000;
 const LARGE_PART: usize = 64 * 1024 * 1024;
+// S3's least part (the last one excepted).
+const _: () = assert!(PART >= 5 * 1024 * 1024);
 
 /// The size of the part after `parts` parts.
 fn part_size(parts: usize) -> usize {
@@ -499,7 +501,6 @@ mod tests {
 
     #[test]
     fn parts_grow_so_that_an_object_of_hundreds_of_gigabytes_fits_in_s3s_ten_thousand() {
-        assert!(PART >= 5 * 1024 * 1024, "S3's minimum part");
         assert_eq!((part_size(0), part_size(SMALL_PARTS - 1), part_size(SMALL_PARTS)), (PART, PART, LARGE_PART));
         let most: u64 = (0..10_000).map(|i| part_size(i) as u64).sum();
         assert!(most > 400_000_000_000, "{most}");
