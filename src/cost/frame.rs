@@ -101,14 +101,13 @@ pub fn dec_sums(file: &str, df: &DataFrame, alias: &str) -> Result<Vec<Dec>> {
         Ok(c.decimal().map_err(&err)?.physical().iter().collect())
     };
     let (sums, mins, maxs) = (dec(alias)?, dec(&format!("{alias}__min"))?, dec(&format!("{alias}__max"))?);
-    let counts = df.column(&format!("{alias}__n")).map_err(&err)?.cast(&DataType::UInt64).map_err(&err)?;
-    let counts: Vec<Option<u64>> = counts.u64().map_err(&err)?.iter().collect();
+    let counts = counts(file, df, &format!("{alias}__n"))?;
     let mut out = Vec::with_capacity(sums.len());
     for (k, sum) in sums.into_iter().enumerate() {
         // Below i128's range, Polars' sum cannot have wrapped: it is the exact sum,
         // which must then fit 38 digits.
         let largest = mins[k].unwrap_or(0).unsigned_abs().max(maxs[k].unwrap_or(0).unsigned_abs());
-        let bound = largest.checked_mul(u128::from(counts[k].unwrap_or(0)));
+        let bound = largest.checked_mul(u128::from(counts[k]));
         let sum = sum.unwrap_or(0);
         if bound.is_none_or(|b| b > i128::MAX as u128) || sum.unsigned_abs() > MAX_MANTISSA as u128 {
             return Err(InputError::Overflow(crate::decimal::Overflow { figure: alias_label(alias) }));
@@ -124,6 +123,25 @@ fn alias_label(alias: &str) -> &'static str {
         "total_due" => "total due",
         _ => "cost total",
     }
+}
+
+/// A decimal column of the bill run's mantissas, as Polars takes money.
+pub fn dec_column(file: &str, name: &str, mantissas: Vec<i128>) -> Result<Column> {
+    let c = Int128Chunked::from_vec(name.into(), mantissas).into_decimal(38, SCALE as usize).map_err(polars_err(file))?;
+    Ok(c.into_column())
+}
+
+/// The 32-bit integers (ids, account indexes) of column `name` of `df`.
+pub fn u32s(file: &str, df: &DataFrame, name: &str) -> Result<Vec<u32>> {
+    let err = polars_err(file);
+    Ok(df.column(name).map_err(&err)?.u32().map_err(&err)?.iter().map(Option::unwrap_or_default).collect())
+}
+
+/// The row counts (a `count()` aggregation, of Polars' index type) of column `name`.
+pub fn counts(file: &str, df: &DataFrame, name: &str) -> Result<Vec<u64>> {
+    let err = polars_err(file);
+    let c = df.column(name).map_err(&err)?.cast(&DataType::UInt64).map_err(&err)?;
+    Ok(c.u64().map_err(&err)?.iter().map(Option::unwrap_or_default).collect())
 }
 
 /// The strings of column `name` of `df` (`""` for a null).

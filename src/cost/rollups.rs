@@ -4,7 +4,7 @@
 //! lines without it is `(untagged)`; for the project, `(none)`. Every dimension of an
 //! account adds up to the account's effective cost, or the run is refused.
 
-use super::frame::{dec_sums, exact_sum, polars_err};
+use super::frame::{counts, dec_column, dec_sums, exact_sum, polars_err, u32s};
 use super::{AllocKey, CostBook};
 use crate::decimal::Dec;
 use crate::lake::inputs::{InputError, Result};
@@ -27,11 +27,6 @@ pub struct Rollup {
 
 pub const NO_PROJECT: &str = "(none)";
 pub const UNTAGGED: &str = "(untagged)";
-
-fn dec(name: &str, values: Vec<i128>) -> Result<Column> {
-    let c = Int128Chunked::from_vec(name.into(), values).into_decimal(38, crate::decimal::SCALE as usize).map_err(polars_err(WHAT))?;
-    Ok(c.into_column())
-}
 
 /// Allocated amounts summed by one set of queries: a few accounts' worth, so that
 /// the frames (and what Polars' threads allocate for them) stay small however large
@@ -82,11 +77,12 @@ fn rollups_of(entries: &[(&AllocKey, &Dec)], effective: &FxHashMap<u32, Dec>, na
     }
     drop(parsed);
     let n = acct.len();
-    let alloc = DataFrame::new(n, vec![Column::new("acct".into(), acct), Column::new("key".into(), project), dec("amount", amount)?]).map_err(&err)?;
+    let alloc =
+        DataFrame::new(n, vec![Column::new("acct".into(), acct), Column::new("key".into(), project), dec_column(WHAT, "amount", amount)?]).map_err(&err)?;
     let m = t_acct.len();
     let tags = DataFrame::new(
         m,
-        vec![Column::new("acct".into(), t_acct), Column::new("tag".into(), t_key), Column::new("key".into(), t_value), dec("amount", t_amount)?],
+        vec![Column::new("acct".into(), t_acct), Column::new("tag".into(), t_key), Column::new("key".into(), t_value), dec_column(WHAT, "amount", t_amount)?],
     )
     .map_err(&err)?;
 
@@ -99,8 +95,8 @@ fn rollups_of(entries: &[(&AllocKey, &Dec)], effective: &FxHashMap<u32, Dec>, na
     let totals = alloc.clone().lazy().group_by([col("acct")]).agg(exact_sum("amount", "amount")).sort(by, opts).collect().map_err(&err)?;
     let total_of: FxHashMap<u32, (Dec, u64)> = {
         let sums = dec_sums(WHAT, &totals, "amount")?;
-        let accts = u32s(&totals, "acct")?;
-        let counts = u64s(&totals, "amount__n")?;
+        let accts = u32s(WHAT, &totals, "acct")?;
+        let counts = counts(WHAT, &totals, "amount__n")?;
         accts.into_iter().zip(sums).zip(counts).map(|((a, s), c)| (a, (s, c))).collect()
     };
     let (by, opts) = sorted(&["acct", "key"]);
@@ -109,12 +105,17 @@ fn rollups_of(entries: &[(&AllocKey, &Dec)], effective: &FxHashMap<u32, Dec>, na
     let values = tags.lazy().group_by([col("acct"), col("tag"), col("key")]).agg(exact_sum("amount", "amount")).sort(by, opts).collect().map_err(&err)?;
 
     let mut out = Vec::new();
-    for (a, k, s) in itertools(u32s(&projects, "acct")?, u32s(&projects, "key")?, dec_sums(WHAT, &projects, "amount")?) {
+    for (a, k, s) in itertools(u32s(WHAT, &projects, "acct")?, u32s(WHAT, &projects, "key")?, dec_sums(WHAT, &projects, "amount")?) {
         out.push(Rollup { account: a, dimension: "enterprise_project".into(), key: names.name(k), effective: s });
     }
     // Per account and tag key: its values, and what lines without it add up to.
-    let (va, vt, vk, vs, vn) =
-        (u32s(&values, "acct")?, u32s(&values, "tag")?, u32s(&values, "key")?, dec_sums(WHAT, &values, "amount")?, u64s(&values, "amount__n")?);
+    let (va, vt, vk, vs, vn) = (
+        u32s(WHAT, &values, "acct")?,
+        u32s(WHAT, &values, "tag")?,
+        u32s(WHAT, &values, "key")?,
+        dec_sums(WHAT, &values, "amount")?,
+        counts(WHAT, &values, "amount__n")?,
+    );
     let mut i = 0;
     while i < va.len() {
         let (a, tag) = (va[i], vt[i]);
@@ -179,15 +180,4 @@ fn tag_pairs(tags: &str) -> Vec<(String, String)> {
 
 fn itertools<A, B, C>(a: Vec<A>, b: Vec<B>, c: Vec<C>) -> impl Iterator<Item = (A, B, C)> {
     a.into_iter().zip(b).zip(c).map(|((a, b), c)| (a, b, c))
-}
-
-fn u32s(df: &DataFrame, name: &str) -> Result<Vec<u32>> {
-    let err = polars_err(WHAT);
-    Ok(df.column(name).map_err(&err)?.u32().map_err(&err)?.iter().map(Option::unwrap_or_default).collect())
-}
-
-fn u64s(df: &DataFrame, name: &str) -> Result<Vec<u64>> {
-    let err = polars_err(WHAT);
-    let c = df.column(name).map_err(&err)?.cast(&DataType::UInt64).map_err(&err)?;
-    Ok(c.u64().map_err(&err)?.iter().map(Option::unwrap_or_default).collect())
 }
