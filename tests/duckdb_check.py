@@ -32,6 +32,12 @@ out = {
     "composition_dimensions": g("SELECT count(DISTINCT dimension) FROM read_parquet('@LAKE@/cost/analysis/*/*.parquet', hive_partitioning=true) WHERE view = 'composition'")[0],
     "daily_trend_mismatches": len(query("daily_trend")),
     "monthly_mismatches": len(query("cost_monthly")),
+    "forecast_mismatches": len(query("cost_forecast")),
+    "top_resources_mismatches": len(query("top_resources")),
+    "trend_rows": dict(con.execute(
+        "SELECT view, count(*) FROM read_parquet(getvariable('lake') || '/cost/analysis/*/*.parquet', hive_partitioning=true) "
+        "WHERE view IN ('forecast', 'top_resources') OR (view = 'period_over_period' AND change_pct IS NOT NULL) GROUP BY 1"
+    ).fetchall()),
     "daily_trend_days": g("SELECT count(*) FROM read_parquet('@LAKE@/cost/analysis/*/*.parquet', hive_partitioning=true) WHERE view = 'daily'")[0],
 }
 out["invoices"], out["total_due"] = g(

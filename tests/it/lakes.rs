@@ -111,6 +111,13 @@ fn duckdb_reads_back_what_billrun_reports() {
     assert_eq!(got["daily_trend_mismatches"], 0, "{got}");
     assert_eq!(got["monthly_mismatches"], 0, "{got}");
     assert!(got["daily_trend_days"].as_u64().unwrap() > 0, "{got}");
+    // The forecast (each day's month to date and pace), the top resources, and the
+    // change from January, each recomputed from the line items.
+    assert_eq!(got["forecast_mismatches"], 0, "{got}");
+    assert_eq!(got["top_resources_mismatches"], 0, "{got}");
+    for view in ["forecast", "top_resources", "period_over_period"] {
+        assert!(got["trend_rows"][view].as_u64().unwrap_or(0) > 0, "no {view} rows to compare: {got}");
+    }
     assert_eq!(got["utilization_mismatches"], 0, "{got}");
     assert!(got["packages"].as_u64().unwrap() > 0);
     assert_eq!(got["allocated_by_period"], got["effective_by_period"]);

@@ -196,9 +196,10 @@ fn duckdb_checks(lake: &std::path::Path) -> serde_json::Value {
 proptest! {
     #![proptest_config(ProptestConfig { cases: 8, .. ProptestConfig::default() })]
 
-    /// Every key of every composition view, each view's total, the daily trend, each
-    /// account's month, and the allocations, against the same figures computed by
-    /// DuckDB from the line items, to the last digit.
+    /// Every key of every composition view, each view's total, the daily trend, the
+    /// forecast, each account's month, its top resources, and the allocations,
+    /// against the same figures computed by DuckDB from the line items, to the last
+    /// digit.
     #[test]
     fn cost_views_equal_what_duckdb_computes_from_the_line_items(spec in spec()) {
         let s = build(&spec);
@@ -210,6 +211,8 @@ proptest! {
         prop_assert_eq!(&got["composition_mismatches"], &serde_json::json!(0), "{}", got);
         prop_assert_eq!(&got["daily_trend_mismatches"], &serde_json::json!(0), "{}", got);
         prop_assert_eq!(&got["monthly_mismatches"], &serde_json::json!(0), "{}", got);
+        prop_assert_eq!(&got["forecast_mismatches"], &serde_json::json!(0), "{}", got);
+        prop_assert_eq!(&got["top_resources_mismatches"], &serde_json::json!(0), "{}", got);
         prop_assert_eq!(&got["allocated_by_period"], &got["effective_by_period"]);
         // For every tag key, its values (and the untagged) add up to the account's total.
         prop_assert_eq!(&got["tag_mismatches"], &serde_json::json!(0), "{}", got);
