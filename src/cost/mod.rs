@@ -7,7 +7,9 @@ pub mod frame;
 pub mod recommend;
 pub mod report;
 pub mod rollups;
+pub mod syms;
 pub mod tables;
+pub mod views;
 
 use crate::decimal::{Dec, Overflow, Qty};
 use crate::focus;
@@ -15,12 +17,10 @@ use crate::lake::inputs::UsageChunk;
 use crate::lake::outputs::Names;
 use crate::model::Module;
 use crate::rules::records::{Commitment, Line, LineKind};
-use crate::text::same_bytes;
 use crate::time::{Micros, DAY};
 use allocation::{split, Method};
-use hashbrown::HashTable;
-use rustc_hash::{FxBuildHasher, FxHashMap};
-use std::hash::BuildHasher;
+use rustc_hash::FxHashMap;
+use syms::{Dictionary, Sym, Syms, NO_SYM};
 
 /// Billed, effective and list cost.
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
@@ -60,9 +60,16 @@ pub struct AllocKey {
 
 #[derive(Debug, Default)]
 pub struct CostBook {
-    pub composition: FxHashMap<(u32, &'static str, String), Sums>,
+    /// Each account's lines summed by their composition values, one per dimension
+    /// of [`DIMS`] ([`NO_SYM`] for none): what the composition views are computed
+    /// from ([`views::composition`]).
+    pub values: Vec<(u32, [Sym; 8], Sums)>,
+    /// The composition views, by account, dimension and key: set by
+    /// [`CostBook::finish`].
+    pub composition: Vec<views::Composed>,
     pub daily: FxHashMap<(u32, i64), Sums>,
-    pub resources: FxHashMap<(u32, String), (Sums, Option<Module>)>,
+    /// Each account's resources and their lines' sums.
+    pub resources: Vec<(u32, Sym, Sums)>,
     pub allocation: FxHashMap<AllocKey, Dec>,
     /// Σ EffectiveCost of each account's lines.
     pub effective: FxHashMap<u32, Dec>,
@@ -74,93 +81,11 @@ pub struct CostBook {
     pub ppu_resources: FxHashMap<(u32, String), PpuResource>,
     /// Settlement deductions per account and day.
     pub deductions: FxHashMap<(u32, i64), Dec>,
+    /// The names the symbols above stand for.
+    pub names: Dictionary,
     /// What the hours add up to, keyed by interned names; turned into the maps
     /// above by [`CostBook::finish`].
     tally: Tally,
-}
-
-/// A name interned for the period: an index into [`Syms`].
-type Sym = u32;
-/// The absent name.
-const NO_SYM: Sym = Sym::MAX;
-
-/// The period's distinct names (resources, SKUs, projects, tags, …), each stored once.
-#[derive(Debug, Default)]
-struct Syms {
-    /// Each name's symbol, by the hash of its bytes (kept with it); the bytes are
-    /// the name's span of `text`, so a name is not also held in a box of its own.
-    ids: HashTable<(u64, Sym)>,
-    /// The names' bytes, one after another in the order they were first seen (an
-    /// hour's resources then lie in the order the next hour reads them), and each
-    /// name's span.
-    text: String,
-    spans: Vec<(usize, usize)>,
-    /// Names that stay put for the whole run (constants, catalog and inventory
-    /// fields), by address and length: found without hashing their bytes.
-    stable: FxHashMap<(usize, usize), Sym>,
-    /// `module/billing_item` pairs.
-    pairs: FxHashMap<(Sym, Sym), Sym>,
-    /// Names borrowed from the usage chunks of the hour being observed, by address and
-    /// length (a usage column read as a dictionary holds each name once): emptied
-    /// when the hour is done, since the chunks' memory is then reused.
-    here: FxHashMap<(usize, usize), Sym>,
-}
-
-impl Syms {
-    fn id(&mut self, s: &str) -> Sym {
-        let hash = FxBuildHasher.hash_one(s.as_bytes());
-        let (text, spans) = (&self.text, &self.spans);
-        let same = |i: Sym| spans.get(i as usize).is_some_and(|&(from, to)| same_bytes(&text.as_bytes()[from..to], s.as_bytes()));
-        if let Some(&(_, i)) = self.ids.find(hash, |&(h, i)| h == hash && same(i)) {
-            return i;
-        }
-        let i = self.spans.len() as Sym;
-        self.spans.push((self.text.len(), self.text.len() + s.len()));
-        self.text.push_str(s);
-        self.ids.insert_unique(hash, (hash, i), |&(h, _)| h);
-        i
-    }
-    fn opt(&mut self, s: Option<&str>) -> Sym {
-        s.map_or(NO_SYM, |s| self.id(s))
-    }
-    /// The id of a name borrowed from the hour's usage chunks.
-    fn here(&mut self, s: &str) -> Sym {
-        self.by_address(s, false)
-    }
-    fn opt_here(&mut self, s: Option<&str>) -> Sym {
-        s.map_or(NO_SYM, |s| self.here(s))
-    }
-    /// The id of a name that lives, unchanged, as long as the run's reference data:
-    /// never one borrowed from a usage chunk, whose memory is reused.
-    fn stable(&mut self, s: &str) -> Sym {
-        self.by_address(s, true)
-    }
-    /// The id of a name found by its address and length in `stable` or `here`.
-    fn by_address(&mut self, s: &str, stable: bool) -> Sym {
-        let key = (s.as_ptr() as usize, s.len());
-        let known = if stable { &self.stable } else { &self.here };
-        if let Some(&i) = known.get(&key) {
-            return i;
-        }
-        let i = self.id(s);
-        if stable { &mut self.stable } else { &mut self.here }.insert(key, i);
-        i
-    }
-    fn pair(&mut self, module: Sym, item: Sym) -> Sym {
-        if let Some(&i) = self.pairs.get(&(module, item)) {
-            return i;
-        }
-        let name = format!("{}/{}", self.name(module).unwrap_or_default(), self.name(item).unwrap_or_default());
-        let i = self.id(&name);
-        self.pairs.insert((module, item), i);
-        i
-    }
-    fn name(&self, i: Sym) -> Option<&str> {
-        self.spans.get(i as usize).map(|&(from, to)| &self.text[from..to])
-    }
-    fn string(&self, i: Sym) -> String {
-        self.name(i).unwrap_or_default().to_string()
-    }
 }
 
 /// The composition dimensions, in the order of [`AccountTally::composition`]'s values.
@@ -328,7 +253,7 @@ struct AccountTally {
 /// kept small.
 #[derive(Debug)]
 struct ResourceTally {
-    /// Its lines' sums, and the module of its first line.
+    /// Its lines' sums.
     sums: Sums,
     /// Its usage lines' direct allocation by project, tags and method, when all its
     /// lines so far had the same (others go to the account's table).
@@ -339,17 +264,16 @@ struct ResourceTally {
     /// values go through [`Pending`].
     composition: Option<([Sym; 8], Sums)>,
     name: Sym,
-    module: Option<Module>,
 }
 
 impl AccountTally {
     /// The place of resource `name` in [`AccountTally::resources`], opened on first
-    /// use with `module`.
-    fn place(&mut self, name: Sym, module: Option<Module>) -> u32 {
+    /// use.
+    fn place(&mut self, name: Sym) -> u32 {
         let next = self.resources.len() as u32;
         let at = *self.places.entry(name).or_insert(next);
         if at == next {
-            self.resources.push(ResourceTally { name, sums: Sums::default(), module, direct: None, composition: None });
+            self.resources.push(ResourceTally { name, sums: Sums::default(), direct: None, composition: None });
         }
         at
     }
@@ -507,7 +431,7 @@ impl CostBook {
                 &here
             };
             let syms = u.as_ref().map(|u| {
-                let (resource, place) = self.tally.resource(l.account, u.resource, u.module);
+                let (resource, place) = self.tally.resource(l.account, u.resource);
                 RowSyms { resource, place, project: self.tally.syms.opt_here(u.project), tags: self.tally.syms.opt_here(u.tags) }
             });
             self.observe_line(l, u.as_ref(), syms, n)?;
@@ -532,7 +456,7 @@ impl CostBook {
             }
         }
         self.tally.pending.flush(&mut self.tally.accounts)?;
-        self.tally.syms.here.clear();
+        self.tally.syms.end_hour();
         self.tally.values.clear();
         self.tally.last_values = None;
         self.tally.end_account();
@@ -634,8 +558,8 @@ impl CostBook {
         let at = of(accounts, l.account);
         let place = match (syms, l.commitment) {
             (Some(s), _) => Some(s.place),
-            (None, Some(Commitment::Package(i))) => Some(at.place(names.stable(&n.packages[i as usize].package_id), module)),
-            (None, Some(Commitment::Subscription(i))) => Some(at.place(names.stable(&n.subs.get(i).resource_id), module)),
+            (None, Some(Commitment::Package(i))) => Some(at.place(names.stable(&n.packages[i as usize].package_id))),
+            (None, Some(Commitment::Subscription(i))) => Some(at.place(names.stable(&n.subs.get(i).resource_id))),
             _ => None,
         };
         at.effective = Some(at.effective.unwrap_or_default().plus(l.effective, "cost total")?);
@@ -694,7 +618,7 @@ impl CostBook {
 
     /// Turns the period's accumulators into the maps the tables read. Call once, after
     /// the last [`CostBook::observe`].
-    pub fn finish(&mut self) -> Result<(), Overflow> {
+    pub fn finish(&mut self) -> Result<(), crate::lake::inputs::InputError> {
         let t = std::mem::take(&mut self.tally);
         let s = &t.syms;
         let opt = |i: Sym| s.name(i).map(str::to_string);
@@ -704,16 +628,8 @@ impl CostBook {
                 self.effective.insert(a, e);
             }
             self.daily.extend(at.daily.into_iter().map(|(d, x)| ((a, d), x)));
-            let mut composition: FxHashMap<(u8, Sym), Sums> = FxHashMap::default();
-            let held = at.resources.iter().filter_map(|r| r.composition.as_ref()).map(|(v, x)| (*v, *x));
-            for (values, sums) in at.composition.into_iter().chain(held) {
-                for (dim, sym) in values.into_iter().enumerate() {
-                    if sym != NO_SYM && s.name(sym).is_some_and(|n| !n.is_empty()) {
-                        composition.entry((dim as u8, sym)).or_default().merge(&sums)?;
-                    }
-                }
-            }
-            self.composition.extend(composition.into_iter().map(|((d, v), x)| ((a, DIMS[d as usize], s.string(v)), x)));
+            let held = at.resources.iter().filter_map(|r| r.composition.as_ref()).map(|(v, x)| (a, *v, *x));
+            self.values.extend(at.composition.into_iter().map(|(v, x)| (a, v, x)).chain(held));
             let mut allocation = at.allocation;
             let name = |place: u32| s.string(at.resources[place as usize].name);
             self.notebooks.extend(at.notebooks.into_iter().map(|(p, x)| ((a, name(p)), x)));
@@ -723,13 +639,15 @@ impl CostBook {
                     let e = allocation.entry((r.name, r.name, project, tags, method)).or_default();
                     *e = e.plus(x, "cost total")?;
                 }
-                self.resources.insert((a, s.string(r.name)), (r.sums, r.module));
+                self.resources.push((a, r.name, r.sums));
             }
             self.allocation.extend(allocation.into_iter().map(|((source, target, project, tags, method), x)| {
                 (AllocKey { account: a, source: opt(source), target: opt(target), project: opt(project), tags: opt(tags), method }, x)
             }));
             self.ppu_public.extend(at.ppu_public.into_iter().map(|((k, r), x)| ((a, s.string(k), s.string(r)), x)));
         }
+        self.names = t.syms.into_dictionary();
+        self.composition = views::composition(self)?;
         Ok(())
     }
 
@@ -755,12 +673,12 @@ impl CostBook {
 
 impl Tally {
     /// The interned name of a line's usage row's resource, and its place in the
-    /// account's [`AccountTally::resources`] (opened with `module` when new). An
+    /// account's [`AccountTally::resources`] (opened when new). An
     /// account's lines come together, in the order of their record ids, and an
     /// account's resources change little from hour to hour: the resources its lines
     /// had the last hour, in that order, are tried first (a comparison or two, no
     /// hashing), the tables only when neither is the name.
-    fn resource(&mut self, account: u32, name: &str, module: Option<Module>) -> (Sym, u32) {
+    fn resource(&mut self, account: u32, name: &str) -> (Sym, u32) {
         if self.current != Some(account) {
             self.end_account();
             self.current = Some(account);
@@ -780,7 +698,7 @@ impl Tally {
         }
         let (sym, place) = found.unwrap_or_else(|| {
             let sym = self.syms.id(name);
-            (sym, of(&mut self.accounts, account).place(sym, module))
+            (sym, of(&mut self.accounts, account).place(sym))
         });
         let now = &mut self.names_now;
         now.extend_from_slice(&place.to_le_bytes());

@@ -12,9 +12,6 @@ use rustc_hash::FxHashMap;
 use std::borrow::Cow;
 use std::sync::Arc;
 
-/// How many resources the `top_resources` view keeps per account.
-pub const TOP: usize = 10;
-
 pub fn analysis_schema() -> SchemaRef {
     Arc::new(Schema::new(vec![
         Field::new("account_id", DataType::Utf8, false),
@@ -75,58 +72,53 @@ pub fn analysis_batches<E: From<crate::decimal::Overflow> + From<crate::lake::in
 ) -> Result<(), E> {
     let period: Period = n.period;
     let mut out = Batches { rows: Vec::with_capacity(ANALYSIS_BATCH_ROWS), names: n, each, written: false };
-    let mut comp: Vec<_> = book.composition.iter().collect();
-    comp.sort_by(|a, b| a.0.cmp(b.0));
-    for ((acct, dim, key), s) in comp {
+    let name = |k| super::views::name(&book.names, k).map(str::to_string);
+    for c in &book.composition {
         out.push(Row {
-            account: *acct,
+            account: c.account,
             view: "composition",
-            dimension: (*dim).into(),
-            key: key.clone(),
-            sums: Some(*s),
-            effective: s.effective,
+            dimension: super::DIMS[c.dim as usize].into(),
+            key: name(c.key)?,
+            sums: Some(c.sums),
+            effective: c.sums.effective,
             ..Row::default()
         })?;
     }
-    let mut daily: Vec<_> = book.daily.iter().collect();
-    daily.sort_by(|a, b| a.0.cmp(b.0));
-    let mut monthly: FxHashMap<u32, Sums> = FxHashMap::default();
-    for ((acct, day), s) in &daily {
+    let super::views::Trends { daily, monthly } = super::views::trends(book)?;
+    for &(acct, day, s) in &daily {
         out.push(Row {
-            account: *acct,
+            account: acct,
             view: "daily",
             dimension: "day".into(),
-            key: crate::time::format_ts(*day * DAY)[..10].to_string(),
-            date: Some(*day * DAY),
-            sums: Some(**s),
+            key: crate::time::format_ts(day * DAY)[..10].to_string(),
+            date: Some(day * DAY),
+            sums: Some(s),
             effective: s.effective,
             ..Row::default()
         })?;
-        let m = monthly.entry(*acct).or_default();
-        m.billed = m.billed.plus(s.billed, "cost total")?;
-        m.effective = m.effective.plus(s.effective, "cost total")?;
-        m.list = m.list.plus(s.list, "cost total")?;
     }
-    // The forecasts, after every daily row: a second walk of the days.
+    // The forecasts, after every daily row: each day's month to date, at the pace so
+    // far, carried to the period's end.
     let days_in_period = (period.end() - period.start()) / DAY;
-    let mut mtd: FxHashMap<u32, Dec> = FxHashMap::default();
-    for ((acct, day), s) in &daily {
-        let to_date = mtd.entry(*acct).or_default();
-        *to_date = to_date.plus(s.effective, "cost total")?;
+    let mut to_date = (u32::MAX, Dec::ZERO);
+    for &(acct, day, s) in &daily {
+        if to_date.0 != acct {
+            to_date = (acct, Dec::ZERO);
+        }
+        to_date.1 = to_date.1.plus(s.effective, "cost total")?;
         let elapsed = (day * DAY - period.start()) / DAY + 1;
         if (1..=days_in_period).contains(&elapsed) {
-            let f = crate::decimal::mul_div_round(to_date.0, days_in_period as i128, elapsed as i128)
+            let f = crate::decimal::mul_div_round(to_date.1 .0, days_in_period as i128, elapsed as i128)
                 .and_then(Dec::within)
                 .ok_or(crate::decimal::Overflow { figure: "forecast" })?
                 .round_dp(2);
-            let to_date = *to_date;
             out.push(Row {
-                account: *acct,
+                account: acct,
                 view: "forecast",
                 dimension: "month_to_date".into(),
                 key: crate::time::format_ts(day * DAY)[..10].to_string(),
                 date: Some(day * DAY),
-                effective: to_date,
+                effective: to_date.1,
                 forecast: Some(f),
                 ..Row::default()
             })?;
@@ -158,26 +150,19 @@ pub fn analysis_batches<E: From<crate::decimal::Overflow> + From<crate::lake::in
             ..Row::default()
         })?;
     }
-    let mut by_acct: FxHashMap<u32, Vec<(&String, &Sums)>> = FxHashMap::default();
-    for ((acct, r), (s, _)) in &book.resources {
-        by_acct.entry(*acct).or_default().push((r, s));
-    }
-    let mut accts: Vec<_> = by_acct.into_iter().collect();
-    accts.sort_by_key(|(a, _)| *a);
-    for (acct, mut rs) in accts {
-        rs.sort_by(|a, b| b.1.effective.cmp(&a.1.effective).then(a.0.cmp(b.0)));
-        for (k, (r, s)) in rs.into_iter().take(TOP).enumerate() {
-            out.push(Row {
-                account: acct,
-                view: "top_resources",
-                dimension: "resource".into(),
-                key: r.clone(),
-                rank: Some(k as i32 + 1),
-                sums: Some(*s),
-                effective: s.effective,
-                ..Row::default()
-            })?;
-        }
+    let mut rank = (u32::MAX, 0);
+    for (acct, r, s) in super::views::top_resources(book)? {
+        rank = if rank.0 == acct { (acct, rank.1 + 1) } else { (acct, 1) };
+        out.push(Row {
+            account: acct,
+            view: "top_resources",
+            dimension: "resource".into(),
+            key: name(r)?,
+            rank: Some(rank.1),
+            sums: Some(s),
+            effective: s.effective,
+            ..Row::default()
+        })?;
     }
     // The allocation roll-ups (by enterprise project, by tag key and value).
     super::rollups::rollups(book, |r| {

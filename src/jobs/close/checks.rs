@@ -44,16 +44,16 @@ pub fn check_allocation(cost: &crate::cost::CostBook) -> Result<(), JobError> {
 /// Every composition view of the cost analysis adds up to each account's bill: its
 /// billed cost to the invoice's `total_due`, its effective cost to the account's.
 pub fn check_composition(cost: &crate::cost::CostBook, res: &crate::engine::PeriodResult) -> Result<(), JobError> {
-    let mut totals: rustc_hash::FxHashMap<(u32, &str), (Dec, Dec)> = rustc_hash::FxHashMap::default();
-    for ((account, dim, _), sums) in &cost.composition {
-        let t = totals.entry((*account, dim)).or_default();
-        t.0 = t.0.plus(sums.billed, "composition total")?;
-        t.1 = t.1.plus(sums.effective, "composition total")?;
+    let mut totals: rustc_hash::FxHashMap<(u32, u8), (Dec, Dec)> = rustc_hash::FxHashMap::default();
+    for c in &cost.composition {
+        let t = totals.entry((c.account, c.dim)).or_default();
+        t.0 = t.0.plus(c.sums.billed, "composition total")?;
+        t.1 = t.1.plus(c.sums.effective, "composition total")?;
     }
     for inv in &res.invoices {
         let effective = cost.effective.get(&inv.account).copied().unwrap_or_default();
-        for dim in crate::cost::DIMS {
-            let (billed, eff) = totals.get(&(inv.account, dim)).copied().unwrap_or_default();
+        for (d, dim) in crate::cost::DIMS.into_iter().enumerate() {
+            let (billed, eff) = totals.get(&(inv.account, d as u8)).copied().unwrap_or_default();
             if billed != inv.total_due || eff != effective {
                 return Err(JobError::Conservation(format!(
                     "account #{}: the {dim} view of the cost analysis adds up to {billed} billed and {eff} effective; the invoice is {} and the effective cost {effective}",
@@ -82,7 +82,7 @@ pub(super) fn check_written(res: &crate::engine::PeriodResult, written: &[(u64, 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cost::{CostBook, Sums, DIMS};
+    use crate::cost::{views::Composed, CostBook, Sums, DIMS};
     use crate::rules::invoice::Invoice;
 
     fn invoice(account: u32, total_due: Dec) -> Invoice {
@@ -114,12 +114,14 @@ mod tests {
         cost.effective.insert(0, d("10.00"));
         let usage = Sums { billed: d("10.004"), effective: d("10.004"), list: d("10.004") };
         let adjustment = Sums { billed: d("-0.004"), effective: d("-0.004"), list: d("-0.004") };
-        for dim in DIMS {
-            cost.composition.insert((0, dim, "gpu".into()), usage);
-            cost.composition.insert((0, dim, "settlement".into()), adjustment);
+        // Keys: 0 is the GPU's SKU (or region, …), 1 the settlement's own.
+        for dim in 0..DIMS.len() as u8 {
+            cost.composition.push(Composed { account: 0, dim, key: 0, sums: usage });
+            cost.composition.push(Composed { account: 0, dim, key: 1, sums: adjustment });
         }
         check_composition(&cost, &res).unwrap();
-        cost.composition.remove(&(0, "sku", "settlement".to_string()));
+        let sku = DIMS.iter().position(|d| *d == "sku").unwrap() as u8;
+        cost.composition.retain(|c| !(c.dim == sku && c.key == 1));
         let err = check_composition(&cost, &res).unwrap_err().to_string();
         assert!(err.contains("sku view") && err.contains("10.004"), "{err}");
     }
