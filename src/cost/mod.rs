@@ -64,9 +64,6 @@ pub struct CostBook {
     /// of [`DIMS`] ([`NO_SYM`] for none): what the composition views are computed
     /// from ([`views::composition`]).
     pub values: Vec<(u32, [Sym; 8], Sums)>,
-    /// The composition views, by account, dimension and key: set by
-    /// [`CostBook::finish`].
-    pub composition: Vec<views::Composed>,
     pub daily: FxHashMap<(u32, i64), Sums>,
     /// Each account's resources and their lines' sums.
     pub resources: Vec<(u32, Sym, Sums)>,
@@ -618,7 +615,7 @@ impl CostBook {
 
     /// Turns the period's accumulators into the maps the tables read. Call once, after
     /// the last [`CostBook::observe`].
-    pub fn finish(&mut self) -> Result<(), crate::lake::inputs::InputError> {
+    pub fn finish(&mut self) -> Result<(), Overflow> {
         let t = std::mem::take(&mut self.tally);
         let s = &t.syms;
         let opt = |i: Sym| s.name(i).map(str::to_string);
@@ -647,7 +644,6 @@ impl CostBook {
             self.ppu_public.extend(at.ppu_public.into_iter().map(|((k, r), x)| ((a, s.string(k), s.string(r)), x)));
         }
         self.names = t.syms.into_dictionary();
-        self.composition = views::composition(self)?;
         Ok(())
     }
 

@@ -66,6 +66,7 @@ pub const ANALYSIS_BATCH_ROWS: usize = 64 * 1024;
 /// it was closed.
 pub fn analysis_batches<E: From<crate::decimal::Overflow> + From<crate::lake::inputs::InputError>>(
     book: &CostBook,
+    composition: &[super::views::Composed],
     n: &Names<'_>,
     previous: &FxHashMap<String, Dec>,
     each: impl FnMut(RecordBatch) -> Result<(), E>,
@@ -73,7 +74,7 @@ pub fn analysis_batches<E: From<crate::decimal::Overflow> + From<crate::lake::in
     let period: Period = n.period;
     let mut out = Batches { rows: Vec::with_capacity(ANALYSIS_BATCH_ROWS), names: n, each, written: false };
     let name = |k| super::views::name(&book.names, k).map(str::to_string);
-    for c in &book.composition {
+    for c in composition {
         out.push(Row {
             account: c.account,
             view: "composition",

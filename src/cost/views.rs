@@ -57,22 +57,19 @@ pub fn composition(book: &CostBook) -> Result<Vec<Composed>> {
         columns.extend(keys.into_iter().enumerate().map(|(place, k)| Column::new(format!("k{place}").into(), k)));
         columns.extend(sums_columns(rows.iter().map(|r| &r.2))?);
         let frame = DataFrame::new(rows.len(), columns).map_err(polars_err(WHAT))?.lazy();
-        // One frame of (account, dimension, key, sums) for the eight dimensions, then
-        // one group-by.
+        // Each dimension's sums by account and key, then the eight in one frame.
         let per_dim: Vec<LazyFrame> = (0..DIMS.len())
             .map(|place| {
                 let key = format!("k{place}");
-                frame.clone().filter(col(key.as_str()).neq(lit(NONE))).select([
-                    col("acct"),
-                    lit(place as u32).cast(DataType::UInt32).alias("dim"),
-                    col(key.as_str()).alias("key"),
-                    col("billed"),
-                    col("effective"),
-                    col("list"),
-                ])
+                frame
+                    .clone()
+                    .filter(col(key.as_str()).neq(lit(NONE)))
+                    .group_by([col("acct"), col(key.as_str()).alias("key")])
+                    .agg(sum_aggs())
+                    .with_column(lit(place as u32).cast(DataType::UInt32).alias("dim"))
             })
             .collect();
-        let summed = concat(per_dim, UnionArgs::default()).map_err(polars_err(WHAT))?.group_by([col("acct"), col("dim"), col("key")]).agg(sum_aggs());
+        let summed = concat(per_dim, UnionArgs::default()).map_err(polars_err(WHAT))?;
         let df = sorted(summed, &["acct", "dim", "key"], &[false, false, false])?;
         let (accts, dims, keys, sums) = (u32s(WHAT, &df, "acct")?, u32s(WHAT, &df, "dim")?, u32s(WHAT, &df, "key")?, sums_of(&df)?);
         for (((account, place), key), sums) in accts.into_iter().zip(dims).zip(keys).zip(sums) {

@@ -43,9 +43,13 @@ pub fn check_allocation(cost: &crate::cost::CostBook) -> Result<(), JobError> {
 
 /// Every composition view of the cost analysis adds up to each account's bill: its
 /// billed cost to the invoice's `total_due`, its effective cost to the account's.
-pub fn check_composition(cost: &crate::cost::CostBook, res: &crate::engine::PeriodResult) -> Result<(), JobError> {
+pub fn check_composition(
+    composition: &[crate::cost::views::Composed],
+    cost: &crate::cost::CostBook,
+    res: &crate::engine::PeriodResult,
+) -> Result<(), JobError> {
     let mut totals: rustc_hash::FxHashMap<(u32, u8), (Dec, Dec)> = rustc_hash::FxHashMap::default();
-    for c in &cost.composition {
+    for c in composition {
         let t = totals.entry((c.account, c.dim)).or_default();
         t.0 = t.0.plus(c.sums.billed, "composition total")?;
         t.1 = t.1.plus(c.sums.effective, "composition total")?;
@@ -115,14 +119,15 @@ mod tests {
         let usage = Sums { billed: d("10.004"), effective: d("10.004"), list: d("10.004") };
         let adjustment = Sums { billed: d("-0.004"), effective: d("-0.004"), list: d("-0.004") };
         // Keys: 0 is the GPU's SKU (or region, …), 1 the settlement's own.
+        let mut composition = Vec::new();
         for dim in 0..DIMS.len() as u8 {
-            cost.composition.push(Composed { account: 0, dim, key: 0, sums: usage });
-            cost.composition.push(Composed { account: 0, dim, key: 1, sums: adjustment });
+            composition.push(Composed { account: 0, dim, key: 0, sums: usage });
+            composition.push(Composed { account: 0, dim, key: 1, sums: adjustment });
         }
-        check_composition(&cost, &res).unwrap();
+        check_composition(&composition, &cost, &res).unwrap();
         let sku = DIMS.iter().position(|d| *d == "sku").unwrap() as u8;
-        cost.composition.retain(|c| !(c.dim == sku && c.key == 1));
-        let err = check_composition(&cost, &res).unwrap_err().to_string();
+        composition.retain(|c| !(c.dim == sku && c.key == 1));
+        let err = check_composition(&composition, &cost, &res).unwrap_err().to_string();
         assert!(err.contains("sku view") && err.contains("10.004"), "{err}");
     }
 }

@@ -75,7 +75,6 @@ pub(crate) fn execute_with(
     check_conservation(&res)?;
     check_written(&res, &written)?;
     check_allocation(&cost)?;
-    check_composition(&cost, &res)?;
     let previous = previous_totals(output, period)?;
     let t = Instant::now();
     // The tables that do not depend on the recommendations are written and sealed
@@ -295,7 +294,11 @@ fn close_tables(
     }
     let t = "cost/analysis";
     sinks.create(t, crate::cost::tables::analysis_schema())?;
-    crate::cost::tables::analysis_batches(cost, names, previous, |b| sinks.write(t, PERIOD, &b, || whole_keys(t, &b)))?;
+    // The composition views, checked against the bill before they are written.
+    let composition = crate::cost::views::composition(cost)?;
+    check_composition(&composition, cost, res)?;
+    crate::cost::tables::analysis_batches(cost, &composition, names, previous, |b| sinks.write(t, PERIOD, &b, || whole_keys(t, &b)))?;
+    drop(composition);
     // Restatements: the published invoices against the new ones.
     let mut restated = 0;
     let restatements_rel = table_path("bills/restatements", period);
