@@ -6,14 +6,19 @@
 //! the inventory and the period is rated again for that account. The saving is the
 //! difference of the two invoices' `total_due`, purchase included. The other kinds
 //! (lapsing packages, idle notebooks paying for disks, accounts about to fall into
-//! arrears) are estimates from the period's figures, with their evidence.
+//! arrears) are estimates from the period's figures, with their evidence: the sums
+//! they rest on (an idle notebook's disk cost, an account's last week of deductions)
+//! are Polars queries over the cost book.
 
+use super::frame::{dec_column, dec_sums, exact_sum, polars_err, u32s};
 use super::CostBook;
 use crate::decimal::{mul_div_round, Dec, Overflow, Qty};
+use crate::lake::inputs::InputError;
 use crate::model::*;
 use crate::rules::packages;
 use crate::rules::pricing::Catalog;
 use crate::time::{add_months, format_ts, Period, DAY};
+use polars::prelude::*;
 use rustc_hash::FxHashMap;
 
 /// A package that can be bought (optional input `catalog/package_offers.parquet`).
@@ -214,21 +219,40 @@ pub fn lapsing_packages(ledger: &[crate::engine::LedgerRow], pkgs: &[Package], p
 
 /// Notebooks whose EVS disk kept billing while their compute had not run for at
 /// least `idle_days` days at the period's end.
-pub fn idle_notebooks(book: &CostBook, period: Period, idle_days: i64) -> Result<Vec<Recommendation>, Overflow> {
-    let mut out = Vec::new();
-    let mut nbs: Vec<_> = book.notebooks.iter().collect();
+pub fn idle_notebooks(book: &CostBook, period: Period, idle_days: i64) -> Result<Vec<Recommendation>, InputError> {
+    let mut nbs: Vec<_> = book.notebooks.iter().filter(|(_, u)| !u.disk_by_day.is_empty()).collect();
     nbs.sort_by(|a, b| a.0.cmp(b.0));
-    for ((acct, nb), usage) in nbs {
-        if usage.disk_by_day.is_empty() {
-            continue;
-        }
+    // Each notebook idle long enough, and since when; then its disk's cost since then.
+    let mut idle = Vec::new();
+    for (k, (_, usage)) in nbs.iter().enumerate() {
         let since = usage.last_compute.unwrap_or(period.start()).max(period.start());
-        let idle = (period.end() - since) / DAY;
-        if idle < idle_days {
-            continue;
+        let days = (period.end() - since) / DAY;
+        if days >= idle_days {
+            idle.push((k as u32, since, days));
         }
-        let since_day = since.div_euclid(DAY);
-        let disk: Dec = usage.disk_by_day.iter().filter(|(d, _)| **d >= since_day).try_fold(Dec::ZERO, |a, (_, v)| a.plus(*v, "idle disk cost"))?;
+    }
+    let (mut nb, mut day, mut since_day, mut cost) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for &(k, since, _) in &idle {
+        for (d, c) in &nbs[k as usize].1.disk_by_day {
+            nb.push(k);
+            day.push(*d);
+            since_day.push(since.div_euclid(DAY));
+            cost.push(c.0);
+        }
+    }
+    const WHAT: &str = "cost/recommendations (idle notebooks)";
+    let rows = nb.len();
+    let disk = DataFrame::new(
+        rows,
+        vec![Column::new("nb".into(), nb), Column::new("day".into(), day), Column::new("since".into(), since_day), dec_column(WHAT, "cost", cost)?],
+    )
+    .map_err(polars_err(WHAT))?;
+    let since = disk.lazy().filter(col("day").gt_eq(col("since"))).group_by([col("nb")]).agg(exact_sum("cost", "cost")).collect().map_err(polars_err(WHAT))?;
+    let disk_since: FxHashMap<u32, Dec> = u32s(WHAT, &since, "nb")?.into_iter().zip(dec_sums(WHAT, &since, "cost")?).collect();
+    let mut out = Vec::new();
+    for (k, _, idle) in idle {
+        let ((acct, nb), usage) = nbs[k as usize];
+        let disk = disk_since.get(&k).copied().unwrap_or_default();
         let per_month = mul_div_round(disk.0, 30, idle as i128).and_then(Dec::within).ok_or(Overflow { figure: "idle disk cost" })?.round_dp(2);
         out.push(Recommendation {
             account: *acct,
@@ -254,15 +278,14 @@ pub fn idle_notebooks(book: &CostBook, period: Period, idle_days: i64) -> Result
 
 /// Accounts that will go into arrears within `horizon_days` at the burn rate of the
 /// period's last 7 days.
-pub fn arrears_risk(book: &CostBook, balances: &[(u32, Dec, Phase)], period: Period, horizon_days: i64) -> Result<Vec<Recommendation>, Overflow> {
+pub fn arrears_risk(book: &CostBook, balances: &[(u32, Dec, Phase)], period: Period, horizon_days: i64) -> Result<Vec<Recommendation>, InputError> {
+    let week_of = last_week_deductions(book, period)?;
     let mut out = Vec::new();
-    let last_day = (period.end() - 1).div_euclid(DAY);
     for &(acct, balance, phase) in balances {
         if phase != Phase::Active || balance.is_negative() {
             continue;
         }
-        let week: Dec =
-            (last_day - 6..=last_day).filter_map(|d| book.deductions.get(&(acct, d))).try_fold(Dec::ZERO, |a, v| a.plus(*v, "week's deductions"))?;
+        let week = week_of.get(&acct).copied().unwrap_or_default();
         if week <= Dec::ZERO {
             continue;
         }
@@ -289,4 +312,27 @@ pub fn arrears_risk(book: &CostBook, balances: &[(u32, Dec, Phase)], period: Per
         });
     }
     Ok(out)
+}
+
+/// Each account's settlement deductions in the period's last 7 days.
+fn last_week_deductions(book: &CostBook, period: Period) -> Result<FxHashMap<u32, Dec>, InputError> {
+    const WHAT: &str = "cost/recommendations (arrears risk)";
+    let last_day = (period.end() - 1).div_euclid(DAY);
+    let (mut acct, mut day, mut amount) = (Vec::new(), Vec::new(), Vec::new());
+    for ((a, d), x) in &book.deductions {
+        acct.push(*a);
+        day.push(*d);
+        amount.push(x.0);
+    }
+    let rows = acct.len();
+    let deductions = DataFrame::new(rows, vec![Column::new("acct".into(), acct), Column::new("day".into(), day), dec_column(WHAT, "amount", amount)?])
+        .map_err(polars_err(WHAT))?;
+    let week = deductions
+        .lazy()
+        .filter(col("day").gt_eq(lit(last_day - 6)).and(col("day").lt_eq(lit(last_day))))
+        .group_by([col("acct")])
+        .agg(exact_sum("amount", "amount"))
+        .collect()
+        .map_err(polars_err(WHAT))?;
+    Ok(u32s(WHAT, &week, "acct")?.into_iter().zip(dec_sums(WHAT, &week, "amount")?).collect())
 }
