@@ -75,13 +75,12 @@ pub(crate) fn execute_with(
     check_conservation(&res)?;
     check_written(&res, &written)?;
     check_allocation(&cost)?;
-    let previous = previous_totals(output, period)?;
     let t = Instant::now();
     // The tables that do not depend on the recommendations are written and sealed
     // while the purchases are re-rated: that work leaves part of a core idle.
     let run_id = report.run_id.clone();
     let (recommendations, closed) = std::thread::scope(|scope| {
-        let closing = scope.spawn(|| close_tables(sinks, &globals, &res, &names, &cost, &previous, &engine.accounts, &settled, &run_id, &job.reason));
+        let closing = scope.spawn(|| close_tables(sinks, &globals, &res, &names, &cost, &engine.accounts, &settled, &run_id, &job.reason));
         let what_if =
             what_if::WhatIf { engine: &engine, period: &res, cost: &cost, offers: &p.offers, reference: &p.reference, opening: &p.opening, shard: job.shard };
         let recommendations = what_if.recommend(&mut usage, hours, &verdicts, &mut hour_sums);
@@ -96,9 +95,12 @@ pub(crate) fn execute_with(
     tracing::info!(recommendations = recommendations.len(), secs = t.elapsed().as_secs_f64(), "recommendations");
     drop(usage);
     total_due(&mut report, &res, &engine.accounts)?;
+    // The cost analysis after the re-rating, not beside it: its Polars queries' memory
+    // (Polars' code, its workers' arenas) then does not add to the re-rating's.
+    let mut sinks = Sinks::new(output, period, job.shard);
+    analysis_table(&mut sinks, &cost, &res, &names)?;
     let t_rec = "cost/recommendations";
     let batch = crate::cost::tables::recommendations_batch(&recommendations, &names);
-    let mut sinks = Sinks::new(output, period, job.shard);
     sinks.create(t_rec, batch.schema())?;
     sinks.write(t_rec, PERIOD, &batch, || account_keys(&batch, "account_id"))?;
     sealed.extend(sinks.seal()?);
@@ -257,9 +259,20 @@ fn total_due(report: &mut CloseReport, res: &crate::engine::PeriodResult, accoun
     Ok(())
 }
 
-/// The close's tables but the recommendations: the period's own lines and rejected
-/// orders added, the whole-period tables, restatements and settlement changes
-/// written; every sink sealed. Also returns the number of invoices restated and of
+/// The cost analysis of the period (`cost/analysis`): its composition views checked
+/// against the bill first.
+fn analysis_table(sinks: &mut Sinks<'_>, cost: &crate::cost::CostBook, res: &crate::engine::PeriodResult, names: &Names<'_>) -> Result<(), JobError> {
+    let previous = previous_totals(sinks.lake(), names.period)?;
+    let composition = crate::cost::views::composition(cost)?;
+    check_composition(&composition, cost, res)?;
+    let t = "cost/analysis";
+    sinks.create(t, crate::cost::tables::analysis_schema())?;
+    crate::cost::tables::analysis_batches(cost, &composition, names, &previous, |b| sinks.write(t, PERIOD, &b, || whole_keys(t, &b)))
+}
+
+/// The close's tables but the cost analysis and the recommendations: the period's
+/// own lines and rejected orders added, the whole-period tables, restatements and
+/// settlement changes written; every sink sealed. Also returns the number of invoices restated and of
 /// settlement changes.
 #[allow(clippy::too_many_arguments)]
 fn close_tables(
@@ -268,7 +281,6 @@ fn close_tables(
     res: &crate::engine::PeriodResult,
     names: &Names<'_>,
     cost: &crate::cost::CostBook,
-    previous: &FxHashMap<String, Dec>,
     accounts: &[crate::model::Account],
     settled: &BTreeMap<(u32, Micros), Dec>,
     run_id: &str,
@@ -292,13 +304,6 @@ fn close_tables(
         sinks.create(t, batch.schema())?;
         sinks.write(t, PERIOD, &batch, || whole_keys(t, &batch))?;
     }
-    let t = "cost/analysis";
-    sinks.create(t, crate::cost::tables::analysis_schema())?;
-    // The composition views, checked against the bill before they are written.
-    let composition = crate::cost::views::composition(cost)?;
-    check_composition(&composition, cost, res)?;
-    crate::cost::tables::analysis_batches(cost, &composition, names, previous, |b| sinks.write(t, PERIOD, &b, || whole_keys(t, &b)))?;
-    drop(composition);
     // Restatements: the published invoices against the new ones.
     let mut restated = 0;
     let restatements_rel = table_path("bills/restatements", period);
