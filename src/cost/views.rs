@@ -11,6 +11,7 @@
 use super::frame::{dec_column, dec_sums, decs, exact_sum, ints, polars_err, u32s};
 use super::syms::{Dictionary, Sym, NO_SYM};
 use super::{CostBook, Sums, DIMS};
+use crate::decimal::Dec;
 use crate::lake::inputs::{InputError, Result};
 use polars::prelude::*;
 use rustc_hash::FxHashMap;
@@ -101,12 +102,7 @@ pub fn trends(book: &CostBook) -> Result<Trends> {
     let frame = DataFrame::new(n, columns).map_err(polars_err(WHAT))?.lazy();
     let df = sorted(frame.clone(), &["acct", "day"], &[false, false])?;
     let (accts, days) = (u32s(WHAT, &df, "acct")?, ints(WHAT, &df, "day")?);
-    let (billed, effective, list) = (decs(WHAT, &df, "billed")?, decs(WHAT, &df, "effective")?, decs(WHAT, &df, "list")?);
-    let mut daily = Vec::with_capacity(n);
-    for k in 0..accts.len() {
-        let sums = Sums { billed: billed[k].unwrap_or_default(), effective: effective[k].unwrap_or_default(), list: list[k].unwrap_or_default() };
-        daily.push((accts[k], days[k].unwrap_or_default(), sums));
-    }
+    let daily = accts.into_iter().zip(days).zip(costs_of(&df)?).map(|((a, d), s)| (a, d.unwrap_or_default(), s)).collect();
     let months = sorted(frame.group_by([col("acct")]).agg(sum_aggs()), &["acct"], &[false])?;
     let monthly = u32s(WHAT, &months, "acct")?.into_iter().zip(sums_of(&months)?).collect();
     Ok(Trends { daily, monthly })
@@ -128,11 +124,7 @@ pub fn top_resources(book: &CostBook) -> Result<Vec<(u32, Sym, Sums)>> {
         let top = frame.sort(by, opts).group_by_stable([col("acct")]).head(Some(TOP));
         let df = top.collect().map_err(polars_err(WHAT))?;
         let (accts, keys) = (u32s(WHAT, &df, "acct")?, u32s(WHAT, &df, "key")?);
-        let (billed, effective, list) = (decs(WHAT, &df, "billed")?, decs(WHAT, &df, "effective")?, decs(WHAT, &df, "list")?);
-        for k in 0..accts.len() {
-            let sums = Sums { billed: billed[k].unwrap_or_default(), effective: effective[k].unwrap_or_default(), list: list[k].unwrap_or_default() };
-            out.push((accts[k], ranks.sym(keys[k]), sums));
-        }
+        out.extend(accts.into_iter().zip(keys).zip(costs_of(&df)?).map(|((a, k), s)| (a, ranks.sym(k), s)));
     }
     Ok(out)
 }
@@ -207,6 +199,13 @@ fn sum_aggs() -> Vec<Expr> {
     ["billed", "effective", "list"].into_iter().flat_map(|c| exact_sum(c, c)).collect()
 }
 
+/// The costs of each row of `df`, as they are (not sums).
+fn costs_of(df: &DataFrame) -> Result<Vec<Sums>> {
+    let (billed, effective, list) = (decs(WHAT, df, "billed")?, decs(WHAT, df, "effective")?, decs(WHAT, df, "list")?);
+    let cost = |v: Option<Dec>| v.unwrap_or_default();
+    Ok(billed.into_iter().zip(effective).zip(list).map(|((b, e), l)| Sums { billed: cost(b), effective: cost(e), list: cost(l) }).collect())
+}
+
 /// The sums [`sum_aggs`] took, one a row of `df`.
 fn sums_of(df: &DataFrame) -> Result<Vec<Sums>> {
     let (billed, effective, list) = (dec_sums(WHAT, df, "billed")?, dec_sums(WHAT, df, "effective")?, dec_sums(WHAT, df, "list")?);
@@ -232,7 +231,6 @@ pub fn name(names: &Dictionary, k: Sym) -> std::result::Result<&str, InputError>
 mod tests {
     use super::*;
     use crate::cost::syms::Syms;
-    use crate::decimal::Dec;
 
     fn sums(effective: &str) -> Sums {
         let d = Dec::parse(effective).unwrap();
