@@ -165,6 +165,12 @@ pub fn ints(file: &str, df: &DataFrame, name: &str) -> Result<Vec<Option<i64>>> 
     Ok(c.i64().map_err(&err)?.iter().collect())
 }
 
+/// A stable sort by the columns `by`, each ascending or (`descending`) not.
+pub fn sort_by(by: &[&str], descending: &[bool]) -> (Vec<PlSmallStr>, SortMultipleOptions) {
+    let names = by.iter().map(|s| PlSmallStr::from(*s)).collect();
+    (names, SortMultipleOptions::default().with_order_descending_multi(descending.to_vec()).with_maintain_order(true))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

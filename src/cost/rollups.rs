@@ -4,7 +4,7 @@
 //! lines without it is `(untagged)`; for the project, `(none)`. Every dimension of an
 //! account adds up to the account's effective cost, or the run is refused.
 
-use super::frame::{counts, dec_column, dec_sums, exact_sum, polars_err, u32s};
+use super::frame::{counts, dec_column, dec_sums, exact_sum, polars_err, sort_by, u32s};
 use super::{AllocKey, CostBook};
 use crate::decimal::Dec;
 use crate::lake::inputs::{InputError, Result};
@@ -86,10 +86,7 @@ fn rollups_of(entries: &[(&AllocKey, &Dec)], effective: &FxHashMap<u32, Dec>, na
     )
     .map_err(&err)?;
 
-    let sorted = |by: &[&str]| {
-        let names: Vec<PlSmallStr> = by.iter().map(|s| PlSmallStr::from(*s)).collect();
-        (names, SortMultipleOptions::default().with_maintain_order(true))
-    };
+    let sorted = |by: &[&str]| sort_by(by, &vec![false; by.len()]);
     // Each account's total, and its number of allocated amounts.
     let (by, opts) = sorted(&["acct"]);
     let totals = alloc.clone().lazy().group_by([col("acct")]).agg(exact_sum("amount", "amount")).sort(by, opts).collect().map_err(&err)?;

@@ -8,7 +8,7 @@
 //! their bytes), so that the frames hold no text and sorting by key sorts by name.
 //! Every sum is an [`exact_sum`]: one that Polars could have wrapped is refused.
 
-use super::frame::{dec_column, dec_sums, decs, exact_sum, ints, polars_err, u32s};
+use super::frame::{dec_column, dec_sums, decs, exact_sum, ints, polars_err, sort_by, u32s};
 use super::syms::{Dictionary, Sym, NO_SYM};
 use super::{CostBook, Sums, DIMS};
 use crate::decimal::Dec;
@@ -210,11 +210,6 @@ fn costs_of(df: &DataFrame) -> Result<Vec<Sums>> {
 fn sums_of(df: &DataFrame) -> Result<Vec<Sums>> {
     let (billed, effective, list) = (dec_sums(WHAT, df, "billed")?, dec_sums(WHAT, df, "effective")?, dec_sums(WHAT, df, "list")?);
     Ok(billed.into_iter().zip(effective).zip(list).map(|((billed, effective), list)| Sums { billed, effective, list }).collect())
-}
-
-fn sort_by(by: &[&str], descending: &[bool]) -> (Vec<PlSmallStr>, SortMultipleOptions) {
-    let names = by.iter().map(|s| PlSmallStr::from(*s)).collect();
-    (names, SortMultipleOptions::default().with_order_descending_multi(descending.to_vec()).with_maintain_order(true))
 }
 
 fn sorted(frame: LazyFrame, by: &[&str], descending: &[bool]) -> Result<DataFrame> {
