@@ -6,11 +6,12 @@
 //! the inventory and the period is rated again for that account. The saving is the
 //! difference of the two invoices' `total_due`, purchase included. The other kinds
 //! (lapsing packages, idle notebooks paying for disks, accounts about to fall into
-//! arrears) are estimates from the period's figures, with their evidence: the sums
-//! they rest on (an idle notebook's disk cost, an account's last week of deductions)
-//! are Polars queries over the cost book.
+//! arrears) are estimates from the period's figures, with their evidence, computed by
+//! Polars queries: the projection of each package's ledger row to its expiry, and the
+//! sums over the cost book (an idle notebook's disk cost, an account's last week of
+//! deductions).
 
-use super::frame::{dec_column, dec_sums, exact_sum, polars_err, u32s};
+use super::frame::{dec_column, dec_sums, exact_sum, ints, polars_err, u32s};
 use super::CostBook;
 use crate::decimal::{mul_div_round, Dec, Overflow, Qty};
 use crate::lake::inputs::InputError;
@@ -169,29 +170,14 @@ pub fn purchase_candidates(
     Ok(out)
 }
 
-/// Packages whose quota will lapse unused at the current burn rate.
-pub fn lapsing_packages(ledger: &[crate::engine::LedgerRow], pkgs: &[Package], period: Period) -> Result<Vec<Recommendation>, Overflow> {
+/// Packages whose quota will lapse unused at the current burn rate: a Polars query
+/// over the package ledger ([`lapse_projection`]); the saving is the quota's amortized
+/// value, by the package rule.
+pub fn lapsing_packages(ledger: &[crate::engine::LedgerRow], pkgs: &[Package], period: Period) -> Result<Vec<Recommendation>, InputError> {
     let mut out = Vec::new();
-    let (ps, pe) = (period.start(), period.end());
-    for l in ledger {
+    for lapse in lapse_projection(ledger, pkgs, period)? {
+        let l = &ledger[lapse.row as usize];
         let p = &pkgs[l.package as usize];
-        let in_force_days = ((p.expires_at.min(pe) - p.effective_from.max(ps)) / DAY).max(1);
-        let burn_per_day = Qty(l.used.0 / in_force_days as i128);
-        let (at_risk, when) = match p.reset_period {
-            ResetPeriod::None if p.expires_at > pe && p.expires_at <= period.next().end() => {
-                let days_left = (p.expires_at - pe) / DAY;
-                (
-                    l.closing
-                        .minus(Qty(burn_per_day.0.checked_mul(days_left as i128).ok_or(Overflow { figure: "package burn" })?), "package quota at expiry")?,
-                    p.expires_at,
-                )
-            }
-            ResetPeriod::Month if p.expires_at > pe => (l.lapsed, pe),
-            _ => continue,
-        };
-        if at_risk.0 <= 0 {
-            continue;
-        }
         out.push(Recommendation {
             account: l.account,
             id: format!("package_lapse:{}", p.package_id),
@@ -199,8 +185,8 @@ pub fn lapsing_packages(ledger: &[crate::engine::LedgerRow], pkgs: &[Package], p
             resource: Some(p.package_id.clone()),
             sku: Some(p.sku.clone()),
             region: Some(p.region.clone()),
-            action: format!("use {} node-hours of {} in {} before {}, or they lapse", at_risk.to_dec(), p.sku, p.region, format_ts(when)),
-            saving: packages::amortized(p, at_risk)?,
+            action: format!("use {} node-hours of {} in {} before {}, or they lapse", lapse.at_risk.to_dec(), p.sku, p.region, format_ts(lapse.when)),
+            saving: packages::amortized(p, lapse.at_risk)?,
             verified: false,
             current_cost: None,
             alternative_cost: None,
@@ -208,13 +194,110 @@ pub fn lapsing_packages(ledger: &[crate::engine::LedgerRow], pkgs: &[Package], p
                 "{} used of {} this period ({} per day); {} left",
                 l.used.to_dec(),
                 l.opening.to_dec(),
-                burn_per_day.to_dec(),
+                lapse.burn_per_day.to_dec(),
                 l.closing.to_dec()
             ),
             purchase: None,
         });
     }
     Ok(out)
+}
+
+/// A ledger row whose quota is at risk of lapsing.
+#[derive(Debug, PartialEq, Eq)]
+struct Lapse {
+    row: u32,
+    burn_per_day: Qty,
+    at_risk: Qty,
+    when: i64,
+}
+
+const LAPSES: &str = "cost/recommendations (lapsing packages)";
+
+/// The ledger rows at risk, in ledger order, from [`lapse_query`]; a figure that would
+/// not fit refuses the run, as the engine's checked arithmetic does.
+fn lapse_projection(ledger: &[crate::engine::LedgerRow], pkgs: &[Package], period: Period) -> Result<Vec<Lapse>, InputError> {
+    let err = polars_err(LAPSES);
+    let package = |l: &crate::engine::LedgerRow| &pkgs[l.package as usize];
+    let qty = |name: &str, f: fn(&crate::engine::LedgerRow) -> Qty| Int128Chunked::from_vec(name.into(), ledger.iter().map(|l| f(l).0).collect()).into_column();
+    let frame = DataFrame::new(
+        ledger.len(),
+        vec![
+            Column::new("row".into(), (0..ledger.len() as u32).collect::<Vec<_>>()),
+            Column::new("from".into(), ledger.iter().map(|l| package(l).effective_from).collect::<Vec<_>>()),
+            Column::new("until".into(), ledger.iter().map(|l| package(l).expires_at).collect::<Vec<_>>()),
+            Column::new("monthly".into(), ledger.iter().map(|l| package(l).reset_period == ResetPeriod::Month).collect::<Vec<_>>()),
+            qty("used", |l| l.used),
+            qty("closing", |l| l.closing),
+            qty("lapsed", |l| l.lapsed),
+        ],
+    )
+    .map_err(&err)?;
+    let at_risk = lapse_query(frame, period).map_err(&err)?;
+    let int128 = |name: &str| -> Result<Vec<i128>, InputError> {
+        Ok(at_risk.column(name).map_err(&err)?.i128().map_err(&err)?.iter().map(Option::unwrap_or_default).collect())
+    };
+    let fits = |name: &str| -> Result<Vec<bool>, InputError> {
+        Ok(at_risk.column(name).map_err(&err)?.bool().map_err(&err)?.iter().map(|b| b == Some(true)).collect())
+    };
+    let (rows, when) = (u32s(LAPSES, &at_risk, "row")?, ints(LAPSES, &at_risk, "when")?);
+    let (burn, risk) = (int128("burn")?, int128("at_risk")?);
+    let (product_fits, difference_fits) = (fits("product_fits")?, fits("difference_fits")?);
+    let mut out = Vec::with_capacity(rows.len());
+    for (k, row) in rows.into_iter().enumerate() {
+        if !product_fits[k] {
+            return Err(Overflow { figure: "package burn" }.into());
+        }
+        if !difference_fits[k] {
+            return Err(Overflow { figure: "package quota at expiry" }.into());
+        }
+        out.push(Lapse { row, burn_per_day: Qty(burn[k]), at_risk: Qty(risk[k]), when: when[k].unwrap_or(period.end()) });
+    }
+    Ok(out)
+}
+
+/// A package is at risk when it outlives the period and either resets monthly (what
+/// lapsed at the period's end is at risk) or expires in the next period with more left
+/// than it will use by then at the period's burn rate: closing − burn × whole days
+/// left. The burn rate is the quota used per whole day in force (at least one),
+/// truncated toward zero as the engine divides. Quantities are the engine's `Qty`
+/// mantissas as `Int128`; Polars' integer arithmetic wraps, so the query flags a
+/// product or a difference that would pass i128 rather than trust it.
+fn lapse_query(frame: DataFrame, period: Period) -> PolarsResult<DataFrame> {
+    let (ps, pe, next_end) = (period.start(), period.end(), period.next().end());
+    let clamp = |e: Expr, low: Expr| when(e.clone().lt(low.clone())).then(low).otherwise(e);
+    let later = |e: Expr, t: i64| when(e.clone().gt(lit(t))).then(e).otherwise(lit(t));
+    let earlier = |e: Expr, t: i64| when(e.clone().lt(lit(t))).then(e).otherwise(lit(t));
+    let days = clamp((earlier(col("until"), pe) - later(col("from"), ps)).floor_div(lit(DAY)), lit(1i64)).cast(DataType::Int128);
+    // A floor, raised by one where a negative quotient was inexact: a truncation.
+    let floor = col("used").floor_div(col("days"));
+    let inexact_negative = col("used").lt(lit(0i128)).and((floor.clone() * col("days")).neq(col("used")));
+    let burn = floor + when(inexact_negative).then(lit(1i128)).otherwise(lit(0i128));
+    let one_off = col("monthly").not().and(col("until").gt(lit(pe))).and(col("until").lt_eq(lit(next_end)));
+    let resets = col("monthly").and(col("until").gt(lit(pe)));
+    // |burn| ≤ i128::MAX ÷ days left, so burn × days left fits …
+    let bound = lit(i128::MAX).floor_div(clamp(col("days_left"), lit(1i128)));
+    let product_fits = col("burn").lt_eq(bound.clone()).and(col("burn").gt_eq(lit(0i128) - bound));
+    // … and so does closing − burn × days left.
+    let product = col("burn") * col("days_left");
+    let difference_fits = when(product.clone().gt_eq(lit(0i128)))
+        .then(col("closing").gt_eq(lit(i128::MIN) + product.clone()))
+        .otherwise(col("closing").lt_eq(lit(i128::MAX) + product.clone()));
+    let if_one_off = |then: Expr, otherwise: Expr| when(col("one_off")).then(then).otherwise(otherwise);
+    frame
+        .lazy()
+        .filter(one_off.clone().or(resets))
+        .with_columns([days.alias("days"), one_off.alias("one_off")])
+        .with_columns([burn.alias("burn"), (col("until") - lit(pe)).floor_div(lit(DAY)).cast(DataType::Int128).alias("days_left")])
+        .with_columns([
+            if_one_off(product_fits, lit(true)).alias("product_fits"),
+            if_one_off(difference_fits, lit(true)).alias("difference_fits"),
+            if_one_off(col("closing") - product, col("lapsed")).alias("at_risk"),
+            if_one_off(col("until"), lit(pe)).alias("when"),
+        ])
+        .filter(col("at_risk").gt(lit(0i128)).or(col("product_fits").not()).or(col("difference_fits").not()))
+        .select([col("row"), col("burn"), col("at_risk"), col("when"), col("product_fits"), col("difference_fits")])
+        .collect()
 }
 
 /// Notebooks whose EVS disk kept billing while their compute had not run for at
@@ -335,4 +418,104 @@ fn last_week_deductions(book: &CostBook, period: Period) -> Result<FxHashMap<u32
         .collect()
         .map_err(polars_err(WHAT))?;
     Ok(u32s(WHAT, &week, "acct")?.into_iter().zip(dec_sums(WHAT, &week, "amount")?).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::LedgerRow;
+
+    /// The projection as plain checked arithmetic, row by row: what the query must equal.
+    fn reference(ledger: &[LedgerRow], pkgs: &[Package], period: Period) -> Result<Vec<Lapse>, Overflow> {
+        let (ps, pe) = (period.start(), period.end());
+        let mut out = Vec::new();
+        for (row, l) in ledger.iter().enumerate() {
+            let p = &pkgs[l.package as usize];
+            let in_force_days = ((p.expires_at.min(pe) - p.effective_from.max(ps)) / DAY).max(1);
+            let burn_per_day = Qty(l.used.0 / in_force_days as i128);
+            let (at_risk, when) = match p.reset_period {
+                ResetPeriod::None if p.expires_at > pe && p.expires_at <= period.next().end() => {
+                    let burn = burn_per_day.0.checked_mul(((p.expires_at - pe) / DAY) as i128).ok_or(Overflow { figure: "package burn" })?;
+                    (l.closing.minus(Qty(burn), "package quota at expiry")?, p.expires_at)
+                }
+                ResetPeriod::Month if p.expires_at > pe => (l.lapsed, pe),
+                _ => continue,
+            };
+            if at_risk.0 > 0 {
+                out.push(Lapse { row: row as u32, burn_per_day, at_risk, when });
+            }
+        }
+        Ok(out)
+    }
+
+    fn package(from: i64, until: i64, reset: ResetPeriod) -> Package {
+        Package {
+            package_id: "P".into(),
+            account_id: "A".into(),
+            region: "r".into(),
+            sku: "s".into(),
+            package_count: 1,
+            hours_per_package: Dec::from_int(100),
+            price: Dec::from_int(10),
+            purchased_at: from,
+            effective_from: from,
+            expires_at: until,
+            reset_period: reset,
+            alert_threshold_pct: None,
+        }
+    }
+
+    fn row(package: u32, used: i128, closing: i128, lapsed: i128) -> LedgerRow {
+        LedgerRow {
+            package,
+            account: 0,
+            opening: Qty(used + closing + lapsed),
+            used: Qty(used),
+            lapsed: Qty(lapsed),
+            closing: Qty(closing),
+            shown: [Dec::ZERO; 4],
+        }
+    }
+
+    #[test]
+    fn the_query_projects_as_the_engine_divides() {
+        let period = Period::parse("2024-02").unwrap();
+        let (ps, pe, next_end) = (period.start(), period.end(), period.next().end());
+        let pkgs = vec![
+            package(ps - 40 * DAY, pe + 9 * DAY, ResetPeriod::None),    // expires in March: at risk if little is used
+            package(ps + 3 * DAY + 7, pe + 9 * DAY, ResetPeriod::None), // bought mid-period: fewer days in force
+            package(ps, next_end + DAY, ResetPeriod::None),             // outlives March: not at risk yet
+            package(ps, pe, ResetPeriod::None),                         // expired with the period
+            package(ps, pe + 90 * DAY, ResetPeriod::Month),             // resets: what lapsed is at risk
+            package(ps, pe + 5, ResetPeriod::None),                     // less than a day left
+            package(pe - 5, pe + 2 * DAY, ResetPeriod::None),           // in force less than a day
+        ];
+        let mut ledger = Vec::new();
+        for p in 0..pkgs.len() as u32 {
+            for (used, closing, lapsed) in [(29 * 7, 100, 0), (29 * 70 + 13, 100, 5), (0, 1, 0), (0, 0, 0), (-29 * 7 - 1, 50, 3), (1, 0, 0)] {
+                ledger.push(row(p, used, closing, lapsed));
+            }
+        }
+        let got = lapse_projection(&ledger, &pkgs, period).unwrap();
+        assert_eq!(got, reference(&ledger, &pkgs, period).unwrap());
+        // Each kind is there: one-off with fewer or more days, monthly, the day's edge.
+        for p in [0, 1, 4, 5, 6] {
+            assert!(got.iter().any(|l| ledger[l.row as usize].package == p), "package {p}");
+        }
+        assert!(!got.iter().any(|l| [2, 3].contains(&ledger[l.row as usize].package)));
+        // 203 used in 29 days is 7 a day; 9 days left burn 63 of the 100.
+        assert_eq!(got[0], Lapse { row: 0, burn_per_day: Qty(7), at_risk: Qty(37), when: pe + 9 * DAY });
+    }
+
+    #[test]
+    fn a_projection_past_i128_is_refused_not_wrapped() {
+        let period = Period::parse("2024-02").unwrap();
+        // In force for less than a day (so one), with 9 days left after the period.
+        let pkgs = vec![package(period.end() - 5, period.end() + 9 * DAY, ResetPeriod::None)];
+        for (used, closing, figure) in [(i128::MAX / 8, 0, "package burn"), (i128::MAX / 9, i128::MIN + 5, "package quota at expiry")] {
+            let ledger = vec![row(0, used, closing, 0)];
+            assert_eq!(reference(&ledger, &pkgs, period).err(), Some(Overflow { figure }));
+            assert!(matches!(lapse_projection(&ledger, &pkgs, period), Err(InputError::Overflow(Overflow { figure: f })) if f == figure), "{figure}");
+        }
+    }
 }
