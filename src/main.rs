@@ -215,3 +215,9 @@ fn print_summary(r: &CloseReport, output: &str) {
     }
     println!("  outputs: {output}/bills/*/billing_period={}/ and {output}/state/ ({:.2} s)", r.period, r.seconds);
 }
+
+/// jemalloc, with the settings `.cargo/config.toml` builds in: freed memory is reused
+/// across the close's threads and returned to the system, so the close's resident
+/// memory follows what it holds (ARCHITECTURE.md, "Memory").
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
