@@ -16,10 +16,9 @@ BIN="$CARGO_TARGET_DIR/release/billrun"
 WORK="${BENCH_DIR:-/tmp/billrun-bench}"
 THREADS="${THREADS:-2}"
 ONE_THREAD_MAX="${ONE_THREAD_MAX:-1300}"
-# billrun runs with the environment the schedules in jobs/ give it (huge pages for
-# glibc's allocator); BILLRUN_TUNABLES= runs it without.
-BILLRUN_TUNABLES="${BILLRUN_TUNABLES-glibc.malloc.hugetlb=1}"
-BILLRUN=(env GLIBC_TUNABLES="$BILLRUN_TUNABLES" "$BIN")
+# billrun's allocator settings are built in (.cargo/config.toml); BILLRUN_MALLOC_CONF
+# overrides them for a comparison (jemalloc's syntax, e.g. thp:default for no huge pages).
+BILLRUN=(env ${BILLRUN_MALLOC_CONF:+_RJEM_MALLOC_CONF="$BILLRUN_MALLOC_CONF"} "$BIN")
 sizes=("$@"); [ ${#sizes[@]} -gt 0 ] || sizes=(130 1300)
 measure() { # label, command...
   local label=$1; shift
@@ -48,7 +47,7 @@ for accounts in "${sizes[@]}"; do
   done
 done
 # The CPU, with the figures: runs on different CPUs do not compare.
-echo "CPU: $(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -1), $(nproc) cores; huge pages for billrun: ${BILLRUN_TUNABLES:-off}"
+echo "CPU: $(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -1), $(nproc) cores; allocator settings: ${BILLRUN_MALLOC_CONF:-built in}"
 python3 - "$WORK/times.txt" <<'PY'
 import sys
 rows = {}

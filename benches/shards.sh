@@ -9,7 +9,6 @@ WORK=${WORK:-/tmp/billrun-shards-bench}
 V=${BILLRUN_SPARK_VENV:-$HOME/.cache/billrun-spark-venv}
 rm -rf "$WORK"; mkdir -p "$WORK"
 m() { local label=$1; shift; /usr/bin/time -f "$label %e s wall, %U+%S s CPU, %M KB peak" "$@" > "$WORK/$label.out" 2>> "$WORK/times.txt"; }
-export GLIBC_TUNABLES=glibc.malloc.hugetlb=1
 m single "$BIN" run --period 2026-01 --input "$LAKE" --output "$WORK/single" || true
 for k in $(seq 0 $((N - 1))); do
   m "shard-$k-of-$N" "$BIN" run --period 2026-01 --shard "$k/$N" --input "$LAKE" --output "$WORK/sharded" || true
