@@ -169,18 +169,22 @@ fn merged(parts: &[RecordBatch], schema: &SchemaRef, from: &str) -> Result<Recor
     }
     runs.sort_by(|a, b| a.0.cmp(b.0));
     let order: Vec<(usize, usize)> = runs.iter().flat_map(|&(_, p, from, to)| (from..to).map(move |r| (p, r))).collect();
-    let mut columns: Vec<ArrayRef> = Vec::with_capacity(schema.fields().len());
-    for field in schema.fields() {
-        let arrays: Vec<&dyn Array> = parts
-            .iter()
-            .map(|p| p.column_by_name(field.name()).map(|c| c.as_ref()).ok_or_else(|| JobError::Plan(format!("{from}: no column {}", field.name()))))
-            .collect::<Result<_, _>>()?;
-        let column = match arrays.is_empty() {
-            true => arrow_array::new_empty_array(field.data_type()),
-            false => arrow_select::interleave::interleave(&arrays, &order).map_err(|e| JobError::Bug(format!("merging {}: {e}", field.name())))?,
-        };
-        columns.push(as_type(column, field.data_type(), field.name())?);
-    }
+    // Each column on its own: they are many, and independent.
+    let columns: Vec<ArrayRef> = schema
+        .fields()
+        .par_iter()
+        .map(|field| {
+            let arrays: Vec<&dyn Array> = parts
+                .iter()
+                .map(|p| p.column_by_name(field.name()).map(|c| c.as_ref()).ok_or_else(|| JobError::Plan(format!("{from}: no column {}", field.name()))))
+                .collect::<Result<_, _>>()?;
+            let column = match arrays.is_empty() {
+                true => arrow_array::new_empty_array(field.data_type()),
+                false => arrow_select::interleave::interleave(&arrays, &order).map_err(|e| JobError::Bug(format!("merging {}: {e}", field.name())))?,
+            };
+            as_type(column, field.data_type(), field.name())
+        })
+        .collect::<Result<_, _>>()?;
     RecordBatch::try_new(schema.clone(), columns).map_err(|e| JobError::Bug(format!("merged rows of {from}: {e}")))
 }
 
