@@ -165,6 +165,18 @@ pub fn ints(file: &str, df: &DataFrame, name: &str) -> Result<Vec<Option<i64>>> 
     Ok(c.i64().map_err(&err)?.iter().collect())
 }
 
+/// The 128-bit integers of column `name` of `df` (quantities' mantissas).
+pub fn i128s(file: &str, df: &DataFrame, name: &str) -> Result<Vec<i128>> {
+    let err = polars_err(file);
+    Ok(df.column(name).map_err(&err)?.i128().map_err(&err)?.iter().map(Option::unwrap_or_default).collect())
+}
+
+/// The flags of column `name` of `df` (a null is false).
+pub fn bools(file: &str, df: &DataFrame, name: &str) -> Result<Vec<bool>> {
+    let err = polars_err(file);
+    Ok(df.column(name).map_err(&err)?.bool().map_err(&err)?.iter().map(|b| b == Some(true)).collect())
+}
+
 /// A stable sort by the columns `by`, each ascending or (`descending`) not.
 pub fn sort_by(by: &[&str], descending: &[bool]) -> (Vec<PlSmallStr>, SortMultipleOptions) {
     let names = by.iter().map(|s| PlSmallStr::from(*s)).collect();

@@ -11,7 +11,7 @@
 //! sums over the cost book (an idle notebook's disk cost, an account's last week of
 //! deductions).
 
-use super::frame::{dec_column, dec_sums, exact_sum, ints, polars_err, u32s};
+use super::frame::{bools, dec_column, dec_sums, exact_sum, i128s, ints, polars_err, u32s};
 use super::CostBook;
 use crate::decimal::{mul_div_round, Dec, Overflow, Qty};
 use crate::lake::inputs::InputError;
@@ -234,15 +234,9 @@ fn lapse_projection(ledger: &[crate::engine::LedgerRow], pkgs: &[Package], perio
     )
     .map_err(&err)?;
     let at_risk = lapse_query(frame, period).map_err(&err)?;
-    let int128 = |name: &str| -> Result<Vec<i128>, InputError> {
-        Ok(at_risk.column(name).map_err(&err)?.i128().map_err(&err)?.iter().map(Option::unwrap_or_default).collect())
-    };
-    let fits = |name: &str| -> Result<Vec<bool>, InputError> {
-        Ok(at_risk.column(name).map_err(&err)?.bool().map_err(&err)?.iter().map(|b| b == Some(true)).collect())
-    };
     let (rows, when) = (u32s(LAPSES, &at_risk, "row")?, ints(LAPSES, &at_risk, "when")?);
-    let (burn, risk) = (int128("burn")?, int128("at_risk")?);
-    let (product_fits, difference_fits) = (fits("product_fits")?, fits("difference_fits")?);
+    let (burn, risk) = (i128s(LAPSES, &at_risk, "burn")?, i128s(LAPSES, &at_risk, "at_risk")?);
+    let (product_fits, difference_fits) = (bools(LAPSES, &at_risk, "product_fits")?, bools(LAPSES, &at_risk, "difference_fits")?);
     let mut out = Vec::with_capacity(rows.len());
     for (k, row) in rows.into_iter().enumerate() {
         if !product_fits[k] {
