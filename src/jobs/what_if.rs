@@ -29,18 +29,11 @@ pub(crate) struct HourSums {
 }
 
 struct Spilled {
-    path: std::path::PathBuf,
+    /// The spill directory, for errors: the file itself has no name there.
+    dir: std::path::PathBuf,
     file: std::io::BufWriter<std::fs::File>,
     at: u64,
     index: BTreeMap<Micros, Vec<(u64, usize)>>,
-}
-
-impl Drop for Spilled {
-    fn drop(&mut self) {
-        if let Some(folder) = self.path.parent() {
-            let _ = std::fs::remove_dir_all(folder);
-        }
-    }
 }
 
 /// Bytes of a spilled account-hour: the account, then the sum.
@@ -52,10 +45,10 @@ impl HourSums {
         let spilled = match spill {
             None => None,
             Some(dir) => {
-                let folder = super::close::fresh_dir(dir, "billrun-hour-sums").map_err(|e| spill_err(dir, e))?;
-                let path = folder.join("hour-sums.bin");
-                let file = std::fs::File::options().create_new(true).read(true).write(true).open(&path).map_err(|e| spill_err(&path, e))?;
-                Some(Spilled { path, file: std::io::BufWriter::with_capacity(1 << 20, file), at: 0, index: BTreeMap::new() })
+                // Nameless (O_TMPFILE where the system has it): the system frees it when
+                // the close ends, however it ends, a killed run's included.
+                let file = tempfile::tempfile_in(dir).map_err(|e| spill_err(dir, e))?;
+                Some(Spilled { dir: dir.to_path_buf(), file: std::io::BufWriter::with_capacity(1 << 20, file), at: 0, index: BTreeMap::new() })
             }
         };
         Ok(HourSums { hours: BTreeMap::new(), spilled })
@@ -78,7 +71,7 @@ impl HourSums {
                         let mut rec = [0u8; RECORD];
                         rec[..4].copy_from_slice(&a.to_le_bytes());
                         rec[4..].copy_from_slice(&d.0.to_le_bytes());
-                        sp.file.write_all(&rec).map_err(|e| spill_err(&sp.path, e))?;
+                        sp.file.write_all(&rec).map_err(|e| spill_err(&sp.dir, e))?;
                     }
                     sp.index.entry(hour).or_default().push((sp.at, both.len()));
                     sp.at += (both.len() * RECORD) as u64;
@@ -105,11 +98,11 @@ impl HourSums {
         };
         use std::io::Write;
         use std::os::unix::fs::FileExt;
-        sp.file.flush().map_err(|e| spill_err(&sp.path, e))?;
+        sp.file.flush().map_err(|e| spill_err(&sp.dir, e))?;
         let mut both: Vec<(u32, Dec)> = Vec::new();
         for &(at, n) in sp.index.get(&hour).map(Vec::as_slice).unwrap_or(&[]) {
             let mut bytes = vec![0u8; n * RECORD];
-            sp.file.get_ref().read_exact_at(&mut bytes, at).map_err(|e| spill_err(&sp.path, e))?;
+            sp.file.get_ref().read_exact_at(&mut bytes, at).map_err(|e| spill_err(&sp.dir, e))?;
             both.extend(bytes.chunks_exact(RECORD).map(|r| {
                 let a = u32::from_le_bytes(r[..4].try_into().expect("4 bytes"));
                 let d = i128::from_le_bytes(r[4..].try_into().expect("16 bytes"));
@@ -123,8 +116,8 @@ impl HourSums {
     }
 }
 
-fn spill_err(path: &std::path::Path, e: std::io::Error) -> JobError {
-    JobError::Plan(format!("the hour sums' spill file {}: {e} (set [run] spill_dir to a folder with room)", path.display()))
+fn spill_err(dir: &std::path::Path, e: std::io::Error) -> JobError {
+    JobError::Plan(format!("the hour sums' spill file in {}: {e} (set [run] spill_dir to a folder with room)", dir.display()))
 }
 
 /// Per account of `wanted` (ascending), the part of the hour's sum `all` that `part`
@@ -332,12 +325,12 @@ mod tests {
     use crate::decimal::Dec;
 
     /// Hour sums spilled to a file give back what hour sums in memory give, hour by
-    /// hour in account order, and the file is removed with them.
+    /// hour in account order; the file never shows in the spill directory.
     #[test]
     fn spilled_hour_sums_are_those_in_memory() {
         use crate::rules::records::Settlement;
-        let dir = tempdir();
-        let (mut memory, mut spilled) = (HourSums::new(None).unwrap(), HourSums::new(Some(&dir)).unwrap());
+        let dir = tempfile::tempdir().unwrap();
+        let (mut memory, mut spilled) = (HourSums::new(None).unwrap(), HourSums::new(Some(dir.path())).unwrap());
         let at = |h: i64, a: u32, cents: i128| Settlement {
             account: a,
             hour_start: h * 3_600_000_000,
@@ -359,16 +352,8 @@ mod tests {
             assert!(m.0.is_sorted());
         }
         assert_eq!(memory.of(3_600_000_000).unwrap().0, vec![2, 3]);
-        let file = spilled.spilled.as_ref().unwrap().path.clone();
-        assert!(file.exists());
-        drop(spilled);
-        assert!(!file.exists() && !file.parent().unwrap().exists(), "the spill file and its folder are removed");
-    }
-
-    fn tempdir() -> std::path::PathBuf {
-        let d = std::env::temp_dir().join(format!("billrun-what-if-test-{}", std::process::id()));
-        std::fs::create_dir_all(&d).unwrap();
-        d
+        assert!(spilled.spilled.as_ref().unwrap().at > 0, "the hours went to the file");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "nothing named in the spill directory");
     }
 
     /// Each wanted account gets its hour's sum less the part rated again (the whole

@@ -83,7 +83,8 @@ fn object_store_faults_at_every_call_site() {
 }
 
 /// Killed (SIGKILL) at 20 random points, then re-run: the same bytes as a run that was
-/// never interrupted; every table readable at every point.
+/// never interrupted; every table readable at every point. The killed runs keep no
+/// usage in memory, so they spill the duplicate pass too, and leave no spill file.
 #[test]
 fn killed_runs_rerun_to_the_same_bytes() {
     let tmp = tempfile::tempdir().unwrap();
@@ -92,20 +93,31 @@ fn killed_runs_rerun_to_the_same_bytes() {
     let clean = tmp.path().join("clean");
     assert!(matches!(close(billrun().args(["run", "--period", "2026-01", "--input"]).arg(&lake).arg("--output").arg(&clean)).status.code(), Some(0 | 1)));
     let expected = parquet_files(&clean);
+    let spill = tmp.path().join("spill");
+    std::fs::create_dir(&spill).unwrap();
+    let config = tmp.path().join("spilling.toml");
+    std::fs::write(&config, format!("[run]\ncache_mib = 0\nspill_dir = {:?}\n", spill.to_str().unwrap())).unwrap();
+    let run = |out: &Path| {
+        let mut c = billrun();
+        c.arg("--config").arg(&config).args(["run", "--period", "2026-01", "--input"]).arg(&lake).arg("--output").arg(out);
+        c
+    };
     let started = std::time::Instant::now();
-    close(billrun().args(["run", "--period", "2026-01", "--input"]).arg(&lake).arg("--output").arg(tmp.path().join("timing")));
+    close(&mut run(&tmp.path().join("timing")));
     let span = started.elapsed().as_micros().max(1000) as u64;
     let out = tmp.path().join("killed");
     let mut rng = billrun::generate::Rng::new(7);
     for k in 0..20 {
-        let mut child = billrun().args(["run", "--period", "2026-01", "--input"]).arg(&lake).arg("--output").arg(&out).spawn().unwrap();
+        let mut child = run(&out).spawn().unwrap();
         std::thread::sleep(std::time::Duration::from_micros(rng.below(span)));
         let _ = child.kill(); // SIGKILL
         let _ = child.wait();
         for (path, bytes) in parquet_files(&out) {
             assert!(billrun::lake::inputs::decode_parquet(&path, bytes.into()).is_ok(), "kill {k}: {path} is readable");
         }
-        let st = close(billrun().args(["run", "--period", "2026-01", "--input"]).arg(&lake).arg("--output").arg(&out));
+        let left: Vec<_> = std::fs::read_dir(&spill).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert!(left.is_empty(), "kill {k}: the killed run left {left:?} in the spill directory");
+        let st = close(&mut run(&out));
         assert!(matches!(st.status.code(), Some(0 | 1)), "kill {k}: {}", String::from_utf8_lossy(&st.stderr));
         assert!(parquet_files(&out) == expected, "kill {k}: the re-run gives the uninterrupted bytes");
     }

@@ -22,7 +22,6 @@ mod usage;
 
 pub use checks::{check_allocation, check_conservation};
 pub use plan::{opening_state, plan, ClosePlan};
-pub(crate) use spill::fresh_dir;
 pub use usage::rate_files;
 pub(crate) use usage::{rate_hours, Usage};
 
