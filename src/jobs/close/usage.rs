@@ -1,6 +1,6 @@
 //! The period's usage as the close reads it: files decoded (and kept, when the month
 //! is small) or re-read on demand, the duplicate pass over the whole period, and the
-//! hour-by-hour feed of the engine with the next hours decoded ahead.
+//! hour-by-hour feed of the engine with the next hour decoded ahead.
 
 use crate::engine::Engine;
 use crate::jobs::JobError;
@@ -189,8 +189,10 @@ pub(crate) fn duplicate_verdicts(
 }
 
 /// Rates the period's hours in order, handing each hour's result to `each`. The
-/// usage of the hours ahead is decoded on another thread meanwhile (a few hours at
-/// a time, in parallel across files), so memory holds a bounded window of hours.
+/// usage of the next hour is decoded on another thread meanwhile and handed over, not
+/// queued: memory holds the hour being decoded (or waiting), the one being rated and
+/// the one being written. A what-if run's hours are small selections of rows: a few
+/// of them are decoded at a time, in parallel across files, and more wait.
 pub(crate) fn rate_hours(
     usage: &mut Usage<'_>,
     hours: &BTreeMap<Micros, Vec<u32>>,
@@ -201,10 +203,15 @@ pub(crate) fn rate_hours(
 ) -> Result<(), JobError> {
     let bar = progress(hours.len() as u64, &engine.period.to_string());
     let usage = &*usage;
-    let ahead = rayon::current_num_threads().max(1);
-    // A what-if run's hours are a selection of rows, small: more of them may wait
-    // decoded, so that the decoder and the ratings keep both cores busy.
-    let waiting = if usage.only.is_some() { 4 * ahead } else { ahead };
+    // A close's hours grow with the month (94M rows: 126,000 rows an hour), so one is
+    // decoded at a time: a queue of two and two decoded together held 80 MB more at
+    // 94M rows (25 MB at 28M) and were no faster at 10M. A what-if run's hours are a
+    // selection of rows, small: more of them are decoded together and wait, so that
+    // the decoder and the ratings keep both cores busy.
+    let (ahead, waiting) = match usage.only {
+        Some(_) => (rayon::current_num_threads().max(1), 4 * rayon::current_num_threads().max(1)),
+        None => (1, 0),
+    };
     std::thread::scope(|scope| {
         let (tx, rx) = std::sync::mpsc::sync_channel::<Result<(Micros, Vec<UsageChunk>), JobError>>(waiting);
         scope.spawn(move || {
