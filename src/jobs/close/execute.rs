@@ -59,7 +59,7 @@ pub(crate) fn execute_with(
     let writer = HourWriter::new(job, p, &engine, &ids)?;
     let hourly = rate_period(writer, &mut usage, hours, &mut engine, &verdicts)?;
     tracing::info!(rows = hourly.report.rows_in, secs = t.elapsed().as_secs_f64(), "rated");
-    let HourWriter { mut report, sinks, mut cost, mut written, settled, mut hour_sums, .. } = hourly;
+    let HourWriter { mut report, mut sinks, mut cost, mut written, settled, mut hour_sums, .. } = hourly;
 
     // The close: what only the whole period determines.
     let res = engine.finish()?;
@@ -69,6 +69,11 @@ pub(crate) fn execute_with(
     for r in &res.rejected_orders {
         *report.rejected_orders.entry(r.why.reason.as_str().to_string()).or_default() += 1;
     }
+    // The hourly tables end with the period's own rows and are sealed before the cost
+    // book's sums are taken: their open row groups (up to 1,048,576 line items,
+    // encoded: about 100 MB) are written out rather than held beside those sums.
+    period_rows(&mut sinks, &res, &names, &globals)?;
+    let mut sealed = sinks.seal()?;
     cost.observe(&res.lines, &[], &names)?;
     cost.finish()?;
     tally(&mut written, &res.lines)?;
@@ -80,14 +85,16 @@ pub(crate) fn execute_with(
     // while the purchases are re-rated: that work leaves part of a core idle.
     let run_id = report.run_id.clone();
     let (recommendations, closed) = std::thread::scope(|scope| {
-        let closing = scope.spawn(|| close_tables(sinks, &globals, &res, &names, &cost, &engine.accounts, &settled, &run_id, &job.reason));
+        let closing =
+            scope.spawn(|| close_tables(Sinks::new(output, period, job.shard), &res, &names, &cost, &engine.accounts, &settled, &run_id, &job.reason));
         let what_if =
             what_if::WhatIf { engine: &engine, period: &res, cost: &cost, offers: &p.offers, reference: &p.reference, opening: &p.opening, shard: job.shard };
         let recommendations = what_if.recommend(&mut usage, hours, &verdicts, &mut hour_sums);
         let closed = closing.join().map_err(|_| JobError::Bug("the closing writers panicked".into()));
         (recommendations, closed)
     });
-    let (mut sealed, restated, settlement_changes) = closed??;
+    let (closed, restated, settlement_changes) = closed??;
+    sealed.extend(closed);
     let recommendations = recommendations?;
     report.restated = restated;
     report.settlement_changes = settlement_changes;
@@ -214,8 +221,8 @@ impl<'a> HourWriter<'a> {
 }
 
 /// Rates every hour of the period. The rating of an hour overlaps the writing of the
-/// one before: the writer runs on a thread of its own, handed the rated hours through
-/// a channel of two. Returns the writer with every hour written.
+/// one before: the writer runs on a thread of its own, handed each rated hour (not
+/// queued). Returns the writer with every hour written.
 fn rate_period<'a>(
     mut writer: HourWriter<'a>,
     usage: &mut Usage<'_>,
@@ -274,14 +281,22 @@ fn analysis_table(sinks: &mut Sinks<'_>, cost: &crate::cost::CostBook, res: &cra
     crate::cost::tables::analysis_batches(cost, &composition, names, &previous, |b| sinks.write(t, PERIOD, &b, || whole_keys(t, &b)))
 }
 
-/// The close's tables but the cost analysis and the recommendations: the period's
-/// own lines and rejected orders added, the whole-period tables, restatements and
-/// settlement changes written; every sink sealed. Also returns the number of invoices restated and of
-/// settlement changes.
+/// The period's own rows of the hourly tables, after the hours': its lines
+/// (purchases, lapsed quota, unused subscription time) and its rejected orders.
+fn period_rows(sinks: &mut Sinks<'_>, res: &crate::engine::PeriodResult, names: &Names<'_>, globals: &Globals) -> Result<(), JobError> {
+    let batch = out::line_items_batch(&res.lines, &[], names);
+    sinks.write("bills/line_items", PERIOD, &batch, || Ok(period_line_keys(res, names, globals)))?;
+    let batch = out::rejected_orders_batch(&res.rejected_orders, names, |i| globals.subscription(i));
+    sinks.write("bills/rejected", PERIOD, &batch, || Ok(res.rejected_orders.iter().map(|r| number_key(0, &[globals.subscription(r.subscription)])).collect()))
+}
+
+/// The whole-period tables but the cost analysis and the recommendations: invoices,
+/// account status, package ledger, cost allocation, state, restatements and
+/// settlement changes, written and sealed. Also returns the number of invoices
+/// restated and of settlement changes.
 #[allow(clippy::too_many_arguments)]
 fn close_tables(
     mut sinks: Sinks<'_>,
-    globals: &Globals,
     res: &crate::engine::PeriodResult,
     names: &Names<'_>,
     cost: &crate::cost::CostBook,
@@ -292,11 +307,6 @@ fn close_tables(
 ) -> Result<(BTreeMap<&'static str, (out::Written, Sealed)>, usize, usize), JobError> {
     let (output, period, shard) = (sinks.lake(), names.period, sinks.shard());
     let owns = |id: &str| shard.is_none_or(|s| s.owns(Some(id)));
-    let batch = out::line_items_batch(&res.lines, &[], names);
-    sinks.write("bills/line_items", PERIOD, &batch, || Ok(period_line_keys(res, names, globals)))?;
-    let batch = out::rejected_orders_batch(&res.rejected_orders, names, |i| globals.subscription(i));
-    sinks
-        .write("bills/rejected", PERIOD, &batch, || Ok(res.rejected_orders.iter().map(|r| number_key(0, &[globals.subscription(r.subscription)])).collect()))?;
     let whole = [
         ("bills/invoices", out::invoices_batch(&res.invoices, names)),
         ("bills/account_status", out::account_status_batch(&res.status, names)),
