@@ -39,7 +39,8 @@ impl Azurite {
         for _ in 0..3 {
             let port = free_port();
             let child = Command::new(command())
-                .args(["--blobHost", "127.0.0.1", "--blobPort", &port.to_string(), "--skipApiVersionCheck", "--silent", "--location"])
+                // No telemetry: the emulator talks to the tests on loopback and to nothing else.
+                .args(["--blobHost", "127.0.0.1", "--blobPort", &port.to_string(), "--skipApiVersionCheck", "--disableTelemetry", "--silent", "--location"])
                 .arg(dir.path())
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
