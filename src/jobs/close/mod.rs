@@ -66,9 +66,12 @@ pub struct CloseJob {
     pub spill_dir: Option<std::path::PathBuf>,
 }
 
-/// Default cache budget for decoded usage: 256 MiB of Parquet (about ten times that
-/// decoded). Larger months are decoded twice instead of held in memory.
-pub const DEFAULT_CACHE_BYTES: u64 = 256 << 20;
+/// Default cache budget for decoded usage: 16 MiB of Parquet (about seven times that
+/// decoded). Larger months are decoded twice instead of held in memory. Holding pays
+/// only for small months: the 1M-row month (35 MB of Parquet) held closes 0.1 s
+/// sooner in 390 MB instead of 150 MB, and the 9.4M-row month held (276 MB) took
+/// 11.1 s and 2.5 GB instead of 7.9 s and 240 MB (`benches/RESULTS.md`).
+pub const DEFAULT_CACHE_BYTES: u64 = 16 << 20;
 
 /// Default age after which a period's lock belongs to a dead run: six hours.
 pub const DEFAULT_STALE_LOCK: std::time::Duration = std::time::Duration::from_secs(6 * 3600);
