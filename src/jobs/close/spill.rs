@@ -26,14 +26,12 @@ pub(crate) struct Spill {
     /// The spill directory, for errors: the files have no names there.
     dir: PathBuf,
     files: Vec<BufWriter<File>>,
-    /// Bytes written to each file.
-    sizes: Vec<u64>,
 }
 
 impl Spill {
     /// A spill in `base`.
     pub fn new(base: &Path) -> Result<Spill, JobError> {
-        let mut spill = Spill { dir: base.to_path_buf(), files: Vec::with_capacity(GROUPS), sizes: vec![0; GROUPS] };
+        let mut spill = Spill { dir: base.to_path_buf(), files: Vec::with_capacity(GROUPS) };
         for _ in 0..GROUPS {
             let file = tempfile::tempfile_in(base).map_err(|e| io_err(base, e))?;
             spill.files.push(BufWriter::with_capacity(64 << 10, file));
@@ -52,7 +50,6 @@ impl Spill {
                 rec[8..12].copy_from_slice(&file.to_le_bytes());
                 rec[12..].copy_from_slice(&row.to_le_bytes());
                 w.write_all(&rec).map_err(|e| io_err(&self.dir, e))?;
-                self.sizes[g] += RECORD as u64;
             }
         }
         Ok(())
@@ -67,9 +64,9 @@ impl Spill {
         let files = self.files.into_iter().map(|w| w.into_inner().map_err(|e| io_err(dir, e.into_error()))).collect::<Result<Vec<File>, JobError>>()?;
         let found = files
             .into_par_iter()
-            .zip(self.sizes)
             .with_max_len(1)
-            .map(|(file, size)| {
+            .map(|file| {
+                let size = file.metadata().map_err(|e| io_err(dir, e))?.len();
                 let mut bytes = vec![0u8; size as usize];
                 file.read_exact_at(&mut bytes, 0).map_err(|e| io_err(dir, e))?;
                 drop(file);
@@ -113,7 +110,8 @@ mod tests {
         }
         let want = seen.suspects();
         assert!(want.len() > 100, "{}", want.len());
-        assert_eq!(spill.sizes.iter().sum::<u64>(), 200_000 * RECORD as u64);
+        let spilled: u64 = spill.files.iter_mut().map(|w| w.flush().and_then(|()| w.get_ref().metadata()).unwrap().len()).sum();
+        assert_eq!(spilled, 200_000 * RECORD as u64);
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "nothing named in the spill directory");
         assert_eq!(spill.suspects().unwrap(), want);
     }

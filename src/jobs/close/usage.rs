@@ -208,10 +208,8 @@ pub(crate) fn rate_hours(
     // 94M rows (25 MB at 28M) and were no faster at 10M. A what-if run's hours are a
     // selection of rows, small: more of them are decoded together and wait, so that
     // the decoder and the ratings keep both cores busy.
-    let (ahead, waiting) = match usage.only {
-        Some(_) => (rayon::current_num_threads().max(1), 4 * rayon::current_num_threads().max(1)),
-        None => (1, 0),
-    };
+    let threads = rayon::current_num_threads().max(1);
+    let (ahead, waiting) = if usage.only.is_some() { (threads, 4 * threads) } else { (1, 0) };
     std::thread::scope(|scope| {
         let (tx, rx) = std::sync::mpsc::sync_channel::<Result<(Micros, Vec<UsageChunk>), JobError>>(waiting);
         scope.spawn(move || {
