@@ -146,6 +146,26 @@ fn stages(c: &mut Criterion) {
         let mut cost = billrun::cost::CostBook::default();
         b.iter(|| cost.observe(&res.lines, &ppu.chunks, &names))
     });
+    // What one of the cost book's sums costs as a Polars group-by: the hour's lines
+    // by a 64-bit key of about one line each (as an hour's resources are), their
+    // three costs summed as Decimal(38, 10). The tally above takes every sum the
+    // book keeps (composition, day, resource, allocation, …).
+    g.bench_function("cost book: lines summed by Polars, one grain", |b| {
+        use polars::prelude::*;
+        let key: Vec<u64> = res.lines.iter().map(|l| u64::from(l.account) << 32 | l.usage.map_or(u64::from(u32::MAX), |u| u64::from(u.row))).collect();
+        let money = |f: fn(&billrun::rules::records::Line) -> Dec| -> Column {
+            let m: Vec<i128> = res.lines.iter().map(|l| f(l).0).collect();
+            Int128Chunked::from_vec("x".into(), m).into_decimal(38, 10).expect("decimal").into_column()
+        };
+        let costs = [money(|l| l.billed), money(|l| l.effective), money(|l| l.list_cost)];
+        b.iter(|| {
+            let mut columns = vec![Column::new("key".into(), key.clone())];
+            columns.extend(costs.iter().enumerate().map(|(i, c)| c.clone().with_name(format!("c{i}").into())));
+            let df = DataFrame::new(key.len(), columns).expect("frame");
+            let sums = [col("c0").sum(), col("c1").sum(), col("c2").sum()];
+            df.lazy().group_by([col("key")]).agg(sums).collect().expect("summed").height()
+        })
+    });
     g.bench_function("write: line items built", |b| b.iter(|| out::line_items_batch(&res.lines, &ppu.chunks, &names).num_rows()));
     let batch = out::line_items_batch(&res.lines, &ppu.chunks, &names);
     g.bench_function("write: line items encoded and sealed", |b| {
