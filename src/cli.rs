@@ -212,6 +212,10 @@ pub struct GenerateArgs {
     /// Pay-per-use usage only (no packages, subscriptions or pools; no arrears).
     #[arg(long)]
     pub ppu_only: bool,
+    /// Minutes a time-metered usage row covers at most, a divisor of 60 (finer
+    /// metering: more rows for the same resources).
+    #[arg(long, default_value_t = 60)]
+    pub meter_minutes: u32,
 }
 
 #[derive(Args, Debug)]
@@ -296,6 +300,9 @@ impl GenerateArgs {
         if self.accounts == 0 {
             return Err("--accounts must be at least 1".into());
         }
+        if self.meter_minutes == 0 || 60 % self.meter_minutes != 0 {
+            return Err(format!("--meter-minutes must divide 60, not {}", self.meter_minutes));
+        }
         Ok(GenConfig {
             seed: self.seed,
             from: period(&self.from, "from")?,
@@ -305,6 +312,7 @@ impl GenerateArgs {
             anomalies: !self.no_anomalies,
             days: self.days,
             ppu_only: self.ppu_only,
+            meter_minutes: self.meter_minutes,
         })
     }
 }

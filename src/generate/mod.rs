@@ -41,6 +41,11 @@ pub struct GenConfig {
     /// Pay-per-use only: no packages, subscriptions or dedicated pools, balances that
     /// never run out, no unpriced usage (the lakes of the SQL peer benchmark).
     pub ppu_only: bool,
+    /// Minutes a time-metered row covers at most (a divisor of 60): 60 writes one row
+    /// per resource and hour; 20 cuts each hour's use into rows at :20 and :40, as a
+    /// platform that meters finer does. Counted usage (messages, log volume) stays one
+    /// row an hour.
+    pub meter_minutes: u32,
 }
 
 impl Default for GenConfig {
@@ -54,6 +59,7 @@ impl Default for GenConfig {
             anomalies: true,
             days: None,
             ppu_only: false,
+            meter_minutes: 60,
         }
     }
 }

@@ -297,7 +297,7 @@ impl World {
         for (i, res) in self.resources.iter().enumerate() {
             let mut r = self.rng.fork(hour_no as u64 ^ ((i as u64) << 32));
             if let Some((s, e)) = active(res, h, &mut r, self.rng.fork(i as u64)) {
-                main.push(self.row(res, s, e, &mut r, hour_no));
+                self.metered(res, s, e, &mut r, hour_no, &mut main);
             }
         }
         let mut extra = Vec::new();
@@ -305,6 +305,26 @@ impl World {
             self.anomalies(h, &main, &mut extra);
         }
         vec![("part-0.parquet".to_string(), main), ("part-1.parquet".to_string(), extra)]
+    }
+
+    /// The rows of a resource's use from `s` to `e` within one hour: one, or one per
+    /// metering slot it touches ([`GenConfig::meter_minutes`]) for time-metered usage,
+    /// their record ids numbered within the hour.
+    fn metered(&self, res: &Resource, s: Micros, e: Micros, r: &mut Rng, hour_no: i64, out: &mut Vec<Row>) {
+        let step = i64::from(self.cfg.meter_minutes) * 60_000_000;
+        if step >= HOUR || matches!(res.module, Module::Smn | Module::Lts) {
+            out.push(self.row(res, s, e, r, hour_no));
+            return;
+        }
+        let h = hour_no * HOUR;
+        let (mut from, mut k) = (s, 0);
+        while from < e {
+            let to = (h + ((from - h) / step + 1) * step).min(e);
+            let mut row = self.row(res, from, to, r, hour_no);
+            row.record_id = row.record_id.map(|id| format!("{id}.{k}"));
+            out.push(row);
+            (from, k) = (to, k + 1);
+        }
     }
 
     fn row(&self, res: &Resource, s: Micros, e: Micros, r: &mut Rng, hour_no: i64) -> Row {
@@ -495,4 +515,40 @@ pub fn usage_batch(rows: &[Row]) -> RecordBatch {
         s(|r| r.tags.clone()),
     ];
     RecordBatch::try_new(usage_schema(), cols).expect("usage schema")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::time::Period;
+
+    /// Finer metering cuts each hour's use into rows of one slot each, covering the
+    /// same time, with record ids of their own.
+    #[test]
+    fn finer_metering_covers_the_same_time_in_slots() {
+        let cfg = |meter_minutes| GenConfig { accounts: 12, days: Some(1), meter_minutes, ..GenConfig::default() };
+        let (hourly, fine) = (World::new(&cfg(60)), World::new(&cfg(20)));
+        let start = Period { year: 2026, month: 1 }.start();
+        let (mut rows60, mut rows20) = (0, 0);
+        for h in (0..24).map(|i| start + i * HOUR) {
+            let main = |w: &World| w.hour(h).swap_remove(0).1;
+            let (a, b) = (main(&hourly), main(&fine));
+            let covered = |rows: &[Row]| {
+                let mut by: std::collections::BTreeMap<String, i64> = Default::default();
+                for r in rows {
+                    *by.entry(r.resource_id.clone().unwrap()).or_default() += r.end.unwrap() - r.start.unwrap();
+                }
+                by
+            };
+            assert_eq!(covered(&a), covered(&b), "hour {h}");
+            for r in b.iter().filter(|r| !matches!(r.module.as_deref(), Some("smn" | "lts"))) {
+                let (s, e) = (r.start.unwrap() - h, r.end.unwrap() - h);
+                assert_eq!(s / (20 * 60_000_000), (e - 1) / (20 * 60_000_000), "a row within one 20-minute slot");
+            }
+            let ids: std::collections::BTreeSet<_> = b.iter().map(|r| r.record_id.clone()).collect();
+            assert_eq!(ids.len(), b.len(), "record ids unique");
+            (rows60, rows20) = (rows60 + a.len(), rows20 + b.len());
+        }
+        assert!(rows20 > 2 * rows60, "{rows20} rows at 20 minutes against {rows60} hourly");
+    }
 }
