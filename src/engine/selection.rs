@@ -48,11 +48,15 @@ pub struct HourOptions<'a> {
     /// Hand the hour's lines back in its result (else they are counted, then dropped
     /// where made).
     pub keep_lines: bool,
+    /// Rate the hour's accounts in blocks of about this many rows, each block handed
+    /// on before the next is rated ([`super::Engine::process_hour_in_blocks`];
+    /// `None`: the hour in one block).
+    pub block_rows: Option<usize>,
 }
 
 impl Default for HourOptions<'_> {
     fn default() -> Self {
-        HourOptions { selection: None, unrated: &[], sequential: false, keep_lines: true }
+        HourOptions { selection: None, unrated: &[], sequential: false, keep_lines: true, block_rows: None }
     }
 }
 

@@ -251,7 +251,7 @@ fn recommend(
                 let rows_with = &rows_with;
                 let with_purchase = scope.spawn(move || {
                     for (hour, unrated, chunks) in rx {
-                        let opts = HourOptions { selection: Some(rows_with), unrated: &unrated, sequential: true, keep_lines: false };
+                        let opts = HourOptions { selection: Some(rows_with), unrated: &unrated, sequential: true, keep_lines: false, block_rows: None };
                         what_if.process_hour_with(hour, &chunks, verdicts, &opts)?;
                     }
                     Ok::<(), JobError>(())

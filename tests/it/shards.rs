@@ -233,6 +233,36 @@ fn a_period_in_1_3_or_7_shards_publishes_the_bytes_of_a_single_close() {
     }
 }
 
+/// Hours of more line items than one batch holds (finer metering: 400 accounts'
+/// resources metered every 10 minutes, about 15,000 to 22,000 line items an hour): a
+/// single close writes each in slices, the commit each merged hour whole, and the
+/// bytes are the same.
+#[test]
+fn hours_of_several_line_item_batches_commit_to_the_bytes_of_a_single_close() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("in");
+    generate(&input, &["--accounts", "400", "--days", "1", "--meter-minutes", "10", "--ppu-only", "--no-anomalies"]);
+    let (single, sharded) = (tmp.path().join("single"), tmp.path().join("n3"));
+    ok(billrun().args(["run", "--period", MONTHS[0], "--input"]).arg(&input).arg("--output").arg(&single).output().unwrap(), "single");
+    let lines = crate::harness::read_table(&single, "bills/line_items", MONTHS[0]);
+    let mut per_hour: std::collections::BTreeMap<i64, usize> = Default::default();
+    for b in &lines {
+        use arrow_array::cast::AsArray;
+        let starts = b.column_by_name("ChargePeriodStart").unwrap().as_primitive::<arrow_array::types::TimestampMicrosecondType>();
+        for i in 0..starts.len() {
+            *per_hour.entry(starts.value(i) / 3_600_000_000).or_default() += 1;
+        }
+    }
+    let busiest = per_hour.values().copied().max().unwrap_or(0);
+    assert!(busiest > billrun::lake::outputs::LINE_ITEM_BATCH_ROWS, "an hour of {busiest} line items spans batches");
+    for k in 0..3 {
+        let shard = format!("{k}/3");
+        ok(billrun().args(["run", "--period", MONTHS[0], "--shard", &shard, "--input"]).arg(&input).arg("--output").arg(&sharded).output().unwrap(), &shard);
+    }
+    ok(billrun().args(["commit", "--period", MONTHS[0], "--shards", "3", "--input"]).arg(&input).arg("--output").arg(&sharded).output().unwrap(), "commit");
+    same_tables(&single, &sharded, "n3");
+}
+
 fn commit(input: &Path, out: &Path, n: u32) -> Output {
     billrun().args(["commit", "--period", MONTHS[0], "--shards", &n.to_string(), "--input"]).arg(input).arg("--output").arg(out).output().unwrap()
 }

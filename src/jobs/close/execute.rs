@@ -137,6 +137,12 @@ struct HourWriter<'a> {
     settled: BTreeMap<(u32, Micros), Dec>,
     hour_sums: what_if::HourSums,
     fault: Option<Fault>,
+    /// The hour's rows of the small hourly tables (settlements, alerts, deductions,
+    /// rejected), gathered block by block with the hour's usage, and written as one
+    /// batch when the hour ends: their files' bytes depend on where batches break,
+    /// and a commit writes each merged hour as one batch. (The line items' bytes do
+    /// not: they are written block by block.)
+    hour_rest: Option<(crate::engine::HourResult, Vec<UsageChunk>)>,
 }
 
 impl<'a> HourWriter<'a> {
@@ -159,10 +165,11 @@ impl<'a> HourWriter<'a> {
             settled: BTreeMap::new(),
             hour_sums: what_if::HourSums::new(job.spill_dir.as_deref())?,
             fault: job.fault,
+            hour_rest: None,
         })
     }
 
-    /// Writes and tallies one rated hour.
+    /// Writes and tallies one rated block of an hour's accounts.
     fn write(&mut self, mut res: crate::engine::HourResult, chunks: &[UsageChunk]) -> Result<(), JobError> {
         inject_fault(&mut self.fault, &mut res);
         tally(&mut self.written, &res.lines)?;
@@ -183,8 +190,11 @@ impl<'a> HourWriter<'a> {
         let (observed, written_lines) = rayon::join(
             || cost.observe(&res.lines, chunks, names),
             || {
-                let batch = out::line_items_batch(&res.lines, chunks, names);
-                sinks.write("bills/line_items", hour, &batch, || account_keys(&batch, "BillingAccountId"))
+                for (_, lines) in out::line_item_slices(&res.lines) {
+                    let batch = out::line_items_batch(lines, chunks, names);
+                    sinks.write("bills/line_items", hour, &batch, || account_keys(&batch, "BillingAccountId"))?;
+                }
+                Ok::<(), JobError>(())
             },
         );
         written_lines?;
@@ -196,16 +206,6 @@ impl<'a> HourWriter<'a> {
                 self.settled.insert((st.account, st.hour_start), st.deduction);
             }
         }
-        let sinks = &mut self.sinks;
-        for (t, batch) in [
-            ("bills/settlements", out::settlements_batch(&res.settlements, names)),
-            ("bills/alerts", out::alerts_batch(&res.alerts, names)),
-            ("bills/package_deductions", out::package_deductions_batch(&res.deductions, chunks, names)),
-        ] {
-            sinks.write(t, hour, &batch, || account_keys(&batch, "account_id"))?;
-        }
-        let batch = out::rejected_batch(&res.rejected, chunks, names);
-        sinks.write("bills/rejected", hour, &batch, || Ok(rejected_keys(&res, chunks)))?;
         if (res.rows_rated + res.rejected.len() as u64) != res.rows_in {
             let hour = res.settlements.first().map(|s| s.hour_start);
             return Err(JobError::Conservation(format!(
@@ -216,13 +216,45 @@ impl<'a> HourWriter<'a> {
                 res.rejected.len()
             )));
         }
+        if self.hour_rest.as_ref().is_some_and(|(r, _)| r.hour != hour) {
+            self.end_hour()?;
+        }
+        let (rest, _) = self
+            .hour_rest
+            .get_or_insert_with(|| (crate::engine::HourResult { hour, rejected_by_checks: res.rejected_by_checks, ..Default::default() }, chunks.to_vec()));
+        rest.settlements.append(&mut res.settlements);
+        rest.alerts.append(&mut res.alerts);
+        rest.deductions.append(&mut res.deductions);
+        rest.rejected.append(&mut res.rejected);
         Ok(())
+    }
+
+    /// Writes the hour's rows of the small hourly tables, gathered by [`HourWriter::write`].
+    fn end_hour(&mut self) -> Result<(), JobError> {
+        let Some((res, chunks)) = self.hour_rest.take() else { return Ok(()) };
+        let refs = &self.refs;
+        let names = Names::new(self.period, &refs.0, &refs.1, &refs.2, &refs.3, self.files, self.ids);
+        let (names, chunks, sinks) = (&names, &chunks[..], &mut self.sinks);
+        for (t, batch) in [
+            ("bills/settlements", out::settlements_batch(&res.settlements, names)),
+            ("bills/alerts", out::alerts_batch(&res.alerts, names)),
+            ("bills/package_deductions", out::package_deductions_batch(&res.deductions, chunks, names)),
+        ] {
+            sinks.write(t, res.hour, &batch, || account_keys(&batch, "account_id"))?;
+        }
+        let batch = out::rejected_batch(&res.rejected, chunks, names);
+        sinks.write("bills/rejected", res.hour, &batch, || Ok(rejected_keys(&res, chunks)))
     }
 }
 
-/// Rates every hour of the period. The rating of an hour overlaps the writing of the
-/// one before: the writer runs on a thread of its own, handed each rated hour (not
-/// queued). Returns the writer with every hour written.
+/// Rows of an hour rated and handed to the writers at a time: an hour's accounts go
+/// in blocks of about this many rows, so that the lines in hand do not grow with the
+/// month (an hour of a 10M-row month is about 13,000 rows: one block).
+const RATING_BLOCK_ROWS: usize = 16 * 1024;
+
+/// Rates every hour of the period. The rating of a block of an hour's accounts
+/// overlaps the writing of the one before: the writer runs on a thread of its own,
+/// handed each rated block (not queued). Returns the writer with every hour written.
 fn rate_period<'a>(
     mut writer: HourWriter<'a>,
     usage: &mut Usage<'_>,
@@ -231,18 +263,19 @@ fn rate_period<'a>(
     verdicts: &FxHashMap<crate::rules::dedup::FileRow, crate::rules::checks::Rejection>,
 ) -> Result<HourWriter<'a>, JobError> {
     std::thread::scope(|scope| {
-        // Handed over, not queued: the engine rates the next hour while the writers
-        // write this one, and no hour waits between them. An hour's lines and usage
-        // grow with the month (94M rows: 126,000 an hour); a queue of two held two
-        // more of them (71 MB more at 94M, 17–32 MB at 28M, no faster at 10M).
+        // Handed over, not queued: the engine rates the next block while the writers
+        // write this one, and no block waits between them. A queue of two whole hours
+        // held two more of them (71 MB more at 94M, 17–32 MB at 28M, no faster at 10M).
         let (tx, rx) = std::sync::mpsc::sync_channel::<(crate::engine::HourResult, Vec<UsageChunk>)>(0);
         let writing = scope.spawn(move || {
             for (res, chunks) in rx {
                 writer.write(res, &chunks)?;
             }
+            writer.end_hour()?;
             Ok::<HourWriter<'a>, JobError>(writer)
         });
-        let rated = rate_hours(usage, hours, engine, verdicts, &Default::default(), |_, res, chunks| {
+        let opts = crate::engine::HourOptions { block_rows: Some(RATING_BLOCK_ROWS), ..Default::default() };
+        let rated = rate_hours(usage, hours, engine, verdicts, &opts, |_, res, chunks| {
             tx.send((res, chunks.to_vec())).map_err(|_| JobError::Bug("the writers stopped".into()))
         });
         drop(tx);
@@ -284,8 +317,11 @@ fn analysis_table(sinks: &mut Sinks<'_>, cost: &crate::cost::CostBook, res: &cra
 /// The period's own rows of the hourly tables, after the hours': its lines
 /// (purchases, lapsed quota, unused subscription time) and its rejected orders.
 fn period_rows(sinks: &mut Sinks<'_>, res: &crate::engine::PeriodResult, names: &Names<'_>, globals: &Globals) -> Result<(), JobError> {
-    let batch = out::line_items_batch(&res.lines, &[], names);
-    sinks.write("bills/line_items", PERIOD, &batch, || Ok(period_line_keys(res, names, globals)))?;
+    let keys = period_line_keys(res, names, globals);
+    for (at, lines) in out::line_item_slices(&res.lines) {
+        let batch = out::line_items_batch(lines, &[], names);
+        sinks.write("bills/line_items", PERIOD, &batch, || Ok(keys[at..at + lines.len()].to_vec()))?;
+    }
     let batch = out::rejected_orders_batch(&res.rejected_orders, names, |i| globals.subscription(i));
     sinks.write("bills/rejected", PERIOD, &batch, || Ok(res.rejected_orders.iter().map(|r| number_key(0, &[globals.subscription(r.subscription)])).collect()))
 }

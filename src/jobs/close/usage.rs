@@ -229,8 +229,7 @@ pub(crate) fn rate_hours(
         for got in rx {
             let (hour, chunks) = got?;
             bar.inc(1);
-            let res = engine.process_hour_with(hour, &chunks, verdicts, opts)?;
-            each(engine, res, &chunks)?;
+            engine.process_hour_in_blocks(hour, &chunks, verdicts, opts, |engine, res| each(engine, res, &chunks))?;
         }
         Ok::<(), JobError>(())
     })?;

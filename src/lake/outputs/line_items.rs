@@ -187,6 +187,20 @@ macro_rules! par_columns {
     }};
 }
 
+/// Line items per batch written: an hour's lines (126,000 in an hour of a 94M-row
+/// month) go to the table a slice at a time, so the Arrow columns and the encoders'
+/// input in hand do not grow with the month. The file's bytes do not depend on the
+/// slices: a commit writes each merged hour whole and publishes the same bytes
+/// (`tests/it/shards.rs`).
+pub const LINE_ITEM_BATCH_ROWS: usize = 16 * 1024;
+
+/// `lines` in the slices of [`LINE_ITEM_BATCH_ROWS`] they are written in (one empty
+/// slice for none, so that an hour without lines still writes its empty batch).
+pub fn line_item_slices(lines: &[Line]) -> impl Iterator<Item = (usize, &[Line])> {
+    let empty = lines.is_empty().then_some((0, lines));
+    lines.chunks(LINE_ITEM_BATCH_ROWS).enumerate().map(|(i, part)| (i * LINE_ITEM_BATCH_ROWS, part)).chain(empty)
+}
+
 pub fn line_items_batch(lines: &[Line], chunks: &[UsageChunk], n: &Names<'_>) -> RecordBatch {
     let views: Vec<LineView<'_>> = lines.par_iter().map(|l| line_view(l, chunks, n)).collect();
     let address = |s: Option<&str>| s.map(|s| (s.as_ptr() as usize, s.len()));
