@@ -82,6 +82,7 @@ impl Engine {
             block.rows_in += mine.len() as u64;
             block.rows_rated = mine.len() as u64 - rejected_later;
             rest = tail;
+            block.ends_hour = rest.is_empty();
             let next = HourResult { hour, ..HourResult::default() };
             each(self, std::mem::replace(&mut block, next))?;
             if rest.is_empty() {

@@ -49,6 +49,9 @@ pub struct HourResult {
     /// How many of `rejected` the row checks rejected (in file order); the rest the
     /// rating rejected (in account order).
     pub rejected_by_checks: usize,
+    /// The hour's last block of accounts ([`Engine::process_hour_in_blocks`]); true
+    /// for a whole hour.
+    pub ends_hour: bool,
 }
 
 /// One package's quota movement in the period.

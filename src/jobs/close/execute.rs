@@ -216,9 +216,6 @@ impl<'a> HourWriter<'a> {
                 res.rejected.len()
             )));
         }
-        if self.hour_rest.as_ref().is_some_and(|(r, _)| r.hour != hour) {
-            self.end_hour()?;
-        }
         let (rest, _) = self
             .hour_rest
             .get_or_insert_with(|| (crate::engine::HourResult { hour, rejected_by_checks: res.rejected_by_checks, ..Default::default() }, chunks.to_vec()));
@@ -226,10 +223,14 @@ impl<'a> HourWriter<'a> {
         rest.alerts.append(&mut res.alerts);
         rest.deductions.append(&mut res.deductions);
         rest.rejected.append(&mut res.rejected);
+        if res.ends_hour {
+            self.end_hour()?;
+        }
         Ok(())
     }
 
-    /// Writes the hour's rows of the small hourly tables, gathered by [`HourWriter::write`].
+    /// Writes the hour's rows of the small hourly tables, gathered by
+    /// [`HourWriter::write`], and lets go of the hour's usage.
     fn end_hour(&mut self) -> Result<(), JobError> {
         let Some((res, chunks)) = self.hour_rest.take() else { return Ok(()) };
         let refs = &self.refs;
