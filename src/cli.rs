@@ -249,6 +249,7 @@ impl Lakes {
             shard: None,
             staged: None,
             spill_dir: Some(cfg.run.spill_dir.clone().unwrap_or_else(|| env.temp_dir.clone())),
+            block_rows: close::RATING_BLOCK_ROWS,
         }
     }
 }

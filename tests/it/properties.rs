@@ -2,7 +2,8 @@
 //! places, graduated tiers (free ones included), packages, payments and rows: every
 //! row ends in exactly one place, money is conserved, settlements are the truncation
 //! of their hour, quotas never go negative and the package ledger balances exactly,
-//! and one thread gives the same bytes as two. The cost analysis's views and the
+//! and one thread gives the same bytes as two, and hours rated in blocks of a few
+//! accounts the same bytes as hours rated whole. The cost analysis's views and the
 //! allocations equal the figures DuckDB computes from the line items.
 
 use crate::harness::*;
@@ -107,8 +108,14 @@ fn build(spec: &Spec) -> Scenario {
 }
 
 fn close_into(s: &Scenario, out: &std::path::Path, threads: usize) -> close::CloseReport {
+    close_in_blocks(s, out, threads, close::RATING_BLOCK_ROWS)
+}
+
+/// A close whose hours are rated and written in blocks of about `block_rows` rows.
+fn close_in_blocks(s: &Scenario, out: &std::path::Path, threads: usize, block_rows: usize) -> close::CloseReport {
     s.write();
-    let job = CloseJob { cache_bytes: 1 << 30, ..CloseJob::new(s.lake().to_str().unwrap(), out.to_str().unwrap(), Period::parse("2026-01").unwrap()) };
+    let job =
+        CloseJob { cache_bytes: 1 << 30, block_rows, ..CloseJob::new(s.lake().to_str().unwrap(), out.to_str().unwrap(), Period::parse("2026-01").unwrap()) };
     let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
     pool.install(|| close::run(&job)).unwrap()
 }
@@ -135,6 +142,11 @@ proptest! {
         // Parallel = sequential, to the byte.
         prop_assert_eq!(tables(&out1), tables(&out2));
         prop_assert_eq!(report.rows_rated, report2.rows_rated);
+        // Hours rated an account at a time = hours rated whole, to the byte.
+        let out3 = s.dir.path().join("out3");
+        let report3 = close_in_blocks(&s, &out3, 2, 1);
+        prop_assert_eq!(tables(&out1), tables(&out3));
+        prop_assert_eq!(report.rows_rated, report3.rows_rated);
 
         let o = Outputs::read(&out1, "2026-01", report);
         // Every input row ends in exactly one place.

@@ -57,7 +57,7 @@ pub(crate) fn execute_with(
     let globals = Globals::of(&p.reference, owns);
     let t = Instant::now();
     let writer = HourWriter::new(job, p, &engine, &ids)?;
-    let hourly = rate_period(writer, &mut usage, hours, &mut engine, &verdicts)?;
+    let hourly = rate_period(writer, &mut usage, hours, &mut engine, &verdicts, job.block_rows)?;
     tracing::info!(rows = hourly.report.rows_in, secs = t.elapsed().as_secs_f64(), "rated");
     let HourWriter { mut report, mut sinks, mut cost, mut written, settled, mut hour_sums, .. } = hourly;
 
@@ -248,13 +248,9 @@ impl<'a> HourWriter<'a> {
     }
 }
 
-/// Rows of an hour rated and handed to the writers at a time: an hour's accounts go
-/// in blocks of about this many rows, so that the lines in hand do not grow with the
-/// month (an hour of a 10M-row month is about 13,000 rows: one block).
-const RATING_BLOCK_ROWS: usize = 16 * 1024;
-
-/// Rates every hour of the period. The rating of a block of an hour's accounts
-/// overlaps the writing of the one before: the writer runs on a thread of its own,
+/// Rates every hour of the period, its accounts in blocks of about `block_rows` rows
+/// ([`super::RATING_BLOCK_ROWS`]). The rating of a block overlaps the writing of the
+/// one before: the writer runs on a thread of its own,
 /// handed each rated block (not queued). Returns the writer with every hour written.
 fn rate_period<'a>(
     mut writer: HourWriter<'a>,
@@ -262,6 +258,7 @@ fn rate_period<'a>(
     hours: &BTreeMap<Micros, Vec<u32>>,
     engine: &mut Engine,
     verdicts: &FxHashMap<crate::rules::dedup::FileRow, crate::rules::checks::Rejection>,
+    block_rows: usize,
 ) -> Result<HourWriter<'a>, JobError> {
     std::thread::scope(|scope| {
         // Handed over, not queued: the engine rates the next block while the writers
@@ -275,7 +272,7 @@ fn rate_period<'a>(
             writer.end_hour()?;
             Ok::<HourWriter<'a>, JobError>(writer)
         });
-        let opts = crate::engine::HourOptions { block_rows: Some(RATING_BLOCK_ROWS), ..Default::default() };
+        let opts = crate::engine::HourOptions { block_rows: Some(block_rows), ..Default::default() };
         let rated = rate_hours(usage, hours, engine, verdicts, &opts, |_, res, chunks| {
             tx.send((res, chunks.to_vec())).map_err(|_| JobError::Bug("the writers stopped".into()))
         });

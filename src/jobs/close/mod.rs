@@ -64,7 +64,16 @@ pub struct CloseJob {
     /// (the command line: `[run] spill_dir`, else the system's temporary directory;
     /// `None`: they are held in memory).
     pub spill_dir: Option<std::path::PathBuf>,
+    /// Rows of an hour rated and handed to the writers at a time
+    /// ([`RATING_BLOCK_ROWS`]; a test sets a few, since blocks must give the bytes of
+    /// whole hours).
+    pub block_rows: usize,
 }
+
+/// Rows of an hour rated and handed to the writers at a time: an hour's accounts go in
+/// blocks of about this many rows (whole accounts), so that the lines in hand do not
+/// grow with the month (an hour of a 10M-row month is about 13,000 rows: one block).
+pub const RATING_BLOCK_ROWS: usize = 16 * 1024;
 
 /// Default cache budget for decoded usage: 16 MiB of Parquet (about seven times that
 /// decoded). Larger months are decoded twice instead of held in memory. Holding pays
@@ -95,6 +104,7 @@ impl CloseJob {
             shard: None,
             staged: None,
             spill_dir: None,
+            block_rows: RATING_BLOCK_ROWS,
         }
     }
 }
